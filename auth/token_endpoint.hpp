@@ -1,0 +1,63 @@
+// The OAuth2 token endpoint conversation (RFC 6749 5.1/5.2 as Microsoft identity platform v2.0 and
+// Google speak it): building grant requests and turning responses into tokens or classified errors.
+// Decisions follow the OAuth `error` field, not AADSTS numbers, except to give the admin a better hint.
+#pragma once
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "auth/http_client.hpp"
+#include "conf/config.hpp"
+
+namespace relay::auth {
+
+using Clock = std::chrono::system_clock;
+
+struct TokenSet {
+    std::string access_token;
+    Clock::time_point expires_at{};     // obtained_at + expires_in
+    Clock::time_point obtained_at{};
+    std::string refresh_token;          // empty when the response carried none (keep the old one)
+};
+
+enum class TokenFailure {
+    invalid_grant,      // refresh token expired/revoked/unknown: a person must authorize again
+    invalid_client,     // wrong or expired client secret, wrong client id
+    consent_required,   // AADSTS65001 and friends
+    temporary,          // HTTP 5xx, temporarily_unavailable, transport failure: retry later
+    other,              // anything else: invalid_request, unauthorized_client, malformed response
+};
+
+// A failed token request. what() is a one-line summary safe for logs: the OAuth error, its
+// description with secrets impossible (the endpoint never echoes them) and no request body.
+class TokenError : public std::runtime_error {
+public:
+    TokenError(TokenFailure kind, std::string oauth_error, std::string description, long http_status);
+    TokenFailure kind() const { return kind_; }
+    const std::string& oauth_error() const { return oauth_error_; }
+    const std::string& description() const { return description_; }
+    long http_status() const { return http_status_; }
+    // What the admin should do, e.g. "run: smtp-oauth2-relay authorize --account office".
+    std::string admin_hint(std::string_view account) const;
+
+private:
+    TokenFailure kind_;
+    std::string oauth_error_;
+    std::string description_;
+    long http_status_;
+};
+
+// grant_type=refresh_token with client_id, client_secret (when set), scope.
+FormFields refresh_grant_form(const conf::Account& account, std::string_view refresh_token);
+
+// Parses a token endpoint response. 200 with access_token -> TokenSet; anything else -> TokenError.
+TokenSet parse_token_response(long http_status, std::string_view body, Clock::time_point now);
+
+// POSTs `form` to the account's token_url and parses the answer. Transport failures become
+// TokenError(temporary). Blocking (uses `http`).
+TokenSet request_token(HttpClient& http, const conf::Account& account, const FormFields& form,
+                       Clock::time_point now);
+
+}  // namespace relay::auth

@@ -1,0 +1,60 @@
+// Keeps one account's access token fresh. Lives on the I/O thread; HTTP and file writes run on the
+// blocking pool. Concurrent callers share one refresh. A rotated refresh token is stored durably
+// before the new access token is handed out, so a crash can never leave only a dead token on disk.
+// Refresh happens when less than min(10 min, lifetime/5) remains, or after an upstream 535.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "auth/http_client.hpp"
+#include "auth/token_endpoint.hpp"
+#include "auth/token_store.hpp"
+#include "conf/config.hpp"
+
+namespace relay::auth {
+
+struct TokenStatus {
+    bool have_refresh_token = false;
+    Clock::time_point access_valid_until{};
+    Clock::time_point last_refresh{};
+    std::string last_error;         // summary of the last failure, empty after a success
+    unsigned refresh_count = 0;     // token endpoint requests made by this process
+};
+
+class TokenManager {
+public:
+    TokenManager(conf::Account account, TokenStore& store, HttpClient& http,
+                 boost::asio::any_io_executor io, boost::asio::thread_pool& blocking,
+                 std::function<Clock::time_point()> clock = [] { return Clock::now(); });
+    ~TokenManager();
+
+    // An access token with more than the refresh margin left. Throws TokenError (invalid_grant
+    // also when no refresh token is stored). An invalid_grant is logged once with the command to run.
+    boost::asio::awaitable<std::string> access_token();
+
+    // The upstream rejected `token` (e.g. 535): refresh now unless another caller already replaced it.
+    boost::asio::awaitable<std::string> token_rejected(const std::string& token);
+
+    // Config reload: new account settings; the store is re-read before the next use.
+    void update_account(conf::Account account);
+
+    TokenStatus status() const;
+    const std::string& account_name() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Margin before expiry at which a token counts as stale: min(10 min, lifetime / 5).
+std::chrono::seconds refresh_margin(std::chrono::seconds lifetime);
+
+}  // namespace relay::auth

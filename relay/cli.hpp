@@ -1,0 +1,56 @@
+// The command table and the small option parser every subcommand shares. Each command declares
+// its options; anything else is a usage error (exit 2) with the command's help.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "conf/config.hpp"
+
+namespace relay::cli {
+
+constexpr int kOk = 0;
+constexpr int kRuntimeError = 1;
+constexpr int kUsageError = 2;
+
+constexpr const char* kDefaultConfig = "/etc/smtp-oauth2-relay/config.toml";
+
+extern const char* const kTokenHelp;
+
+struct OptionSpec {
+    std::string name;       // "--config"
+    bool takes_value = true;
+};
+
+struct ParsedOptions {
+    std::map<std::string, std::string> values;   // "--config" -> "file"; flags map to ""
+    std::vector<std::string> positional;
+    bool help = false;
+    bool has(const std::string& name) const { return values.count(name) != 0; }
+    std::string get(const std::string& name, std::string fallback = {}) const;
+};
+
+// Parses `args` against `specs` (plus --help and --config, which every command accepts).
+// Returns nullopt after printing "smtp-oauth2-relay <command>: <problem>" and the help to stderr.
+std::optional<ParsedOptions> parse_options(const std::string& command, const std::vector<std::string>& args,
+                                           const std::vector<OptionSpec>& specs, const char* help);
+
+// Loads --config (or the default); on error prints every problem to stderr and returns nullopt
+// (the caller exits 2).
+std::optional<conf::Config> load_config_or_report(const ParsedOptions& options);
+
+struct Command {
+    std::string name;   // "serve", "token import"
+    std::function<int(const std::vector<std::string>&)> run;
+};
+const std::vector<Command>& commands();
+
+// The commands themselves, each in its own file.
+int run_serve(const std::vector<std::string>& args);
+int run_token_import(const std::vector<std::string>& args);
+
+}  // namespace relay::cli

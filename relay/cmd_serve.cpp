@@ -1,0 +1,104 @@
+// `serve`: wires config, spool, token managers, delivery and the SMTP listeners onto one I/O thread
+// plus a small pool for blocking work, then runs until SIGTERM/SIGINT.
+#include <utility>
+
+#include <cstdio>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include "auth/http_client.hpp"
+#include "auth/token_store.hpp"
+#include "relay/cli.hpp"
+#include "relay/delivery.hpp"
+#include "relay/log.hpp"
+#include "relay/smtp_server.hpp"
+#include "relay/spool.hpp"
+
+namespace relay::cli {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+constexpr const char* kServeHelp = R"(usage: smtp-oauth2-relay serve [--config FILE]
+
+Runs the relay in the foreground and logs to stderr. SIGTERM or SIGINT stop it gracefully: the
+listeners close, transactions in flight finish (up to 10 s), undelivered mail stays in the spool
+for the next start.
+)";
+
+constexpr auto kDrainDeadline = 10s;
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ",") + i;
+    return out;
+}
+
+}  // namespace
+
+int run_serve(const std::vector<std::string>& args) {
+    auto options = parse_options("serve", args, {}, kServeHelp);
+    if (!options) return kUsageError;
+    if (options->help) return kOk;
+    if (!options->positional.empty()) {
+        std::fprintf(stderr, "smtp-oauth2-relay serve: unexpected argument '%s'\n\n%s",
+                     options->positional[0].c_str(), kServeHelp);
+        return kUsageError;
+    }
+    auto config = load_config_or_report(*options);
+    if (!config) return kUsageError;
+    log::set_level(config->relay.log_level);
+
+    try {
+        asio::io_context io(1);
+        asio::thread_pool blocking(4);  // fsync and libcurl only; the I/O thread never blocks on them
+        Spool spool(config->relay.spool_dir);
+        auth::TokenStore token_store(config->relay.state_dir);
+        auth::CurlHttpClient http;
+        SpoolCommitter committer(spool, io.get_executor(), blocking);
+        DeliveryAgent delivery(io.get_executor(), blocking, spool, *config, http, token_store);
+        SmtpServer server(io.get_executor(), *config, spool, committer,
+                          [&delivery](QueuedMessage m) { delivery.enqueue(std::move(m)); });
+        server.start();
+        delivery.start(spool.recover());
+        log::info("started", {{"version", RELAY_VERSION}, {"listen", join(server.listening())},
+                              {"accounts", config->accounts.size()}, {"spool_dir", config->relay.spool_dir.string()}});
+
+        asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+        stop_signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+            if (ec) return;
+            log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
+            asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+                co_await server.shutdown(kDrainDeadline);
+                co_await delivery.stop(kDrainDeadline);
+                log::info("stopped", {{"queued", delivery.queued()}});
+                io.stop();
+            }, asio::detached);
+        });
+        asio::signal_set hangup(io, SIGHUP);
+        std::function<void()> wait_hangup = [&] {
+            hangup.async_wait([&](const boost::system::error_code& ec, int) {
+                if (ec) return;
+                log::warning("reload_unsupported", {{"detail", "SIGHUP ignored; restart the service to apply config changes"}});
+                wait_hangup();
+            });
+        };
+        wait_hangup();
+        io.run();
+        blocking.join();
+        return kOk;
+    } catch (const std::exception& e) {
+        log::error("fatal", {{"error", e.what()}});
+        return kRuntimeError;
+    }
+}
+
+}  // namespace relay::cli

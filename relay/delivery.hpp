@@ -1,0 +1,45 @@
+// Moves queued messages upstream, per account: up to max_connections upstream sessions, each reused
+// for the next ready message while there is one (and kept briefly when the queue runs dry). A 4xx or
+// a broken connection defers the message with exponential backoff; trouble reaching or
+// authenticating to the provider backs off the whole account; a 5xx moves the message to failed/.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "auth/http_client.hpp"
+#include "auth/token_store.hpp"
+#include "conf/config.hpp"
+#include "relay/spool.hpp"
+
+namespace relay {
+
+class DeliveryAgent {
+public:
+    DeliveryAgent(boost::asio::any_io_executor io, boost::asio::thread_pool& blocking, Spool& spool,
+                  const conf::Config& config, auth::HttpClient& http, auth::TokenStore& tokens);
+    ~DeliveryAgent();
+
+    // Queues messages found on disk at startup.
+    void start(std::vector<QueuedMessage> recovered);
+    // A message was just committed to the spool.
+    void enqueue(QueuedMessage message);
+    // Stops starting transactions; waits up to `deadline` for those in flight. Undelivered mail
+    // simply stays in the spool for the next start.
+    boost::asio::awaitable<void> stop(std::chrono::milliseconds deadline);
+
+    std::size_t queued() const;     // messages known to the agent and not yet delivered or failed
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace relay

@@ -1,0 +1,57 @@
+// The listening side: accepts connections on every `listen` address, refuses peers outside
+// allow_networks at connect (they get nothing), and runs one coroutine per connection that moves
+// bytes between the socket and the pure smtp::ServerSession. A finished message is committed to
+// the spool (group commit) before the 250 goes out, then handed to delivery.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "conf/config.hpp"
+#include "relay/smtp_server_session.hpp"
+#include "relay/spool.hpp"
+
+namespace relay {
+
+// Local users and account choice for the session, from the config.
+class RelaySessionHooks : public smtp::SessionHooks {
+public:
+    RelaySessionHooks(const conf::Config& config, std::string client_address);
+    AuthResult authenticate(std::string_view user, std::string_view password) override;
+    RouteResult route(std::string_view user, std::string_view user_account, std::string_view mail_from) override;
+    void note(std::string_view what, std::string_view detail) override;
+
+private:
+    const conf::Config& config_;
+    std::string client_;
+};
+
+class SmtpServer {
+public:
+    using QueuedHandler = std::function<void(QueuedMessage)>;
+
+    SmtpServer(boost::asio::any_io_executor io, const conf::Config& config, Spool& spool,
+               SpoolCommitter& committer, QueuedHandler on_queued);
+    ~SmtpServer();
+
+    // Binds every listen address; throws std::system_error naming the address that failed.
+    void start();
+    // Closes the listeners, tells idle sessions 421 and lets transactions in flight finish within
+    // `deadline`; then closes what is left.
+    boost::asio::awaitable<void> shutdown(std::chrono::milliseconds deadline);
+
+    std::vector<std::string> listening() const;   // "127.0.0.1:2525", ...
+    std::size_t sessions() const;
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace relay

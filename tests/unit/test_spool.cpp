@@ -1,0 +1,161 @@
+#include <utility>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "relay/spool.hpp"
+
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        path = fs::temp_directory_path() / ("spool-test-" + relay::make_queue_id());
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+relay::Envelope sample_envelope() {
+    relay::Envelope e;
+    e.mail_from = "app@example.com";
+    e.rcpt_to = {"a@example.com", "b@example.com"};
+    e.account = "office";
+    e.user = "scanner";
+    e.client_address = "127.0.0.1";
+    e.helo = "printer.local";
+    e.eight_bit = true;
+    return e;
+}
+
+std::string read_body(const relay::QueuedMessage& m) {
+    relay::SpoolBodyReader reader(m);
+    std::string body;
+    char buf[7];  // small on purpose: many read() calls
+    while (std::size_t n = reader.read(buf, sizeof buf)) body.append(buf, n);
+    return body;
+}
+
+// Writes and commits one message through the real committer; returns it as queued.
+relay::QueuedMessage spool_message(relay::Spool& spool, const std::string& body) {
+    asio::io_context io;
+    asio::thread_pool pool(1);
+    relay::SpoolCommitter committer(spool, io.get_executor(), pool);
+    relay::SpoolWriter writer(spool);
+    writer.message_begin(sample_envelope());
+    for (std::size_t i = 0; i < body.size(); i += 1000) writer.message_data(std::string_view(body).substr(i, 1000));
+    auto [pending, queued] = writer.finish();
+    bool committed = false;
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+        co_await committer.commit(pending);
+        committed = true;
+    }, asio::detached);
+    io.run();
+    pool.join();
+    EXPECT_TRUE(committed);
+    return queued;
+}
+
+}  // namespace
+
+TEST(Spool, CommittedMessageReadsBackExactly) {
+    TempDir dir;
+    relay::Spool spool(dir.path);
+    std::string body;
+    for (int i = 0; i < 5000; ++i) body += "line " + std::to_string(i) + " \xc3\xa9t\xc3\xa9\r\n";
+    auto queued = spool_message(spool, body);
+
+    EXPECT_TRUE(fs::exists(spool.queue_dir() / queued.id));
+    EXPECT_TRUE(fs::is_empty(spool.incoming_dir()));
+    auto back = relay::Spool::read(spool.queue_dir() / queued.id);
+    EXPECT_EQ(back.id, queued.id);
+    EXPECT_EQ(back.envelope.mail_from, "app@example.com");
+    EXPECT_EQ(back.envelope.rcpt_to, (std::vector<std::string>{"a@example.com", "b@example.com"}));
+    EXPECT_EQ(back.envelope.account, "office");
+    EXPECT_EQ(back.envelope.user, "scanner");
+    EXPECT_EQ(back.envelope.helo, "printer.local");
+    EXPECT_TRUE(back.envelope.eight_bit);
+    EXPECT_EQ(back.size, body.size());
+    EXPECT_EQ(read_body(back), body);
+    EXPECT_EQ(fs::status(back.path).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+}
+
+TEST(Spool, RecoverSkipsTornFilesAndDropsUnacknowledgedOnes) {
+    TempDir dir;
+    relay::Spool spool(dir.path);
+    auto good = spool_message(spool, "Subject: one\r\n\r\nbody\r\n");
+    auto torn = spool_message(spool, "Subject: two\r\n\r\nbody that will be cut\r\n");
+    fs::resize_file(torn.path, fs::file_size(torn.path) - 5);
+    std::ofstream(spool.incoming_dir() / "ABANDONED") << "half a message";
+
+    auto recovered = spool.recover();
+    ASSERT_EQ(recovered.size(), 1u);
+    EXPECT_EQ(recovered[0].id, good.id);
+    EXPECT_TRUE(fs::exists(spool.failed_dir() / torn.id));
+    std::ifstream reason(spool.failed_dir() / (torn.id + ".reason"));
+    std::stringstream text;
+    text << reason.rdbuf();
+    EXPECT_NE(text.str().find("torn file"), std::string::npos) << text.str();
+    EXPECT_TRUE(fs::is_empty(spool.incoming_dir()));
+}
+
+TEST(Spool, AbortLeavesNothingBehind) {
+    TempDir dir;
+    relay::Spool spool(dir.path);
+    {
+        relay::SpoolWriter writer(spool);
+        writer.message_begin(sample_envelope());
+        writer.message_data("partial");
+        writer.message_abort();
+        EXPECT_FALSE(writer.active());
+    }
+    EXPECT_TRUE(fs::is_empty(spool.incoming_dir()));
+    EXPECT_TRUE(fs::is_empty(spool.queue_dir()));
+}
+
+TEST(Spool, ConcurrentCommitsShareBatches) {
+    TempDir dir;
+    relay::Spool spool(dir.path);
+    asio::io_context io;
+    asio::thread_pool pool(1);
+    relay::SpoolCommitter committer(spool, io.get_executor(), pool);
+    constexpr int kMessages = 40;
+    std::vector<std::unique_ptr<relay::SpoolWriter>> writers;
+    int committed = 0;
+    for (int i = 0; i < kMessages; ++i) {
+        writers.push_back(std::make_unique<relay::SpoolWriter>(spool));
+        writers.back()->message_begin(sample_envelope());
+        writers.back()->message_data("Subject: " + std::to_string(i) + "\r\n\r\nx\r\n");
+        auto [pending, queued] = writers.back()->finish();
+        asio::co_spawn(io, [&, p = pending]() -> asio::awaitable<void> {
+            co_await committer.commit(p);
+            ++committed;
+        }, asio::detached);
+    }
+    io.run();
+    pool.join();
+    EXPECT_EQ(committed, kMessages);
+    EXPECT_LT(committer.batches(), static_cast<std::uint64_t>(kMessages));  // group commit happened
+    EXPECT_EQ(spool.recover().size(), static_cast<std::size_t>(kMessages));
+}
+
+TEST(Spool, QueueIdsAreUniqueAndFixedWidth) {
+    std::string previous;
+    for (int i = 0; i < 1000; ++i) {
+        std::string id = relay::make_queue_id();
+        ASSERT_EQ(id.size(), 16u);
+        ASSERT_NE(id, previous);
+        previous = id;
+    }
+}

@@ -301,3 +301,45 @@ def test_restart_keeps_issued_tokens_and_sigterm_exits_cleanly(tmp_path):
         assert Path(second.ca_file).read_bytes() == (tmp_path / "ca.pem").read_bytes()
         assert refresh(second, body["refresh_token"])[0] == 200
         assert refresh(second, "initial-refresh-token")[1]["error"] == "invalid_grant"
+
+
+def test_log_never_contains_secrets_or_tokens(tmp_path):
+    log = tmp_path / "standin.log"
+    with StandIn(tmp_path / "state", log_path=log) as quiet:
+        status, body = refresh(quiet, "initial-refresh-token")
+        assert status == 200
+        client = tls_client(quiet)
+        assert client.docmd("AUTH", "XOAUTH2 " + xoauth2(USER, body["access_token"]))[0] == 235
+        client.quit()
+        refresh(quiet, "initial-refresh-token", client_secret="wrong-secret-value")
+    text = log.read_text()
+    assert "token grant=refresh_token status=200" in text and "auth XOAUTH2 ok" in text
+    for secret in (SECRET, "wrong-secret-value", "initial-refresh-token",
+                   body["access_token"], body["refresh_token"]):
+        assert secret[4:] not in text
+
+
+def test_google_flavor_implicit_tls_oauthbearer_and_334_failure(tmp_path):
+    with StandIn(tmp_path, flavor="google", smtp_tls="implicit") as google:
+        assert google.token_url.endswith("/token")
+        status, body = refresh(google, "initial-refresh-token")
+        assert status == 200 and "refresh_token" not in body  # Google does not rotate
+        context = ssl.create_default_context(cafile=google.ca_file)
+        client = smtplib.SMTP_SSL("127.0.0.1", google.smtp_port, timeout=10, context=context)
+        client.ehlo("client.example")
+        assert "OAUTHBEARER" in client.esmtp_features["auth"].split()
+        code, challenge = client.docmd("AUTH", "XOAUTH2 " + xoauth2(USER, "EwBinvented"))
+        assert code == 334 and json.loads(base64.b64decode(challenge))["status"] == "401"
+        assert client.docmd("")[0] == 535
+        bearer = f"n,a={USER},\x01host=localhost\x01port=465\x01auth=Bearer {{}}\x01\x01"
+        code, challenge = client.docmd(
+            "AUTH", "OAUTHBEARER " + base64.b64encode(bearer.format("bad").encode()).decode())
+        assert code == 334 and json.loads(base64.b64decode(challenge))["status"] == "invalid_token"
+        assert client.docmd("AQ==") == (535, b"5.7.8 Username and Password not accepted. Learn more "
+                                              b"at\n5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp")
+        good = base64.b64encode(bearer.format(body["access_token"]).encode()).decode()
+        assert client.docmd("AUTH", "OAUTHBEARER " + good) == (235, b"2.7.0 Accepted")
+        client.sendmail(USER, ["a@example.com"], MESSAGE)
+        client.quit()
+        envelope, stored = google.wait_for_messages(1)[0]
+        assert stored == MESSAGE and envelope["auth_mechanism"] == "OAUTHBEARER"

@@ -6,7 +6,7 @@
         envelope, body = standin.wait_for_messages(1, timeout=10)[0]
 
 The stand-in runs as a subprocess of Debian's /usr/bin/python3 (stdout: one JSON ready line; stderr:
-inherited, so pytest shows its log for a failing test). Keyword options become command-line flags
+inherited, so pytest shows its log for a failing test, or log_path=...). Keyword options become command-line flags
 (token_lifetime=1 -> --token-lifetime 1).
 """
 import json
@@ -39,8 +39,9 @@ class StandInError(RuntimeError):
 
 
 class StandIn:
-    def __init__(self, state_dir, **cli_options):
+    def __init__(self, state_dir, *, log_path=None, **cli_options):
         self.state_dir = os.fspath(state_dir)
+        self.log_path = log_path  # None: stderr inherited (pytest shows it on failure)
         self.cli_options = cli_options
         self.process = None
         self.http_port = self.smtp_port = self.ca_file = self.mail_dir = self.token_url = None
@@ -49,7 +50,13 @@ class StandIn:
         command = [PYTHON, SCRIPT, "--state-dir", self.state_dir]
         for key, value in self.cli_options.items():
             command += ["--" + key.replace("_", "-"), str(value)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        log = open(self.log_path, "ab") if self.log_path else None
+        try:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                            stdin=subprocess.DEVNULL, stderr=log)
+        finally:
+            if log:
+                log.close()
         line = self._read_ready_line()
         ready = json.loads(line)
         if not ready.get("ready"):

@@ -6,7 +6,7 @@
 
 Plain HTTP on loopback: the relay's HTTP client is pointed at token_url, and TLS for HTTPS is libcurl's
 business, not what these tests are about. Decisions live in TokenAuthority; this file only parses
-RFC 6749 section 4.1.3-style form bodies and writes JSON. A later task adds /authorize and
+the form-encoded bodies of RFC 6749 section 6 and writes JSON. A later task adds /authorize and
 /devicecode next to the token route. Request logging names paths and outcomes, never bodies.
 """
 import json

@@ -1,0 +1,183 @@
+"""Runtime switches and counters of the Microsoft stand-in.
+
+Failure tests flip the stand-in into bad states (token endpoint down, throttling, SendAs denied, ...)
+through POST /_control and read what happened through GET /_stats. Both sides are touched from the
+HTTP threads and from the asyncio SMTP thread, so every access goes through one lock. Validation of
+a control request is a pure function, so a typo in a test ("throtle_every_n") fails loudly instead
+of silently testing nothing.
+"""
+import re
+import threading
+import time
+
+DEFAULT_SETTINGS = {
+    "token_mode": "ok",
+    "token_delay_ms": 0,
+    "token_lifetime": 3600,
+    "rotation": "keep",
+    "smtp_up": True,
+    "throttle_every_n": 0,
+    "max_sessions_per_user": 3,  # Exchange Online: at most 3 concurrent connections per mailbox
+    "fail_mail_with": "",
+    "fail_auth_with": "",
+}
+TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client")
+ROTATIONS = ("keep", "invalidate")
+ACTIONS = ("add_refresh_token", "revoke_all_refresh_tokens")
+
+# A reply line as an SMTP server sends it (RFC 5321 section 4.2): code, space, text, no line break.
+REPLY_LINE = re.compile(r"^[2-5][0-9][0-9] [^\r\n]+$")
+
+
+class ControlError(ValueError):
+    """A control request the stand-in refuses; the message names the offending key."""
+
+
+def _check_int(key, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ControlError(f"{key} must be an integer >= {minimum}")
+    return value
+
+
+def parse_control_request(request):
+    """Split a /_control JSON object into (settings changes, actions), validating every key."""
+    if not isinstance(request, dict):
+        raise ControlError("control request must be a JSON object")
+    changes, actions = {}, {}
+    for key, value in request.items():
+        if key == "token_mode":
+            if value not in TOKEN_MODES:
+                raise ControlError(f"token_mode must be one of {', '.join(TOKEN_MODES)}")
+        elif key == "rotation":
+            if value not in ROTATIONS:
+                raise ControlError(f"rotation must be one of {', '.join(ROTATIONS)}")
+        elif key in ("token_delay_ms", "throttle_every_n"):
+            _check_int(key, value, 0)
+        elif key in ("token_lifetime", "max_sessions_per_user"):
+            _check_int(key, value, 1)
+        elif key == "smtp_up":
+            if not isinstance(value, bool):
+                raise ControlError("smtp_up must be true or false")
+        elif key in ("fail_mail_with", "fail_auth_with"):
+            if not isinstance(value, str) or (value and not REPLY_LINE.match(value)):
+                raise ControlError(f'{key} must be "" or a reply line like "550 5.7.60 text"')
+        elif key == "add_refresh_token":
+            if (not isinstance(value, dict) or not isinstance(value.get("token"), str)
+                    or not value["token"] or not isinstance(value.get("user"), str)):
+                raise ControlError('add_refresh_token needs {"token": "...", "user": "..."}')
+            actions[key] = value
+            continue
+        elif key == "revoke_all_refresh_tokens":
+            if not isinstance(value, bool):
+                raise ControlError("revoke_all_refresh_tokens must be true or false")
+            actions[key] = value
+            continue
+        else:
+            raise ControlError(f"unknown control key {key!r}")
+        changes[key] = value
+    return changes, actions
+
+
+class Settings:
+    """The current switches; a change to throttle_every_n restarts its message count."""
+
+    def __init__(self, **overrides):
+        self._lock = threading.Lock()
+        self._values = dict(DEFAULT_SETTINGS, **overrides)
+        self._messages_since_throttle_change = 0
+
+    def get(self, key):
+        with self._lock:
+            return self._values[key]
+
+    def snapshot(self):
+        with self._lock:
+            return dict(self._values)
+
+    def update(self, changes):
+        with self._lock:
+            if "throttle_every_n" in changes:
+                self._messages_since_throttle_change = 0
+            self._values.update(changes)
+
+    def next_message_is_throttled(self):
+        """Count one end of data; True for every Nth while throttle_every_n = N > 0."""
+        with self._lock:
+            every_n = self._values["throttle_every_n"]
+            if every_n <= 0:
+                return False
+            self._messages_since_throttle_change += 1
+            return self._messages_since_throttle_change % every_n == 0
+
+
+class Stats:
+    """Counters for /_stats, plus the per-user session count the concurrency limit needs."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._token_requests = {}    # grant_type -> outcome -> count
+        self._auth = {}              # mechanism -> {"success": n, "failure": n}
+        self._sessions_now = {}      # user (lower case) -> authenticated sessions open now
+        self._sessions_max = {}      # user -> highest concurrent count seen
+        self._smtp_connections = 0
+        self._messages_accepted = 0
+        self._messages_rejected = 0
+        self._accepted_at = []
+        self._last_auth_mechanism = None
+        self._discarded_after_starttls = 0
+
+    def token_request(self, grant_type, outcome):
+        with self._lock:
+            per_grant = self._token_requests.setdefault(grant_type or "(none)", {})
+            per_grant[outcome] = per_grant.get(outcome, 0) + 1
+
+    def smtp_connection(self):
+        with self._lock:
+            self._smtp_connections += 1
+
+    def auth_attempt(self, mechanism, succeeded):
+        with self._lock:
+            per_mech = self._auth.setdefault(mechanism, {"success": 0, "failure": 0})
+            per_mech["success" if succeeded else "failure"] += 1
+            self._last_auth_mechanism = mechanism
+
+    def try_begin_session(self, user, limit):
+        """Admit one more authenticated session for user unless `limit` are already open."""
+        user = user.lower()
+        with self._lock:
+            if self._sessions_now.get(user, 0) >= limit:
+                return False
+            now = self._sessions_now[user] = self._sessions_now.get(user, 0) + 1
+            self._sessions_max[user] = max(self._sessions_max.get(user, 0), now)
+            return True
+
+    def end_session(self, user):
+        with self._lock:
+            self._sessions_now[user.lower()] -= 1
+
+    def message(self, accepted):
+        with self._lock:
+            if accepted:
+                self._messages_accepted += 1
+                self._accepted_at.append(time.time())
+            else:
+                self._messages_rejected += 1
+
+    def discarded_after_starttls(self, byte_count):
+        with self._lock:
+            self._discarded_after_starttls += byte_count
+
+    def snapshot(self):
+        with self._lock:
+            return {
+                "token_requests": {g: dict(o) for g, o in self._token_requests.items()},
+                "smtp_connections": self._smtp_connections,
+                "sessions_current": dict(self._sessions_now),
+                "sessions_max": dict(self._sessions_max),
+                "auth": {m: dict(c) for m, c in self._auth.items()},
+                "last_auth_mechanism": self._last_auth_mechanism,
+                "messages_accepted": self._messages_accepted,
+                "messages_rejected": self._messages_rejected,
+                "accepted_at": list(self._accepted_at),
+                "plaintext_discarded_at_starttls": self._discarded_after_starttls,
+            }

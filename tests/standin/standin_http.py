@@ -1,0 +1,133 @@
+"""HTTP face of the stand-in: the OAuth2 token endpoint plus the test-only control API.
+
+  POST /{tenant}/oauth2/v2.0/token   Microsoft identity platform v2.0 (any tenant string)
+  POST /token                        Google's https://oauth2.googleapis.com/token (flavor google)
+  POST /_control  GET /_stats  GET /_tokens/latest   test-only, see standin_control.py
+
+Plain HTTP on loopback: the relay's HTTP client is pointed at token_url, and TLS for HTTPS is libcurl's
+business, not what these tests are about. Decisions live in TokenAuthority; this file only parses
+the form-encoded bodies of RFC 6749 section 6 and writes JSON. A later task adds /authorize and
+/devicecode next to the token route. Request logging names paths and outcomes, never bodies.
+"""
+import json
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standin_control import ControlError, parse_control_request
+
+MICROSOFT_TOKEN_PATH = re.compile(r"^/[^/]+/oauth2/v2\.0/token$")
+MAX_BODY = 1 << 20
+
+
+class StandInHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port, *, authority, settings, stats, on_smtp_up):
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.authority, self.settings, self.stats = authority, settings, stats
+        self.on_smtp_up = on_smtp_up  # called from an HTTP thread, blocks until the listener changed
+
+    def serve_in_thread(self):
+        thread = threading.Thread(target=self.serve_forever, name="standin-http", daemon=True)
+        thread.start()
+        return thread
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "Microsoft-IIS/10.0"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # the default goes to stderr with no redaction policy
+        pass
+
+    def _reply_json(self, status, body, extra_headers=()):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Cache-Control", "no-store, no-cache")  # RFC 6749 section 5.1
+        self.send_header("Pragma", "no-cache")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra_headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise ValueError("request body too large")
+        return self.rfile.read(length)
+
+    def _is_token_path(self, path):
+        if self.server.authority.flavor == "google":
+            return path == "/token"
+        return bool(MICROSOFT_TOKEN_PATH.match(path))
+
+    def do_GET(self):
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/_stats":
+            stats = self.server.stats.snapshot()
+            stats["valid_refresh_tokens"] = self.server.authority.valid_refresh_token_count()
+            stats["settings"] = self.server.settings.snapshot()
+            self._reply_json(200, stats)
+        elif path == "/_tokens/latest":
+            token, user = self.server.authority.latest_refresh_token()
+            self._reply_json(200, {"refresh_token": token, "user": user})
+        else:
+            self._reply_json(404, {"error": "not_found"})
+
+    def do_POST(self):
+        path = urllib.parse.urlsplit(self.path).path
+        try:
+            body = self._read_body()
+        except ValueError as err:
+            self._reply_json(413, {"error": "invalid_request", "error_description": str(err)})
+            return
+        if path == "/_control":
+            self._control(body)
+        elif self._is_token_path(path):
+            self._token(body)
+        else:
+            self._reply_json(404, {"error": "not_found"})
+
+    def _token(self, body):
+        content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        settings = self.server.settings.snapshot()
+        if settings["token_delay_ms"]:
+            time.sleep(settings["token_delay_ms"] / 1000)
+        if content_type != "application/x-www-form-urlencoded":
+            # RFC 6749 section 4.1.3 / 6: parameters come form-encoded in the body.
+            self.server.stats.token_request("(bad content type)", "invalid_request")
+            self._reply_json(400, {"error": "invalid_request", "error_description":
+                                   "AADSTS900144: request body must be application/x-www-form-urlencoded"})
+            return
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        form = dict(pairs)
+        status, reply, grant_type, outcome = self.server.authority.token_request(form, settings)
+        self.server.stats.token_request(grant_type, outcome)
+        print(f"ms_standin: token grant={grant_type or '-'} status={status} outcome={outcome}",
+              file=sys.stderr, flush=True)
+        headers = [("WWW-Authenticate", 'Basic realm="token"')] if status == 401 else []
+        self._reply_json(status, reply, headers)
+
+    def _control(self, body):
+        try:
+            changes, actions = parse_control_request(json.loads(body or b"{}"))
+        except (ControlError, json.JSONDecodeError) as err:
+            self._reply_json(400, {"error": str(err)})
+            return
+        if "add_refresh_token" in actions:
+            extra = actions["add_refresh_token"]
+            self.server.authority.add_refresh_token(extra["token"], extra["user"], extra.get("scope"))
+        if actions.get("revoke_all_refresh_tokens"):
+            self.server.authority.revoke_all()
+        self.server.settings.update(changes)
+        if "smtp_up" in changes:
+            self.server.on_smtp_up(changes["smtp_up"])
+        print(f"ms_standin: control {sorted(changes) + sorted(actions)}", file=sys.stderr, flush=True)
+        self._reply_json(200, {"settings": self.server.settings.snapshot()})

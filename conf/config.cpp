@@ -4,11 +4,7 @@
 // span several keys (presets, secrets, loopback-only plain text, cross references) follow the tables.
 // All problems are collected with their "file:line:col" and thrown together, sorted by position.
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <limits>
-#include <tuple>
+#include <map>
 #include <variant>
 
 #include <fmt/format.h>
@@ -17,13 +13,18 @@
 
 #include "conf/config.hpp"
 #include "conf/config_detail.hpp"
+#include "conf/value_reader.hpp"
 
 namespace relay::conf {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::int64_t kUnbounded = std::numeric_limits<std::int64_t>::max();
+using detail::kUnbounded;
+using detail::did_you_mean;
+using detail::quote_value;
+using detail::read_whole_file;
+
 constexpr std::int64_t kDay = 86400;
 constexpr std::int64_t kGiB = 1024LL * 1024 * 1024;
 
@@ -100,54 +101,6 @@ const Preset presets[] = {
     {Provider::google, "https://oauth2.googleapis.com/token", "https://mail.google.com/", "smtp.gmail.com:587"},
 };
 
-// What a converter needs to know about the key it is reading.
-struct Field {
-    std::string label;  // "relay.listen", "accounts.office.scope", "users[0].name"
-    std::int64_t min = 0;
-    std::int64_t max = kUnbounded;
-    bool read_file = false;
-};
-
-// A value quoted for an error message, control bytes escaped so one error stays one line.
-std::string quote_value(std::string_view text) {
-    std::string out = "\"";
-    for (unsigned char c : text) {
-        if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-        else out += static_cast<char>(c);
-    }
-    return out + "\"";
-}
-
-std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates) {
-    std::string_view best;
-    std::size_t best_distance = 3;  // suggest only within an edit distance of 2
-    for (auto candidate : candidates) {
-        const auto d = detail::edit_distance(word, candidate);
-        if (d < best_distance) best_distance = d, best = candidate;
-    }
-    return best.empty() ? "" : fmt::format("; did you mean '{}'?", best);
-}
-
-// The whole content of a small file, or why it could not be read (never the content).
-struct FileContent {
-    std::optional<std::string> data;
-    std::string error;
-};
-
-FileContent read_whole_file(const fs::path& path) {
-    std::FILE* file = std::fopen(path.c_str(), "rb");
-    if (!file) return {std::nullopt, std::strerror(errno)};
-    std::string data;
-    char buffer[4096];
-    std::size_t n;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) data.append(buffer, n);
-    const bool failed = std::ferror(file);  // e.g. EISDIR: fopen succeeds on a directory
-    const int saved_errno = errno;
-    std::fclose(file);
-    if (failed) return {std::nullopt, std::strerror(saved_errno)};
-    return {std::move(data), {}};
-}
-
 // http:// is acceptable only when the request cannot leave the machine.
 bool is_acceptable_token_url(std::string_view url) {
     if (url.starts_with("https://")) return url.size() > 8;
@@ -163,24 +116,16 @@ bool is_acceptable_token_url(std::string_view url) {
 
 class Loader {
 public:
-    Loader(std::string file, fs::path base_dir) : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
+    Loader(std::string file, fs::path base_dir) : values_(std::move(file), std::move(base_dir)) {}
 
     Config load(const toml::table& root);
-    std::vector<std::string> errors() const;
+    std::vector<std::string> errors() const { return values_.errors(); }
 
 private:
-    struct Problem {
-        std::uint32_t line, column;
-        std::string text;
-    };
+    template <class Where>
+    void fail(const Where& where, std::string message) { values_.fail(where, std::move(message)); }
 
-    bool fail(const toml::source_region& where, std::string message) {
-        const bool known = where.begin.line > 0;
-        problems_.push_back({known ? where.begin.line : 1, known ? where.begin.column : 1, std::move(message)});
-        return false;
-    }
-    bool fail(const toml::node& node, std::string message) { return fail(node.source(), std::move(message)); }
-
+    // The key's value when present, else the table itself (for "missing" and cross-key problems).
     static const toml::source_region& position_of(const toml::table& table, std::string_view key) {
         const toml::node* node = table.get(key);
         return node ? node->source() : table.source();
@@ -194,36 +139,8 @@ private:
     void check_account(const toml::table& table, const std::string& label, Account& account);
     void check_relay(const toml::table& table, Config& config);
 
-    bool convert(const toml::node& node, const Field& f, std::string& out);
-    bool convert(const toml::node& node, const Field& f, std::optional<std::string>& out);
-    bool convert(const toml::node& node, const Field& f, fs::path& out);
-    bool convert(const toml::node& node, const Field& f, bool& out);
-    bool convert(const toml::node& node, const Field& f, std::uint64_t& out);
-    bool convert(const toml::node& node, const Field& f, unsigned& out);
-    bool convert(const toml::node& node, const Field& f, std::chrono::seconds& out);
-    bool convert(const toml::node& node, const Field& f, HostPort& out);
-    bool convert(const toml::node& node, const Field& f, std::vector<HostPort>& out);
-    bool convert(const toml::node& node, const Field& f, std::vector<Network>& out);
-    bool convert(const toml::node& node, const Field& f, Secret& out);
-    template <class E>
-        requires std::is_enum_v<E>
-    bool convert(const toml::node& node, const Field& f, E& out);
-    bool convert_integer(const toml::node& node, const Field& f, std::int64_t& out);
-
-    std::string file_;
-    fs::path base_dir_;  // relative paths in the file are relative to the file's directory
-    std::vector<Problem> problems_;
+    detail::ValueReader values_;
 };
-
-std::vector<std::string> Loader::errors() const {
-    auto sorted = problems_;
-    std::stable_sort(sorted.begin(), sorted.end(), [](const Problem& a, const Problem& b) {
-        return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-    });
-    std::vector<std::string> out;
-    for (const auto& p : sorted) out.push_back(fmt::format("{}:{}:{}: {}", file_, p.line, p.column, p.text));
-    return out;
-}
 
 template <class T, std::size_t N>
 void Loader::read_table(const toml::table& table, const KeySpec<T> (&specs)[N], const std::string& label,
@@ -235,7 +152,7 @@ void Loader::read_table(const toml::table& table, const KeySpec<T> (&specs)[N], 
             fail(key.source(), fmt::format("unknown key '{}' in {}{}", key.str(), shown_as, did_you_mean(key.str(), known)));
     }
     for (const auto& spec : specs) {
-        const Field field{label + "." + std::string(spec.name), spec.min, spec.max, spec.read_file};
+        const detail::Field field{label + "." + std::string(spec.name), spec.min, spec.max, spec.read_file};
         const toml::node* node = table.get(spec.name);
         toml::table default_holder;
         if (!node && !spec.default_toml.empty()) {
@@ -248,7 +165,7 @@ void Loader::read_table(const toml::table& table, const KeySpec<T> (&specs)[N], 
         }
         std::visit([&](auto member) {
             std::remove_cvref_t<decltype(target.*member)> value{};
-            if (convert(*node, field, value)) target.*member = std::move(value);
+            if (values_.convert(*node, field, value)) target.*member = std::move(value);
         }, spec.member);
     }
 }
@@ -410,157 +327,6 @@ void Loader::check_relay(const toml::table& table, Config& config) {
                          relay.max_backoff.count(), relay.min_backoff.count()));
     if (relay.require_auth && config.users.empty())
         fail(position_of(table, "require_auth"), "relay.require_auth: true, but no [[users]] are defined to log in");
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, std::string& out) {
-    const auto* text = node.as_string();
-    if (!text) return fail(node, f.label + ": expected a string");
-    if (text->get().empty()) return fail(node, f.label + ": must not be empty");
-    out = text->get();
-    return true;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, std::optional<std::string>& out) {
-    std::string text;
-    if (!convert(node, f, text)) return false;
-    out = std::move(text);
-    return true;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, fs::path& out) {
-    std::string text;
-    if (!convert(node, f, text)) return false;
-    fs::path path = fs::path(text).is_relative() ? base_dir_ / text : fs::path(text);
-    if (f.read_file) {
-        if (auto content = read_whole_file(path); !content.data)
-            return fail(node, fmt::format("{}: cannot read {}: {}", f.label, path.string(), content.error));
-    }
-    out = std::move(path);
-    return true;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, bool& out) {
-    const auto* value = node.as_boolean();
-    if (!value) return fail(node, f.label + ": expected true or false");
-    out = value->get();
-    return true;
-}
-
-bool Loader::convert_integer(const toml::node& node, const Field& f, std::int64_t& out) {
-    const auto* value = node.as_integer();
-    if (!value) return fail(node, f.label + ": expected an integer");
-    if (value->get() < f.min || value->get() > f.max)
-        return fail(node, fmt::format("{}: {} is out of range {}..{}", f.label, value->get(), f.min, f.max));
-    out = value->get();
-    return true;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, std::uint64_t& out) {
-    std::int64_t value;
-    if (!convert_integer(node, f, value)) return false;
-    out = static_cast<std::uint64_t>(value);
-    return true;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, unsigned& out) {
-    std::int64_t value;
-    if (!convert_integer(node, f, value)) return false;
-    out = static_cast<unsigned>(value);
-    return true;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, std::chrono::seconds& out) {
-    std::optional<std::chrono::seconds> value;
-    if (const auto* integer = node.as_integer(); integer && integer->get() >= 0) value = std::chrono::seconds(integer->get());
-    else if (const auto* text = node.as_string()) value = parse_duration(text->get());
-    if (!value)
-        return fail(node, f.label + ": expected a duration: seconds as an integer, or a string like \"300s\", "
-                                    "\"5m\", \"1h\", \"2d\"");
-    if (value->count() < f.min || value->count() > f.max)
-        return fail(node, fmt::format("{}: {}s is out of range {}s..{}s", f.label, value->count(), f.min, f.max));
-    out = *value;
-    return true;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, HostPort& out) {
-    const auto* text = node.as_string();
-    auto parsed = text ? parse_host_port(text->get()) : std::nullopt;
-    if (!parsed)
-        return fail(node, fmt::format("{}: {}expected \"host:port\" with port 1-65535 (IPv6 as \"[::1]:port\")",
-                                      f.label, text ? quote_value(text->get()) + " is not host:port; " : ""));
-    out = std::move(*parsed);
-    return true;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, std::vector<HostPort>& out) {
-    const auto* array = node.as_array();
-    if (!array) return fail(node, f.label + ": expected an array of \"host:port\" strings");
-    if (array->empty()) return fail(node, f.label + ": needs at least one address");
-    bool ok = true;
-    for (const toml::node& element : *array) {
-        HostPort address;
-        if (!convert(element, f, address)) {
-            ok = false;
-        } else if (std::any_of(out.begin(), out.end(), [&](const HostPort& seen) { return seen.to_string() == address.to_string(); })) {
-            ok = fail(element, fmt::format("{}: {} is listed twice", f.label, address.to_string()));
-        } else {
-            out.push_back(std::move(address));
-        }
-    }
-    return ok;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, std::vector<Network>& out) {
-    const auto* array = node.as_array();
-    if (!array) return fail(node, f.label + ": expected an array of address or CIDR strings");
-    bool ok = true;
-    for (const toml::node& element : *array) {
-        const auto* text = element.as_string();
-        auto network = text ? parse_network(text->get()) : std::nullopt;
-        if (!network) {
-            ok = fail(element, fmt::format("{}: {}expected an address or CIDR block such as \"192.0.2.0/24\" or "
-                                           "\"2001:db8::/32\"", f.label, text ? quote_value(text->get()) + " is not valid; " : ""));
-            continue;
-        }
-        out.push_back(*network);
-    }
-    return ok;
-}
-
-bool Loader::convert(const toml::node& node, const Field& f, Secret& out) {
-    // Secret values never appear in messages: only the key name and, for files, the path.
-    std::string text;
-    if (!f.read_file) {
-        if (!convert(node, f, text)) return false;
-        out = Secret(std::move(text));
-        return true;
-    }
-    fs::path path;
-    if (!convert(node, Field{f.label, f.min, f.max, false}, path)) return false;
-    auto content = read_whole_file(path);
-    if (!content.data) return fail(node, fmt::format("{}: cannot read {}: {}", f.label, path.string(), content.error));
-    // Files written by `echo` or an editor end with a newline that is not part of the secret.
-    while (!content.data->empty() && (content.data->back() == '\n' || content.data->back() == '\r'))
-        content.data->pop_back();
-    if (content.data->empty()) return fail(node, fmt::format("{}: {} is empty", f.label, path.string()));
-    out = Secret(std::move(*content.data));
-    return true;
-}
-
-template <class E>
-    requires std::is_enum_v<E>
-bool Loader::convert(const toml::node& node, const Field& f, E& out) {
-    const auto* text = node.as_string();
-    std::string choices;
-    for (const auto& [name, value] : detail::names_of(E{})) {
-        if (text && text->get() == name) {
-            out = value;
-            return true;
-        }
-        choices += (choices.empty() ? "" : ", ") + std::string(name);
-    }
-    return fail(node, fmt::format("{}: expected one of {}{}", f.label, choices,
-                                  text ? " (got " + quote_value(text->get()) + ")" : ""));
 }
 
 }  // namespace

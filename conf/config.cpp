@@ -225,9 +225,9 @@ void Loader::read_accounts(const toml::table& root, Config& config) {
 void Loader::check_account(const toml::table& table, const std::string& label, Account& account) {
     if (table.contains("client_secret") && table.contains("client_secret_file"))
         fail(position_of(table, "client_secret_file"), label + ": set client_secret or client_secret_file, not both");
-    if (table.contains("tenant") && !detail::is_host_name(account.tenant) && !account.tenant.empty())
+    if (!account.tenant.empty() && !detail::is_host_name(account.tenant))
         fail(position_of(table, "tenant"), fmt::format("{}.tenant: {} is not a tenant name or id", label, quote_value(account.tenant)));
-    if (table.contains("email") && account.email.find('@') == std::string::npos)
+    if (!account.email.empty() && account.email.find('@') == std::string::npos)
         fail(position_of(table, "email"), label + ".email: expected a mailbox address such as user@example.com");
 
     const auto preset = std::find_if(std::begin(presets), std::end(presets),

@@ -115,7 +115,7 @@ std::size_t DataDecoder::feed(std::string_view in, DataOutput& out) {
             std::size_t j = i;
             while (j < n && in[j] != '\r' && in[j] != '\n') high |= static_cast<unsigned char>(in[j++]);
             if (error_ == DataError::none && line_length_ + (j - i) > max_content) {
-                flush(i + (max_content - line_length_) + 1);
+                flush(i + (max_content - line_length_));   // up to, not including, the first byte too many
                 fail(DataError::line_too_long);
             }
             line_length_ += j - i;

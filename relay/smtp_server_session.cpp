@@ -6,7 +6,6 @@
 // reply except the greeting and EHLO/HELO carries an enhanced code.
 #include "relay/smtp_server_session.hpp"
 
-#include <algorithm>
 #include <array>
 #include <stdexcept>
 
@@ -109,7 +108,8 @@ struct ServerSession::State {
         : policy(std::move(p)), hooks(h), sink(s), client_address(std::move(address)),
           tls_active(policy.tls_active) {}
 
-    std::uint64_t max_size() const { return std::min(policy.max_message_size, policy.data.max_message_size); }
+    // The one size limit: advertised in EHLO (RFC 1870), checked at MAIL SIZE= and enforced on the body.
+    std::uint64_t max_size() const { return policy.max_message_size; }
     bool auth_allowed_here() const { return tls_active || policy.plaintext_auth_allowed; }
 
     // Appends one reply line. Client-caused 4xx/5xx replies count toward max_errors (Postfix's

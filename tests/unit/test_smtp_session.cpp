@@ -663,7 +663,6 @@ TEST(SmtpSession, CommitFailureAndSinkFailure) {
 TEST(SmtpSession, LargeBodyIsPassedInSlices) {
     SessionPolicy policy = base_policy();
     policy.max_message_size = 64 * 1024 * 1024;
-    policy.data.max_message_size = policy.max_message_size;
     Conversation conv(policy);
     conv.send("HELO c\r\n");
     conv.send("MAIL FROM:<a@corp.example>\r\nRCPT TO:<b@corp.example>\r\nDATA\r\n");

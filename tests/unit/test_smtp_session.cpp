@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -673,4 +674,31 @@ TEST(SmtpSession, LargeBodyIsPassedInSlices) {
     ASSERT_EQ(conv.sink.committed.size(), 1u);
     EXPECT_EQ(conv.sink.committed[0].size(), 8 * chunk.size());
     EXPECT_LE(conv.sink.writes, 16u);
+}
+
+// Random client bytes in random chunks: no crash, and the I/O layer never has to hold more than one
+// line limit of unconsumed input, whatever the client sends.
+TEST(SmtpSession, RandomInputKeepsBufferingBounded) {
+    std::mt19937 rng(2920);
+    const std::vector<std::string> pieces = {"EHLO c\r\n", "MAIL FROM:<a@b.example>\r\n", "RCPT TO:<c@d.example>\r\n",
+                                             "DATA\r\n", ".\r\n", "\r\n", "\n", "\r", ".", "AUTH LOGIN\r\n",
+                                             "AUTH ", "STARTTLS\r\n", "x", std::string(300, 'y'), "*\r\n", "RSET\r\n"};
+    long reads = 0;
+    for (int round = 0; round < 300; ++round) {
+        SessionPolicy policy = base_policy();
+        policy.max_errors = 1000;
+        policy.starttls_offered = true;
+        Conversation conv(policy);
+        for (int i = 0; i < 200 && !conv.closed; ++i) {
+            std::string read;
+            const int n = rng() % 8 == 0 ? 3 : 1;   // mostly one piece per read, sometimes a pipelined burst
+            for (int k = 0; k < n; ++k) read += pieces[rng() % pieces.size()];
+            conv.send(read);
+            ASSERT_LT(conv.pending.size(), policy.max_auth_line);
+            ++reads;
+        }
+        EXPECT_EQ(conv.sink.begins, static_cast<int>(conv.sink.committed.size()) + conv.sink.aborts +
+                                        (conv.session.in_data() ? 1 : 0));
+    }
+    EXPECT_GT(reads, 300 * 20);   // sessions ran long enough to mean something
 }

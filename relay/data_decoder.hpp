@@ -58,6 +58,10 @@ private:
     DataError error_ = DataError::none;
     bool finished_ = false;
     bool saw_8bit_ = false;
+    bool cr_held_ = false;   // a CR ended the previous feed() and was not written yet
+
+    void account(std::string_view bytes, DataOutput& out);
+    void fail(DataError error);
 };
 
 }  // namespace relay::smtp

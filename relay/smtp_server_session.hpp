@@ -28,7 +28,7 @@ struct SessionPolicy {
     std::size_t max_auth_line = 12288;      // AUTH lines carry base64 and may be longer
     std::size_t max_recipients = 1000;
     std::size_t max_errors = 20;            // then 421 4.7.0 and close
-    DataLimits data;                        // body framing and size limits
+    DataLimits data;                        // body framing; its max_message_size is replaced by the one above
 };
 
 // Decisions that need configuration or other state, injected so the machine stays pure.

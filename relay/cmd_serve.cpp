@@ -42,6 +42,28 @@ std::string join(const std::vector<std::string>& items) {
     return out;
 }
 
+// SIGHUP: re-read the config file. A broken file changes nothing; the running config stays.
+void reload(std::shared_ptr<const conf::Config>& current, SmtpServer& server, DeliveryAgent& delivery) {
+    log::info("reloading", {{"config", current->source.string()}});
+    std::shared_ptr<const conf::Config> next;
+    try {
+        next = std::make_shared<const conf::Config>(conf::load_config(current->source));
+    } catch (const conf::ConfigError& e) {
+        for (const auto& line : e.errors()) log::error("reload_config_error", {{"error", line}});
+        log::error("reload_failed", {{"detail", "configuration has errors; keeping the running configuration"}});
+        return;
+    }
+    try {
+        log::set_level(next->relay.log_level);
+        server.update_config(next);
+        delivery.update_config(next);
+        current = next;
+        log::info("reloaded", {{"accounts", current->accounts.size()}, {"users", current->users.size()}});
+    } catch (const std::exception& e) {
+        log::error("reload_failed", {{"error", e.what()}});
+    }
+}
+
 }  // namespace
 
 int run_serve(const std::vector<std::string>& args) {
@@ -53,8 +75,9 @@ int run_serve(const std::vector<std::string>& args) {
                      options->positional[0].c_str(), kServeHelp);
         return kUsageError;
     }
-    auto config = load_config_or_report(*options);
-    if (!config) return kUsageError;
+    auto loaded = load_config_or_report(*options);
+    if (!loaded) return kUsageError;
+    auto config = std::make_shared<const conf::Config>(std::move(*loaded));
     log::set_level(config->relay.log_level);
 
     try {
@@ -64,8 +87,8 @@ int run_serve(const std::vector<std::string>& args) {
         auth::TokenStore token_store(config->relay.state_dir);
         auth::CurlHttpClient http;
         SpoolCommitter committer(spool, io.get_executor(), blocking);
-        DeliveryAgent delivery(io.get_executor(), blocking, spool, *config, http, token_store);
-        SmtpServer server(io.get_executor(), *config, spool, committer,
+        DeliveryAgent delivery(io.get_executor(), blocking, spool, config, http, token_store);
+        SmtpServer server(io.get_executor(), config, spool, committer,
                           [&delivery](QueuedMessage m) { delivery.enqueue(std::move(m)); });
         server.start();
         delivery.start(spool.recover());
@@ -87,7 +110,7 @@ int run_serve(const std::vector<std::string>& args) {
         std::function<void()> wait_hangup = [&] {
             hangup.async_wait([&](const boost::system::error_code& ec, int) {
                 if (ec) return;
-                log::warning("reload_unsupported", {{"detail", "SIGHUP ignored; restart the service to apply config changes"}});
+                reload(config, server, delivery);
                 wait_hangup();
             });
         };

@@ -59,28 +59,57 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         asio::steady_timer retry_timer;   // next deferred message or end of account backoff
         Steady::time_point backoff_until{};
         unsigned account_failures = 0;
+        bool removed = false;             // gone from the config at a reload: start nothing
     };
 
     asio::any_io_executor io;
     asio::thread_pool& pool;
     Spool& spool;
-    const conf::Config& config;
+    std::shared_ptr<const conf::Config> config;
+    auth::HttpClient& http;
+    auth::TokenStore& store;
     RetrySchedule schedule;
     std::map<std::string, std::unique_ptr<Account>> accounts;
     std::size_t in_flight = 0;
     bool stopping = false;
 
-    Impl(asio::any_io_executor e, asio::thread_pool& p, Spool& s, const conf::Config& c,
-         auth::HttpClient& http, auth::TokenStore& store)
-        : io(std::move(e)), pool(p), spool(s), config(c),
-          schedule{c.relay.min_backoff, c.relay.max_backoff, c.relay.max_queue_lifetime} {
-        for (const auto& [name, account] : c.accounts) {
-            auto a = std::make_unique<Account>(io);
-            a->config = account;
-            a->tokens = std::make_unique<auth::TokenManager>(account, store, http, io, pool);
-            a->tls = make_upstream_tls_context(account.upstream_ca_file);
-            accounts.emplace(name, std::move(a));
+    Impl(asio::any_io_executor e, asio::thread_pool& p, Spool& s, std::shared_ptr<const conf::Config> c,
+         auth::HttpClient& h, auth::TokenStore& ts)
+        : io(std::move(e)), pool(p), spool(s), config(std::move(c)), http(h), store(ts) {
+        apply_config();
+    }
+
+    // Brings `accounts` and `schedule` in line with `config`; returns the names of new accounts.
+    std::vector<std::string> apply_config() {
+        schedule = RetrySchedule{config->relay.min_backoff, config->relay.max_backoff, config->relay.max_queue_lifetime};
+        std::vector<std::string> added;
+        for (const auto& [name, account] : config->accounts) {
+            auto it = accounts.find(name);
+            if (it == accounts.end()) {
+                auto a = std::make_unique<Account>(io);
+                a->config = account;
+                a->tokens = std::make_unique<auth::TokenManager>(account, store, http, io, pool);
+                a->tls = make_upstream_tls_context(account.upstream_ca_file);
+                accounts.emplace(name, std::move(a));
+                added.push_back(name);
+                continue;
+            }
+            Account& a = *it->second;
+            a.removed = false;
+            a.config = account;
+            a.tokens->update_account(account);
+            a.tls = make_upstream_tls_context(account.upstream_ca_file);
+            a.backoff_until = {};
+            a.account_failures = 0;
         }
+        for (auto& [name, a] : accounts) {
+            if (config->accounts.count(name) == 0 && !a->removed) {
+                a->removed = true;
+                log::warning("account_removed", {{"account", name}, {"queued", a->ready.size() + a->deferred.size()},
+                                                 {"action", "its queued mail stays in the spool until the account is configured again"}});
+            }
+        }
+        return added;
     }
 
     void start_retry_loops() {
@@ -102,7 +131,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     }
 
     void kick(Account& a) {
-        if (stopping || a.ready.empty()) return;
+        if (stopping || a.removed || a.ready.empty()) return;
         if (Steady::now() < a.backoff_until) {
             rearm(a);
             return;
@@ -184,7 +213,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         UpstreamOptions options;
         options.server = a.config.upstream;
         options.tls = a.config.upstream_tls;
-        options.helo_name = config.relay.hostname;
+        options.helo_name = config->relay.hostname;
         auto session = std::make_unique<UpstreamSession>(io, a.tls, options);
         try {
             co_await session->connect();
@@ -330,8 +359,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 };
 
 DeliveryAgent::DeliveryAgent(asio::any_io_executor io, asio::thread_pool& blocking, Spool& spool,
-                             const conf::Config& config, auth::HttpClient& http, auth::TokenStore& tokens)
-    : impl_(std::make_shared<Impl>(std::move(io), blocking, spool, config, http, tokens)) {}
+                             std::shared_ptr<const conf::Config> config, auth::HttpClient& http, auth::TokenStore& tokens)
+    : impl_(std::make_shared<Impl>(std::move(io), blocking, spool, std::move(config), http, tokens)) {}
 
 DeliveryAgent::~DeliveryAgent() = default;
 
@@ -342,6 +371,16 @@ void DeliveryAgent::start(std::vector<QueuedMessage> recovered) {
 }
 
 void DeliveryAgent::enqueue(QueuedMessage message) { impl_->enqueue(Item{std::move(message), 0, {}}); }
+
+void DeliveryAgent::update_config(std::shared_ptr<const conf::Config> config) {
+    impl_->config = std::move(config);
+    for (const auto& name : impl_->apply_config())
+        asio::co_spawn(impl_->io, Impl::retry_loop(impl_, impl_->accounts.at(name).get()), asio::detached);
+    for (auto& [name, a] : impl_->accounts) {
+        impl_->rearm(*a);
+        impl_->kick(*a);
+    }
+}
 
 asio::awaitable<void> DeliveryAgent::stop(std::chrono::milliseconds deadline) {
     impl_->stopping = true;

@@ -24,13 +24,17 @@ namespace relay {
 class DeliveryAgent {
 public:
     DeliveryAgent(boost::asio::any_io_executor io, boost::asio::thread_pool& blocking, Spool& spool,
-                  const conf::Config& config, auth::HttpClient& http, auth::TokenStore& tokens);
+                  std::shared_ptr<const conf::Config> config, auth::HttpClient& http, auth::TokenStore& tokens);
     ~DeliveryAgent();
 
     // Queues messages found on disk at startup.
     void start(std::vector<QueuedMessage> recovered);
     // A message was just committed to the spool.
     void enqueue(QueuedMessage message);
+    // SIGHUP: new account settings and retry policy. Changed accounts drop their backoff (the cause
+    // may be fixed) and re-read their token file; new accounts start; a removed account's mail stays
+    // in the spool untouched.
+    void update_config(std::shared_ptr<const conf::Config> config);
     // Stops starting transactions; waits up to `deadline` for those in flight. Undelivered mail
     // simply stays in the spool for the next start.
     boost::asio::awaitable<void> stop(std::chrono::milliseconds deadline);

@@ -49,11 +49,11 @@ asio::ip::address plain_address(const asio::ip::address& a) {
 // ---------------------------------------------------------------------------------------------
 // RelaySessionHooks
 
-RelaySessionHooks::RelaySessionHooks(const conf::Config& config, std::string client_address)
-    : config_(config), client_(std::move(client_address)) {}
+RelaySessionHooks::RelaySessionHooks(std::shared_ptr<const conf::Config> config, std::string client_address)
+    : config_(std::move(config)), client_(std::move(client_address)) {}
 
 smtp::SessionHooks::AuthResult RelaySessionHooks::authenticate(std::string_view user, std::string_view password) {
-    const conf::User* u = config_.find_user(std::string(user));
+    const conf::User* u = config_->find_user(std::string(user));
     // Compare even for unknown users so timing does not reveal which names exist.
     std::string_view expected = u ? std::string_view(u->password.reveal()) : std::string_view("\x01unknown-user");
     bool ok = constant_time_equal(expected, password) && u != nullptr && !u->password.empty();
@@ -64,7 +64,7 @@ smtp::SessionHooks::AuthResult RelaySessionHooks::authenticate(std::string_view 
 smtp::SessionHooks::RouteResult RelaySessionHooks::route(std::string_view user, std::string_view user_account,
                                                          std::string_view mail_from) {
     if (!user.empty()) return {true, std::string(user_account), {}};
-    if (config_.relay.default_account) return {true, *config_.relay.default_account, {}};
+    if (config_->relay.default_account) return {true, *config_->relay.default_account, {}};
     return {false, {}, "530 5.7.0 Authentication required: this relay has no default account for unauthenticated clients"};
 }
 
@@ -84,7 +84,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     };
 
     asio::any_io_executor io;
-    const conf::Config& config;
+    std::shared_ptr<const conf::Config> config;
     Spool& spool;
     SpoolCommitter& committer;
     QueuedHandler on_queued;
@@ -93,16 +93,16 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     std::list<Connection*> connections;
     bool stopping = false;
 
-    Impl(asio::any_io_executor e, const conf::Config& c, Spool& s, SpoolCommitter& sc, QueuedHandler h)
-        : io(std::move(e)), config(c), spool(s), committer(sc), on_queued(std::move(h)) {}
+    Impl(asio::any_io_executor e, std::shared_ptr<const conf::Config> c, Spool& s, SpoolCommitter& sc, QueuedHandler h)
+        : io(std::move(e)), config(std::move(c)), spool(s), committer(sc), on_queued(std::move(h)) {}
 
     bool allowed(const asio::ip::address& peer) const {
-        for (const auto& net : config.relay.allow_networks)
+        for (const auto& net : config->relay.allow_networks)
             if (net.contains(peer)) return true;
         return false;
     }
 
-    smtp::SessionPolicy policy() const {
+    static smtp::SessionPolicy policy(const conf::Config& config) {
         smtp::SessionPolicy p;
         p.hostname = config.relay.hostname;
         p.max_message_size = config.relay.max_message_size;
@@ -150,9 +150,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     static asio::awaitable<void> session(std::shared_ptr<Impl> self, tcp::socket socket, std::string peer) {
         Connection c(std::move(socket));
         auto registered = self->connections.insert(self->connections.end(), &c);
-        RelaySessionHooks hooks(self->config, peer);
+        std::shared_ptr<const conf::Config> config = self->config;
+        RelaySessionHooks hooks(config, peer);
         SpoolWriter writer(self->spool);
-        smtp::ServerSession smtp(self->policy(), hooks, writer, peer);
+        smtp::ServerSession smtp(policy(*config), hooks, writer, peer);
         log::debug("connect", {{"client", peer}});
         std::string out = smtp.greeting();
         std::string pending;                  // an incomplete line carried to the next read
@@ -238,14 +239,14 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     }
 };
 
-SmtpServer::SmtpServer(asio::any_io_executor io, const conf::Config& config, Spool& spool,
+SmtpServer::SmtpServer(asio::any_io_executor io, std::shared_ptr<const conf::Config> config, Spool& spool,
                        SpoolCommitter& committer, QueuedHandler on_queued)
     : impl_(std::make_shared<Impl>(std::move(io), config, spool, committer, std::move(on_queued))) {}
 
 SmtpServer::~SmtpServer() = default;
 
 void SmtpServer::start() {
-    for (const auto& hp : impl_->config.relay.listen) {
+    for (const auto& hp : impl_->config->relay.listen) {
         boost::system::error_code ec;
         auto address = asio::ip::make_address(hp.host, ec);
         if (ec) throw boost::system::system_error(ec, "listen address " + hp.to_string());
@@ -279,6 +280,14 @@ asio::awaitable<void> SmtpServer::shutdown(std::chrono::milliseconds deadline) {
         co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     for (auto* c : impl_->connections) c->socket.close(ignored);
+}
+
+void SmtpServer::update_config(std::shared_ptr<const conf::Config> config) {
+    std::vector<std::string> wanted;
+    for (const auto& hp : config->relay.listen) wanted.push_back(hp.to_string());
+    if (wanted != impl_->addresses)
+        log::warning("reload_listen_unchanged", {{"detail", "listen addresses take effect at the next restart"}});
+    impl_->config = std::move(config);
 }
 
 std::vector<std::string> SmtpServer::listening() const { return impl_->addresses; }

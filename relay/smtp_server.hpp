@@ -22,13 +22,13 @@ namespace relay {
 // Local users and account choice for the session, from the config.
 class RelaySessionHooks : public smtp::SessionHooks {
 public:
-    RelaySessionHooks(const conf::Config& config, std::string client_address);
+    RelaySessionHooks(std::shared_ptr<const conf::Config> config, std::string client_address);
     AuthResult authenticate(std::string_view user, std::string_view password) override;
     RouteResult route(std::string_view user, std::string_view user_account, std::string_view mail_from) override;
     void note(std::string_view what, std::string_view detail) override;
 
 private:
-    const conf::Config& config_;
+    std::shared_ptr<const conf::Config> config_;   // the snapshot this session started with
     std::string client_;
 };
 
@@ -36,12 +36,15 @@ class SmtpServer {
 public:
     using QueuedHandler = std::function<void(QueuedMessage)>;
 
-    SmtpServer(boost::asio::any_io_executor io, const conf::Config& config, Spool& spool,
+    SmtpServer(boost::asio::any_io_executor io, std::shared_ptr<const conf::Config> config, Spool& spool,
                SpoolCommitter& committer, QueuedHandler on_queued);
     ~SmtpServer();
 
     // Binds every listen address; throws std::system_error naming the address that failed.
     void start();
+    // SIGHUP: sessions that start from now on use `config`; open sessions keep their snapshot.
+    // Listen addresses are bound once, at start.
+    void update_config(std::shared_ptr<const conf::Config> config);
     // Closes the listeners, tells idle sessions 421 and lets transactions in flight finish within
     // `deadline`; then closes what is left.
     boost::asio::awaitable<void> shutdown(std::chrono::milliseconds deadline);

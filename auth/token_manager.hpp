@@ -54,7 +54,8 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-// Margin before expiry at which a token counts as stale: min(10 min, lifetime / 5).
-std::chrono::seconds refresh_margin(std::chrono::seconds lifetime);
+// Margin before expiry at which a token counts as stale: min(10 min, lifetime / 5). Milliseconds,
+// so a 3 s test token refreshes 0.6 s early instead of truncating to 0.
+std::chrono::milliseconds refresh_margin(std::chrono::milliseconds lifetime);
 
 }  // namespace relay::auth

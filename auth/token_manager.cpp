@@ -1,0 +1,334 @@
+// TokenManager: the per-account access-token cache, refresh single flight and failure policy.
+// Everything here runs on the I/O executor (one thread), so state needs no locks; blocking work
+// (token file, HTTP) is shipped to the thread pool with copies of what it needs and its result
+// comes back to the I/O executor. One refresh at a time: callers arriving while it runs wait on the
+// flight's timer, which is cancelled (a broadcast) when the result is in. A rotated refresh token
+// is saved before the flight completes, so no caller can use a token whose successor is unsaved.
+#include "auth/token_manager.hpp"
+
+#include <algorithm>
+#include <exception>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include "relay/log.hpp"
+
+namespace relay::auth {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+std::chrono::milliseconds refresh_margin(std::chrono::milliseconds lifetime) {
+    return std::min<std::chrono::milliseconds>(600s, lifetime / 5);
+}
+
+namespace {
+
+constexpr std::chrono::seconds kFirstBackoff = 5s;
+constexpr std::chrono::seconds kMaxBackoff = 300s;
+
+// One refresh in progress; waiters park on `done` (never expires) until it is cancelled.
+struct Flight {
+    explicit Flight(const asio::any_io_executor& ex) : done(ex, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer done;
+    bool finished = false;
+    bool forced = false;
+    std::string token;
+    std::exception_ptr error;
+};
+
+bool is_permanent(TokenFailure kind) {
+    return kind == TokenFailure::invalid_grant || kind == TokenFailure::invalid_client ||
+           kind == TokenFailure::consent_required;
+}
+
+}  // namespace
+
+struct TokenManager::Impl {
+    conf::Account account;
+    TokenStore& store;
+    HttpClient& http;
+    asio::any_io_executor io;
+    asio::thread_pool& blocking;
+    std::function<Clock::time_point()> clock;
+
+    bool loaded = false;             // `cache` reflects the store at `seen_stamp`
+    bool reload_requested = false;   // update_account(): re-read before the next use
+    StoredTokens cache;
+    std::optional<std::filesystem::file_time_type> seen_stamp;
+    std::shared_ptr<Flight> flight;
+
+    std::optional<TokenError> permanent_failure;  // fail fast until the store or account changes
+    std::optional<TokenError> backoff_failure;    // answered until backoff_until without HTTP
+    Clock::time_point backoff_until{};
+    std::chrono::seconds backoff{0};
+    std::string last_logged_store_error;
+    std::string last_error;
+    unsigned refresh_count = 0;
+
+    Impl(conf::Account a, TokenStore& s, HttpClient& h, asio::any_io_executor e, asio::thread_pool& p,
+         std::function<Clock::time_point()> c)
+        : account(std::move(a)), store(s), http(h), io(std::move(e)), blocking(p), clock(std::move(c)) {}
+
+    bool fresh(Clock::time_point now) const {
+        if (cache.access_token.empty()) return false;
+        auto lifetime = std::chrono::duration_cast<std::chrono::milliseconds>(cache.access_expires_at -
+                                                                               cache.access_obtained_at);
+        if (cache.access_obtained_at == Clock::time_point{}) lifetime = 3600s;  // unknown: assume 1 h
+        return cache.access_expires_at - now > refresh_margin(lifetime);
+    }
+
+    // Runs `f` on the blocking pool; the awaiting coroutine resumes on its own (I/O) executor with
+    // the result or the exception. A plain post and dispatch back: no coroutine frame on the pool.
+    template <class F>
+    asio::awaitable<std::invoke_result_t<F>> on_pool(F f) {
+        using R = std::invoke_result_t<F>;
+        auto initiation = [this](auto handler, F work) {
+            auto io_work = asio::make_work_guard(asio::get_associated_executor(handler, io));
+            asio::post(blocking, [handler = std::move(handler), work = std::move(work),
+                                  io_work = std::move(io_work)]() mutable {
+                std::exception_ptr error;
+                R result{};
+                try {
+                    result = work();
+                } catch (...) {
+                    error = std::current_exception();
+                }
+                auto ex = io_work.get_executor();
+                asio::dispatch(ex, [handler = std::move(handler), error, result = std::move(result)]() mutable {
+                    std::move(handler)(error, std::move(result));
+                });
+            });
+        };
+        co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+            initiation, asio::use_awaitable, std::move(f));
+    }
+
+    asio::awaitable<std::string> get(std::optional<std::string> rejected) {
+        for (;;) {
+            if (!flight) {
+                if (loaded && !reload_requested && fresh(clock()) &&
+                    (!rejected || *rejected != cache.access_token))
+                    co_return cache.access_token;
+                flight = std::make_shared<Flight>(io);
+                flight->forced = rejected.has_value();
+                // Detached, so one caller's cancellation cannot strand the others.
+                asio::co_spawn(io, run_flight(flight, rejected), asio::detached);
+            }
+            std::shared_ptr<Flight> f = flight;
+            if (!f->finished) co_await f->done.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (!f->finished) throw boost::system::system_error(asio::error::operation_aborted, "waiting for token refresh");
+            if (f->error) std::rethrow_exception(f->error);
+            // Joined a plain load that handed back the very token the upstream refused: force one.
+            if (rejected && !f->forced && f->token == *rejected) continue;
+            co_return f->token;
+        }
+    }
+
+    asio::awaitable<void> run_flight(std::shared_ptr<Flight> f, std::optional<std::string> rejected) {
+        try {
+            f->token = co_await obtain(rejected);
+            last_error.clear();
+        } catch (const std::exception& e) {
+            f->error = std::current_exception();
+            last_error = e.what();
+        } catch (...) {
+            f->error = std::current_exception();
+        }
+        f->finished = true;
+        if (flight == f) flight.reset();
+        f->done.cancel();
+    }
+
+    struct Snapshot {
+        std::optional<std::filesystem::file_time_type> stamp;
+        bool reloaded = false;
+        std::optional<StoredTokens> tokens;
+    };
+
+    // Re-reads the store on first use, after update_account(), or when the file changed under us
+    // (`token import` while running); an outside change also lifts fail-fast and backoff.
+    asio::awaitable<void> sync_with_store() {
+        bool must_load = !loaded || reload_requested;
+        auto seen = seen_stamp;
+        std::string name = account.name;
+        TokenStore& s = store;
+        // A named job, not a temporary inside co_await within try: GCC 12 miscompiles the latter
+        // (the lambda's captures are destroyed twice).
+        auto job = [&s, name, must_load, seen] {
+            Snapshot result;
+            result.stamp = s.stamp(name);
+            if (must_load || result.stamp != seen) {
+                result.reloaded = true;
+                result.tokens = s.load(name);
+            }
+            return result;
+        };
+        Snapshot snap;
+        try {
+            snap = co_await on_pool(std::move(job));
+        } catch (const std::exception& e) {
+            loaded = false;
+            TokenError error(TokenFailure::other, "token_store_unreadable", e.what(), 0);
+            if (last_logged_store_error != e.what()) {
+                last_logged_store_error = e.what();
+                log::error("token_store_unreadable", {{"account", account.name}, {"error", e.what()},
+                                                      {"action", "fix or re-create the token file"}});
+            }
+            throw error;
+        }
+        last_logged_store_error.clear();
+        if (!snap.reloaded) co_return;
+        bool outside_change = loaded && !reload_requested;
+        cache = snap.tokens.value_or(StoredTokens{});
+        seen_stamp = snap.stamp;
+        loaded = true;
+        reload_requested = false;
+        if (outside_change) {
+            log::info("token_store_changed", {{"account", account.name}});
+            clear_failures();
+        }
+    }
+
+    void clear_failures() {
+        permanent_failure.reset();
+        backoff_failure.reset();
+        backoff = 0s;
+        backoff_until = {};
+    }
+
+    asio::awaitable<std::string> obtain(std::optional<std::string> rejected) {
+        co_await sync_with_store();
+        Clock::time_point now = clock();
+        if (rejected && *rejected == cache.access_token) {
+            cache.access_token.clear();  // the upstream refused it: never hand it out again
+            cache.access_expires_at = {};
+        } else if (fresh(now)) {
+            co_return cache.access_token;
+        }
+        if (permanent_failure) throw *permanent_failure;
+        if (backoff_failure && now < backoff_until) throw *backoff_failure;
+        if (cache.refresh_token.empty()) {
+            TokenError error(TokenFailure::invalid_grant, "no_refresh_token",
+                             "no refresh token stored for account " + account.name, 0);
+            fail(error, now);
+            throw error;
+        }
+        co_return co_await refresh(now);
+    }
+
+    struct Outcome {
+        StoredTokens saved;
+        std::chrono::seconds expires_in{};
+        bool rotated = false;
+        std::optional<std::filesystem::file_time_type> stamp;
+        std::string save_error;
+    };
+
+    asio::awaitable<std::string> refresh(Clock::time_point now) {
+        ++refresh_count;
+        conf::Account acct = account;
+        StoredTokens base = cache;
+        HttpClient& h = http;
+        TokenStore& s = store;
+        auto job = [&h, &s, acct, base, now] {
+            TokenSet got = request_token(h, acct, refresh_grant_form(acct, base.refresh_token), now);
+            Outcome o;
+            o.rotated = !got.refresh_token.empty() && got.refresh_token != base.refresh_token;
+            o.saved.refresh_token = got.refresh_token.empty() ? base.refresh_token : got.refresh_token;
+            o.saved.access_token = got.access_token;
+            o.saved.access_expires_at = got.expires_at;
+            o.saved.access_obtained_at = got.obtained_at;
+            o.saved.last_refresh = got.obtained_at;
+            o.expires_in = std::chrono::duration_cast<std::chrono::seconds>(got.expires_at - got.obtained_at);
+            // Saved on every refresh: persists a rotation (and retries one that failed to save
+            // last time) and caches the access token so a restart needs no refresh.
+            try {
+                s.save(acct.name, o.saved);
+                o.stamp = s.stamp(acct.name);
+            } catch (const std::exception& e) {
+                o.save_error = e.what();
+            }
+            return o;
+        };
+        Outcome out;
+        try {
+            out = co_await on_pool(std::move(job));
+        } catch (const TokenError& e) {
+            fail(e, now);
+            throw;
+        }
+        cache = out.saved;
+        if (out.save_error.empty()) {
+            seen_stamp = out.stamp;
+        } else {
+            // Keep the new tokens in memory and keep serving; the next refresh saves again.
+            log::error("token_store_save_failed", {{"account", account.name}, {"error", out.save_error},
+                                                    {"rotated", out.rotated ? "yes" : "no"}});
+        }
+        clear_failures();
+        log::info("token_refreshed", {{"account", account.name},
+                                      {"expires_in", static_cast<long long>(out.expires_in.count())},
+                                      {"rotated", out.rotated ? "yes" : "no"}});
+        co_return cache.access_token;
+    }
+
+    // Permanent failures are logged once and then answered from memory; temporary (and unknown)
+    // ones back off 5 s, 10 s, ... 5 min, logging each real attempt.
+    void fail(const TokenError& e, Clock::time_point now) {
+        if (is_permanent(e.kind())) {
+            permanent_failure = e;
+            log::error("token_refresh_failed", {{"account", account.name}, {"error", e.what()},
+                                                {"action", e.admin_hint(account.name)}});
+            return;
+        }
+        backoff = backoff == 0s ? kFirstBackoff : std::min(backoff * 2, kMaxBackoff);
+        backoff_until = now + backoff;
+        backoff_failure = e;
+        log::event(e.kind() == TokenFailure::temporary ? log::Level::warning : log::Level::error,
+                   "token_refresh_failed",
+                   {{"account", account.name}, {"error", e.what()}, {"action", e.admin_hint(account.name)},
+                    {"retry_in", static_cast<long long>(backoff.count())}});
+    }
+};
+
+TokenManager::TokenManager(conf::Account account, TokenStore& store, HttpClient& http,
+                           boost::asio::any_io_executor io, boost::asio::thread_pool& blocking,
+                           std::function<Clock::time_point()> clock)
+    : impl_(std::make_unique<Impl>(std::move(account), store, http, std::move(io), blocking, std::move(clock))) {}
+
+TokenManager::~TokenManager() = default;
+
+boost::asio::awaitable<std::string> TokenManager::access_token() { return impl_->get(std::nullopt); }
+
+boost::asio::awaitable<std::string> TokenManager::token_rejected(const std::string& token) {
+    return impl_->get(token);
+}
+
+void TokenManager::update_account(conf::Account account) {
+    impl_->account = std::move(account);
+    impl_->reload_requested = true;
+    impl_->clear_failures();
+}
+
+TokenStatus TokenManager::status() const {
+    TokenStatus s;
+    s.have_refresh_token = !impl_->cache.refresh_token.empty();
+    s.access_valid_until = impl_->cache.access_expires_at;
+    s.last_refresh = impl_->cache.last_refresh;
+    s.last_error = impl_->last_error;
+    s.refresh_count = impl_->refresh_count;
+    return s;
+}
+
+const std::string& TokenManager::account_name() const { return impl_->account.name; }
+
+}  // namespace relay::auth

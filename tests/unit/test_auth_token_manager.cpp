@@ -1,0 +1,343 @@
+// TokenManager with a fake HTTP client (scripted, thread-safe, counting) and a fake clock: cache
+// reuse across restarts, refresh margin, single flight under 100 concurrent callers, rotation saved
+// before use, invalid_grant fail-fast, temporary backoff, token_rejected, and no secrets in logs.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "auth/token_manager.hpp"
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace relay::auth;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct FakeHttp : HttpClient {
+    std::mutex mutex;
+    std::deque<HttpResponse> script;
+    std::vector<FormFields> requests;
+    std::chrono::milliseconds delay{0};
+    std::function<void()> on_request;  // runs on the pool thread before answering
+
+    void push(long status, std::string body) {
+        std::lock_guard lock(mutex);
+        script.push_back({status, std::move(body)});
+    }
+    void push_token(const std::string& access, int expires_in, const std::string& refresh = "") {
+        std::string body = R"({"token_type":"Bearer","access_token":")" + access + R"(","expires_in":)" +
+                           std::to_string(expires_in);
+        if (!refresh.empty()) body += R"(,"refresh_token":")" + refresh + '"';
+        push(200, body + "}");
+    }
+    std::size_t count() {
+        std::lock_guard lock(mutex);
+        return requests.size();
+    }
+    std::string refresh_token_sent(std::size_t i) {
+        std::lock_guard lock(mutex);
+        for (auto& [k, v] : requests.at(i))
+            if (k == "refresh_token") return v;
+        return {};
+    }
+    HttpResponse post_form(const std::string& url, const FormFields& form) override {
+        if (delay.count()) std::this_thread::sleep_for(delay);
+        if (on_request) on_request();
+        std::lock_guard lock(mutex);
+        requests.push_back(form);
+        if (script.empty()) throw HttpError("POST " + url + " failed: no scripted response");
+        HttpResponse r = script.front();
+        script.pop_front();
+        return r;
+    }
+};
+
+std::string invalid_grant_body() {
+    return R"({"error":"invalid_grant","error_description":"AADSTS70008: The refresh token has expired due to )"
+           R"(inactivity.\r\nTrace ID: 1\r\nCorrelation ID: 2","error_codes":[70008]})";
+}
+
+struct Harness {
+    fs::path dir;
+    TokenStore store;
+    FakeHttp http;
+    asio::io_context io;
+    asio::thread_pool pool{2};
+    std::atomic<long long> now_ms{1'700'000'000'000};
+    relay::conf::Account account;
+    std::unique_ptr<TokenManager> manager;
+
+    Harness() : dir(make_dir()), store(dir) {
+        account.name = "office";
+        account.client_id = "client-id";
+        account.scope = "https://outlook.office.com/SMTP.Send offline_access";
+        account.token_url = "https://login.example/token";
+        manager = make_manager();
+    }
+    ~Harness() {
+        pool.join();
+        fs::remove_all(dir);
+    }
+    static fs::path make_dir() {
+        std::string tmpl = (fs::temp_directory_path() / "relay-tm-XXXXXX").string();
+        return ::mkdtemp(tmpl.data());
+    }
+    std::unique_ptr<TokenManager> make_manager() {
+        return std::make_unique<TokenManager>(account, store, http, io.get_executor(), pool,
+                                              [this] { return now(); });
+    }
+    Clock::time_point now() const { return Clock::time_point(std::chrono::milliseconds(now_ms.load())); }
+    void advance(std::chrono::milliseconds d) { now_ms += d.count(); }
+
+    void store_tokens(const std::string& refresh, const std::string& access = "",
+                      std::chrono::seconds age = 0s, std::chrono::seconds lifetime = 0s) {
+        StoredTokens t;
+        t.refresh_token = refresh;
+        t.access_token = access;
+        auto obtained = std::chrono::time_point_cast<std::chrono::seconds>(now()) - age;
+        t.access_obtained_at = obtained;
+        t.access_expires_at = obtained + lifetime;
+        store.save(account.name, t);
+    }
+
+    // Runs the io_context until every future is ready. (restart(): the previous drive's guard
+    // reaching zero work stopped the context.)
+    template <class T>
+    void drive(std::vector<std::future<T>>& futures) {
+        io.restart();
+        auto guard = asio::make_work_guard(io);
+        for (auto& f : futures)
+            while (f.wait_for(0s) != std::future_status::ready) io.run_one_for(10ms);
+    }
+    std::string get(TokenManager& m) {
+        std::vector<std::future<std::string>> f;
+        f.push_back(asio::co_spawn(io, m.access_token(), asio::use_future));
+        drive(f);
+        return f[0].get();
+    }
+    std::string get() { return get(*manager); }
+    std::string rejected(const std::string& token) {
+        std::vector<std::future<std::string>> f;
+        f.push_back(asio::co_spawn(io, manager->token_rejected(token), asio::use_future));
+        drive(f);
+        return f[0].get();
+    }
+    TokenError get_error() {
+        try {
+            get();
+        } catch (const TokenError& e) {
+            return e;
+        }
+        ADD_FAILURE() << "expected TokenError";
+        return TokenError(TokenFailure::other, "", "", 0);
+    }
+};
+
+}  // namespace
+
+TEST(RefreshMargin, TenMinutesOrAFifth) {
+    EXPECT_EQ(refresh_margin(3600s), 600s);
+    EXPECT_EQ(refresh_margin(5400s), 600s);
+    EXPECT_EQ(refresh_margin(1800s), 360s);
+    EXPECT_EQ(refresh_margin(3s), 600ms);
+}
+
+TEST(TokenManager, ReusesStoredAccessTokenSoARestartDoesNotRefresh) {
+    Harness h;
+    h.store_tokens("RT-1", "AT-stored", 10min, 60min);
+    EXPECT_EQ(h.get(), "AT-stored");
+    EXPECT_EQ(h.get(), "AT-stored");
+    EXPECT_EQ(h.http.count(), 0u);
+    EXPECT_TRUE(h.manager->status().have_refresh_token);
+    EXPECT_EQ(h.manager->status().refresh_count, 0u);
+}
+
+TEST(TokenManager, RefreshesWithinMarginOfExpiry) {
+    Harness h;
+    h.store_tokens("RT-1");
+    h.http.push_token("AT-1", 3);
+    h.http.push_token("AT-2", 3);
+    EXPECT_EQ(h.get(), "AT-1");
+    EXPECT_EQ(h.http.refresh_token_sent(0), "RT-1");
+    h.advance(2300ms);  // 0.7 s left > 0.6 s margin
+    EXPECT_EQ(h.get(), "AT-1");
+    EXPECT_EQ(h.http.count(), 1u);
+    h.advance(200ms);   // 0.5 s left
+    EXPECT_EQ(h.get(), "AT-2");
+    EXPECT_EQ(h.http.count(), 2u);
+    EXPECT_EQ(h.http.refresh_token_sent(1), "RT-1");  // not rotated: the old one is kept
+    EXPECT_EQ(h.manager->status().refresh_count, 2u);
+
+    // The refreshed access token was stored: a new process reuses it without HTTP.
+    FakeHttp other;
+    TokenManager restarted(h.account, h.store, other, h.io.get_executor(), h.pool, [&h] { return h.now(); });
+    EXPECT_EQ(h.get(restarted), "AT-2");
+    EXPECT_EQ(other.count(), 0u);
+}
+
+TEST(TokenManager, HundredConcurrentCallersShareOneRequest) {
+    Harness h;
+    h.store_tokens("RT-1", "AT-old", 59min, 60min);  // inside the margin: needs a refresh
+    h.http.delay = 50ms;
+    h.http.push_token("AT-new", 3600);
+    std::vector<std::future<std::string>> futures;
+    for (int i = 0; i < 100; ++i) futures.push_back(asio::co_spawn(h.io, h.manager->access_token(), asio::use_future));
+    h.drive(futures);
+    for (auto& f : futures) EXPECT_EQ(f.get(), "AT-new");
+    EXPECT_EQ(h.http.count(), 1u);
+    EXPECT_EQ(h.manager->status().refresh_count, 1u);
+}
+
+TEST(TokenManager, RotatedRefreshTokenIsSavedBeforeAnyoneUsesTheAccessToken) {
+    Harness h;
+    h.store_tokens("RT-1");
+    h.http.delay = 20ms;
+    h.http.push_token("AT-1", 3600, "RT-2");
+    std::vector<std::future<bool>> futures;
+    for (int i = 0; i < 10; ++i) {
+        futures.push_back(asio::co_spawn(
+            h.io,
+            [&h]() -> asio::awaitable<bool> {
+                std::string token = co_await h.manager->access_token();
+                auto stored = h.store.load("office");  // what a crash right now would leave
+                co_return token == "AT-1" && stored && stored->refresh_token == "RT-2" &&
+                    stored->access_token == "AT-1";
+            },
+            asio::use_future));
+    }
+    h.drive(futures);
+    for (auto& f : futures) EXPECT_TRUE(f.get());
+    auto mode = fs::status(h.store.path_for("office")).permissions();
+    EXPECT_EQ(mode, fs::perms::owner_read | fs::perms::owner_write);
+
+    h.http.push_token("AT-2", 3600);
+    EXPECT_EQ(h.rejected("AT-1"), "AT-2");
+    EXPECT_EQ(h.http.refresh_token_sent(1), "RT-2");  // the rotated one is used next
+}
+
+TEST(TokenManager, InvalidGrantIsLoggedOnceAndFailsFastUntilTheStoreChanges) {
+    Harness h;
+    h.store_tokens("RT-dead");
+    h.http.push(400, invalid_grant_body());
+    testing::internal::CaptureStderr();
+    for (int i = 0; i < 5; ++i) {
+        TokenError e = h.get_error();
+        EXPECT_EQ(e.kind(), TokenFailure::invalid_grant);
+        h.advance(10min);
+    }
+    std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(h.http.count(), 1u);
+    std::size_t first = log.find("token_refresh_failed");
+    ASSERT_NE(first, std::string::npos) << log;
+    EXPECT_EQ(log.find("token_refresh_failed", first + 1), std::string::npos) << log;
+    EXPECT_NE(log.find("smtp-oauth2-relay authorize --account office"), std::string::npos) << log;
+    EXPECT_EQ(log.find("RT-dead"), std::string::npos) << log;
+    EXPECT_NE(h.manager->status().last_error.find("invalid_grant"), std::string::npos);
+
+    // `token import` while running: the file changes, the new refresh token is used.
+    std::this_thread::sleep_for(20ms);  // a distinct modification time
+    h.store_tokens("RT-imported");
+    h.http.push_token("AT-1", 3600);
+    EXPECT_EQ(h.get(), "AT-1");
+    EXPECT_EQ(h.http.count(), 2u);
+    EXPECT_EQ(h.http.refresh_token_sent(1), "RT-imported");
+    EXPECT_TRUE(h.manager->status().last_error.empty());
+}
+
+TEST(TokenManager, UpdateAccountLiftsFailFast) {
+    Harness h;
+    h.store_tokens("RT-1");
+    h.http.push(401, R"({"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."})");
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::invalid_client);
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::invalid_client);
+    EXPECT_EQ(h.http.count(), 1u);
+    relay::conf::Account fixed = h.account;
+    fixed.client_secret = relay::conf::Secret("new-secret");
+    h.manager->update_account(fixed);
+    h.http.push_token("AT-1", 3600);
+    EXPECT_EQ(h.get(), "AT-1");
+    EXPECT_EQ(h.http.count(), 2u);
+}
+
+TEST(TokenManager, NoRefreshTokenStoredFailsWithoutHttp) {
+    Harness h;
+    TokenError e = h.get_error();
+    EXPECT_EQ(e.kind(), TokenFailure::invalid_grant);
+    EXPECT_EQ(e.oauth_error(), "no_refresh_token");
+    EXPECT_NE(std::string(e.what()).find("no refresh token stored for account office"), std::string::npos);
+    EXPECT_EQ(h.http.count(), 0u);
+    EXPECT_FALSE(h.manager->status().have_refresh_token);
+}
+
+TEST(TokenManager, TemporaryFailuresBackOffWithoutHttp) {
+    Harness h;
+    h.store_tokens("RT-1");
+    h.http.push(503, R"({"error":"temporarily_unavailable","error_description":"AADSTS50196: busy"})");
+    h.http.push(500, "<html>oops</html>");
+    h.http.push_token("AT-1", 3600);
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);  // answered from the backoff
+    h.advance(4900ms);
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);
+    EXPECT_EQ(h.http.count(), 1u);
+    h.advance(200ms);                                           // 5 s passed: one more attempt
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);
+    EXPECT_EQ(h.http.count(), 2u);
+    h.advance(9500ms);                                          // backoff doubled to 10 s
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);
+    EXPECT_EQ(h.http.count(), 2u);
+    h.advance(600ms);
+    EXPECT_EQ(h.get(), "AT-1");
+    EXPECT_EQ(h.http.count(), 3u);
+    EXPECT_EQ(h.get(), "AT-1");                                 // success resets everything
+}
+
+TEST(TokenManager, TransportErrorsAreTemporary) {
+    Harness h;
+    h.store_tokens("RT-1");  // empty script: the fake throws HttpError
+    TokenError e = h.get_error();
+    EXPECT_EQ(e.kind(), TokenFailure::temporary);
+    EXPECT_EQ(h.http.count(), 1u);
+}
+
+TEST(TokenManager, TokenRejectedForcesExactlyOneRefresh) {
+    Harness h;
+    h.store_tokens("RT-1", "AT-0", 1min, 60min);
+    EXPECT_EQ(h.get(), "AT-0");
+    h.http.delay = 30ms;
+    h.http.push_token("AT-1", 3600);
+    std::vector<std::future<std::string>> futures;
+    for (int i = 0; i < 10; ++i)
+        futures.push_back(asio::co_spawn(h.io, h.manager->token_rejected("AT-0"), asio::use_future));
+    for (int i = 0; i < 10; ++i)
+        futures.push_back(asio::co_spawn(h.io, h.manager->access_token(), asio::use_future));
+    h.drive(futures);
+    for (auto& f : futures) EXPECT_EQ(f.get(), "AT-1");
+    EXPECT_EQ(h.http.count(), 1u);
+    EXPECT_EQ(h.rejected("AT-0"), "AT-1");  // stale rejection: someone already refreshed
+    EXPECT_EQ(h.http.count(), 1u);
+}
+
+TEST(TokenManager, LogsNeverContainTokens) {
+    Harness h;
+    h.store_tokens("RT-SECRET-1");
+    h.http.push_token("AT-SECRET-1", 3600, "RT-SECRET-2");
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(h.get(), "AT-SECRET-1");
+    std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("token_refreshed"), std::string::npos) << log;
+    EXPECT_NE(log.find("rotated=yes"), std::string::npos) << log;
+    EXPECT_EQ(log.find("SECRET"), std::string::npos) << log;
+}

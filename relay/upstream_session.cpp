@@ -295,21 +295,24 @@ asio::awaitable<smtp::Reply> UpstreamSession::authenticate(std::string mechanism
         std::size_t nul = response.find('\0');
         std::string user = response.substr(0, nul);
         std::string password = nul == std::string::npos ? std::string() : response.substr(nul + 1);
+        // Named locals, not temporaries, around co_await: GCC 12 miscompiles some of those.
+        const std::string answers[2] = {base64(user), base64(password)};
         reply = co_await s.command("AUTH LOGIN", Stage::auth);
-        for (const std::string* answer : {&user, &password}) {
+        for (const std::string& answer : answers) {
             if (reply.code != 334) break;
-            reply = co_await s.command(base64(*answer), Stage::auth);
+            reply = co_await s.command(answer, Stage::auth);
         }
     } else {
         // RFC 4954 section 4: "=" stands for an empty initial response.
-        reply = co_await s.command("AUTH " + mechanism + " " + (response.empty() ? "=" : base64(response)),
-                                   Stage::auth);
+        std::string auth_line = "AUTH " + mechanism + " ";
+        auth_line += response.empty() ? std::string("=") : base64(response);
+        reply = co_await s.command(auth_line, Stage::auth);
         if (reply.code == 334) {
             // The server refused the response and explains why in a base64 JSON challenge (Google's
             // XOAUTH2; RFC 7628 3.2.3 for OAUTHBEARER, answered with %x01). Finishing the exchange
             // brings the final 5xx; any other mechanism is cancelled with "*" (RFC 4954 section 4).
-            reply = co_await s.command(mechanism == "XOAUTH2" ? "" : mechanism == "OAUTHBEARER" ? "AQ==" : "*",
-                                       Stage::auth);
+            std::string answer = mechanism == "XOAUTH2" ? "" : mechanism == "OAUTHBEARER" ? "AQ==" : "*";
+            reply = co_await s.command(answer, Stage::auth);
         }
     }
     if (reply.code == 334) reply = co_await s.command("*", Stage::auth);

@@ -49,6 +49,7 @@ public:
 private:
     bool at_line_start_ = true;
     bool last_was_cr_ = false;
+    bool ended_with_crlf_ = true;   // an empty body needs only ".\r\n" after "DATA\r\n"
 };
 
 }  // namespace relay::smtp

@@ -325,6 +325,10 @@ asio::awaitable<TransactionResult> UpstreamSession::send(const Envelope& envelop
     Impl& s = *impl_;
     s.require_usable(Stage::mail);
     if (envelope.rcpt_to.empty()) throw std::invalid_argument("upstream transaction without recipients");
+    // The SMTP server already refuses these; a CR or LF here would inject commands upstream.
+    auto has_line_break = [](const std::string& a) { return a.find_first_of("\r\n") != std::string::npos; };
+    if (has_line_break(envelope.mail_from) || std::any_of(envelope.rcpt_to.begin(), envelope.rcpt_to.end(), has_line_break))
+        throw std::invalid_argument("envelope address contains a line break");
 
     std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
     if (s.capabilities.has_line_starting("SIZE")) mail += " SIZE=" + std::to_string(size);  // RFC 1870

@@ -106,6 +106,7 @@ public:
     std::function<std::string(const std::string&)> respond;
     std::function<bool(const std::string&)> flush_after = [](const std::string&) { return true; };
     bool silent = false;  // accept, then say nothing at all
+    bool implicit_tls = false;  // handshake right after accept (port 465 style)
 
     // Record.
     std::vector<std::string> lines;   // command lines without CRLF
@@ -141,6 +142,11 @@ private:
         auto [accept_ec, socket] = co_await acceptor_.async_accept(token);
         if (accept_ec) co_return;
         asio::ssl::stream<tcp::socket> stream(std::move(socket), *tls_);
+        if (implicit_tls) {  // RFC 8314 3.3: TLS first, then the greeting
+            auto [hs_ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, token);
+            if (hs_ec) co_return;
+            tls_done = true;
+        }
         auto write = [&](const std::string& bytes) {
             return tls_done ? asio::async_write(stream, asio::buffer(bytes), token)
                             : asio::async_write(stream.next_layer(), asio::buffer(bytes), token);

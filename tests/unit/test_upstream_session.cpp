@@ -468,3 +468,42 @@ TEST(UpstreamSessionTls, PlaintextInjectedBeforeHandshakeIsDiscarded) {
     ASSERT_FALSE(outcome.error) << message(outcome.error);
     EXPECT_EQ(outcome.capabilities.back(), "AUTH LOGIN XOAUTH2");
 }
+
+TEST(UpstreamSessionTls, ImplicitTlsAndADeadlineOnATlsRead) {
+    auto cert = fake::make_self_signed("localhost", "DNS:localhost,IP:127.0.0.1");
+    TempCaFile ca(cert.cert_pem);
+    asio::io_context io;
+    fake::SmtpServer server(io, fake::server_context(cert));
+    server.implicit_tls = true;
+    server.data_reply = "";  // never answers the end of data: the TLS read must time out
+    auto options = plain_options(server.port());
+    options.tls = relay::conf::UpstreamTls::implicit;
+    options.data_timeout = std::chrono::seconds(1);
+    const Envelope one = envelope({"a@example.com"});
+    StringBody body("hi\r\n");
+    std::vector<std::string> capabilities;
+    auto error = run(io, [&]() -> asio::awaitable<void> {
+        UpstreamSession session(io.get_executor(), relay::make_upstream_tls_context(ca.path()), options);
+        co_await session.connect();
+        capabilities = session.capabilities().lines;
+        co_await session.send(one, 4, body);
+    });
+    EXPECT_EQ(caught<UpstreamError>(error).stage(), Stage::data) << message(error);
+    EXPECT_EQ(capabilities.back(), "AUTH LOGIN XOAUTH2");
+    ASSERT_EQ(server.data.size(), 1u);
+    EXPECT_EQ(server.data[0], "hi\r\n.\r\n");
+}
+
+TEST(UpstreamSession, LineBreaksInAddressesAreRefusedBeforeAnyByteIsSent) {
+    asio::io_context io;
+    fake::SmtpServer server(io);
+    const Envelope smuggling = envelope({"a@example.com>\r\nRCPT TO:<b@example.com"});
+    StringBody body("x\r\n");
+    auto error = run(io, [&]() -> asio::awaitable<void> {
+        UpstreamSession session(io.get_executor(), nullptr, plain_options(server.port()));
+        co_await session.connect();
+        co_await session.send(smuggling, 3, body);
+    });
+    EXPECT_THROW(std::rethrow_exception(error), std::invalid_argument);
+    EXPECT_EQ(server.lines, std::vector<std::string>{"EHLO relay.test"});
+}

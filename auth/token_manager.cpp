@@ -19,6 +19,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include "relay/blocking.hpp"
 #include "relay/log.hpp"
 
 namespace relay::auth {
@@ -86,32 +87,6 @@ struct TokenManager::Impl {
         return cache.access_expires_at - now > refresh_margin(lifetime);
     }
 
-    // Runs `f` on the blocking pool; the awaiting coroutine resumes on its own (I/O) executor with
-    // the result or the exception. A plain post and dispatch back: no coroutine frame on the pool.
-    template <class F>
-    asio::awaitable<std::invoke_result_t<F>> on_pool(F f) {
-        using R = std::invoke_result_t<F>;
-        auto initiation = [this](auto handler, F work) {
-            auto io_work = asio::make_work_guard(asio::get_associated_executor(handler, io));
-            asio::post(blocking, [handler = std::move(handler), work = std::move(work),
-                                  io_work = std::move(io_work)]() mutable {
-                std::exception_ptr error;
-                R result{};
-                try {
-                    result = work();
-                } catch (...) {
-                    error = std::current_exception();
-                }
-                auto ex = io_work.get_executor();
-                asio::dispatch(ex, [handler = std::move(handler), error, result = std::move(result)]() mutable {
-                    std::move(handler)(error, std::move(result));
-                });
-            });
-        };
-        co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
-            initiation, asio::use_awaitable, std::move(f));
-    }
-
     asio::awaitable<std::string> get(std::optional<std::string> rejected) {
         for (;;) {
             if (!flight) {
@@ -174,7 +149,7 @@ struct TokenManager::Impl {
         };
         Snapshot snap;
         try {
-            snap = co_await on_pool(std::move(job));
+            snap = co_await run_blocking(blocking, std::move(job));
         } catch (const std::exception& e) {
             loaded = false;
             TokenError error(TokenFailure::other, "token_store_unreadable", e.what(), 0);
@@ -261,7 +236,7 @@ struct TokenManager::Impl {
         };
         Outcome out;
         try {
-            out = co_await on_pool(std::move(job));
+            out = co_await run_blocking(blocking, std::move(job));
         } catch (const TokenError& e) {
             fail(e, now);
             throw;

@@ -279,15 +279,20 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
     }
 
     static asio::awaitable<void> run(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
+        // Named before the co_await: a lambda built inside it trips a GCC 12 coroutine bug.
+        auto job = [self, &batch] { self->sync_batch(batch); };
+        std::exception_ptr failure;
         try {
-            co_await run_blocking(self->pool, [&] { self->sync_batch(batch); });
-        } catch (const std::exception& e) {
+            co_await run_blocking(self->pool, std::move(job));
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure)
             for (auto& entry : batch)
                 if (!entry->error) {
                     entry->error = EIO;
-                    entry->what = e.what();
+                    entry->what = "spool sync failed";
                 }
-        }
         for (auto& entry : batch) {
             entry->done = true;
             entry->wake.cancel();

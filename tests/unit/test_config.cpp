@@ -201,7 +201,7 @@ upstream_auth = "none"
 }
 
 TEST(ConfigLoad, ExampleFileParses) {
-    const fs::path example = fs::path(__FILE__).parent_path() / "../../conf/config.example.toml";
+    const fs::path example = fs::path(RELAY_SOURCE_DIR) / "conf/config.example.toml";
     const Config c = load_config(example);
     EXPECT_EQ(c.relay.default_account, "office");
     ASSERT_EQ(c.users.size(), 1u);
@@ -295,7 +295,7 @@ INSTANTIATE_TEST_SUITE_P(Table, ConfigBad, ::testing::Values(
             "t.toml:4:9: accounts.x.email: expected a string"},
     BadCase{"tenant", "[accounts.x]\ntenant = \"a/b\"\nclient_id = \"c\"\nemail = \"a@b.c\"\n",
             "t.toml:2:10: accounts.x.tenant: \"a/b\" is not a tenant name or id"},
-    BadCase{"secret and secret file", kAccount + "client_secret = \"x\"\nclient_secret_file = \"" __FILE__ "\"\n",
+    BadCase{"secret and secret file", kAccount + "client_secret = \"x\"\nclient_secret_file = \"" RELAY_SOURCE_DIR "/README.md\"\n",
             "t.toml:7:22: accounts.office: set client_secret or client_secret_file, not both"},
     BadCase{"unreadable secret file", kAccount + "client_secret_file = \"/nonexistent/secret\"\n",
             "t.toml:6:22: accounts.office.client_secret_file: cannot read /nonexistent/secret: No such file or directory"},

@@ -35,6 +35,14 @@ struct Item {
     std::string last_reply;
 };
 
+// An authenticated upstream session and when the token that authenticated it stops being fresh.
+// Providers may drop a session whose token expired, so it is replaced before that.
+struct OpenSession {
+    std::unique_ptr<UpstreamSession> session;
+    SystemClock::time_point fresh_until = SystemClock::time_point::max();
+    bool usable() const { return session && session->usable() && SystemClock::now() < fresh_until; }
+};
+
 // A failure that concerns the account (connect, TLS, AUTH, token), not one message.
 struct AccountFailure {
     std::string reason;
@@ -209,7 +217,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     }
 
     // Connects, starts TLS and authenticates. Throws AccountFailure.
-    asio::awaitable<std::unique_ptr<UpstreamSession>> open_session(Account& a) {
+    asio::awaitable<OpenSession> open_session(Account& a) {
         UpstreamOptions options;
         options.server = a.config.upstream;
         options.tls = a.config.upstream_tls;
@@ -220,7 +228,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         } catch (const UpstreamError& e) {
             throw AccountFailure{fmt::format("connect to {}: {}", a.config.upstream.to_string(), e.what())};
         }
-        if (a.config.upstream_auth == conf::UpstreamAuth::none) co_return session;
+        if (a.config.upstream_auth == conf::UpstreamAuth::none) co_return OpenSession{std::move(session)};
 
         std::string token, token_error;
         try {
@@ -252,7 +260,11 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             co_await session->quit();
             throw AccountFailure{"AUTH refused: " + reply.text()};
         }
-        co_return session;
+        auto now = SystemClock::now();
+        auto valid_until = a.tokens->status().access_valid_until;
+        auto margin = std::chrono::duration_cast<SystemClock::duration>(
+            auth::refresh_margin(std::chrono::duration_cast<std::chrono::milliseconds>(valid_until - now)));
+        co_return OpenSession{std::move(session), valid_until > now ? valid_until - margin : now};
     }
 
     asio::awaitable<smtp::Reply> authenticate(Account& a, UpstreamSession& session, const std::string& token) {
@@ -321,10 +333,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     }
 
     static asio::awaitable<void> worker(std::shared_ptr<Impl> self, Account* a) {
-        std::unique_ptr<UpstreamSession> session;
+        OpenSession open;
         while (!self->stopping) {
             if (a->ready.empty() || Steady::now() < a->backoff_until) {
-                if (!session || self->stopping) break;
+                if (!open.session || self->stopping) break;
                 // Keep the authenticated session for a moment: mail often comes in bursts.
                 asio::steady_timer idle(self->io, kIdleSessionKeep);
                 a->idle_workers.push_back(&idle);
@@ -333,26 +345,31 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                 if (!ec) break;  // nothing came in time: QUIT
                 continue;
             }
-            if (!session || !session->usable()) {
-                session.reset();
+            if (!open.usable()) {
+                if (open.session) co_await open.session->quit();
+                open = {};
+                std::string failure;
                 try {
-                    session = co_await self->open_session(*a);
-                } catch (const AccountFailure& failure) {
-                    log::warning("upstream_unavailable", {{"account", a->config.name}, {"error", failure.reason}});
+                    open = co_await self->open_session(*a);
+                } catch (const AccountFailure& f) {
+                    failure = f.reason;
+                }
+                if (!failure.empty()) {
+                    log::warning("upstream_unavailable", {{"account", a->config.name}, {"error", failure}});
                     // Charge one attempt to the oldest ready message so its log shows the trouble.
                     Item item = std::move(a->ready.front());
                     a->ready.pop_front();
                     ++item.attempts;
-                    self->back_off_account(*a, failure.reason);
-                    self->defer(*a, std::move(item), failure.reason);
+                    self->back_off_account(*a, failure);
+                    self->defer(*a, std::move(item), failure);
                     break;
                 }
             }
             Item item = std::move(a->ready.front());
             a->ready.pop_front();
-            if (!co_await self->deliver(*a, *session, std::move(item))) session.reset();
+            if (!co_await self->deliver(*a, *open.session, std::move(item))) open = {};
         }
-        if (session) co_await session->quit();
+        if (open.session) co_await open.session->quit();
         --a->workers;
         self->kick(*a);
     }

@@ -163,7 +163,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
             bool open = true;
             while (open) {
                 if (c.stopping && !smtp.in_data()) {
-                    out = smtp.shutdown_reply() + "\r\n";
+                    out = smtp.shutdown_reply();
                     co_await write_all(c, out);
                     break;
                 }
@@ -175,7 +175,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                 if (result.index() == 1) {
                     if (c.stopping) continue;  // woken by shutdown: the loop head answers
                     log::info("timeout", {{"client", peer}});
-                    out = smtp.timeout_reply() + "\r\n";
+                    out = smtp.timeout_reply();
                     co_await write_all(c, out);
                     break;
                 }
@@ -227,13 +227,13 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
             co_await self->committer.commit(std::move(pending));
         } catch (const std::exception& e) {
             log::error("spool_write_failed", {{"client", peer}, {"error", e.what()}});
-            co_return smtp.commit_finished(std::nullopt, "451 4.3.0 Error: queue file write error") + "\r\n";
+            co_return smtp.commit_finished(std::nullopt, "451 4.3.0 Error: queue file write error");
         }
         const Envelope& env = message.envelope;
         log::info("received", {{"queue_id", message.id}, {"client", peer}, {"user", env.user},
                                {"account", env.account}, {"from", env.mail_from},
                                {"rcpt_count", env.rcpt_to.size()}, {"size", message.size}});
-        std::string reply = smtp.commit_finished(message.id) + "\r\n";
+        std::string reply = smtp.commit_finished(message.id);
         self->on_queued(std::move(message));
         co_return reply;
     }

@@ -102,13 +102,13 @@ public:
 
     // After Next::commit_message: the message is durable under `queue_id` (or failed with
     // `error_reply`, a full reply line without CRLF, e.g. "451 4.3.0 Error: queue file write error").
-    // Returns the reply to send.
+    // Returns the reply to send, CRLF included.
     std::string commit_finished(const std::optional<std::string>& queue_id,
                                 std::string_view error_reply = {});
 
-    // Reply for an idle/command timeout detected by the I/O layer: "421 4.4.2 ... timeout".
+    // Reply (CRLF included) for an idle/command timeout detected by the I/O layer: "421 4.4.2 ...".
     std::string timeout_reply() const;
-    // Reply when the server is shutting down: "421 4.3.2 ... shutting down".
+    // Reply (CRLF included) when the server is shutting down: "421 4.3.2 ... shutting down".
     std::string shutdown_reply() const;
 
     bool in_data() const;           // body bytes are being received

@@ -6,6 +6,8 @@
 // reply except the greeting and EHLO/HELO carries an enhanced code.
 #include "relay/smtp_server_session.hpp"
 
+#include "auth/base64.hpp"
+
 #include <array>
 #include <stdexcept>
 
@@ -36,34 +38,6 @@ bool equals_nocase(std::string_view a, std::string_view b) {
     for (std::size_t i = 0; i < a.size(); ++i)
         if (upper(a[i]) != upper(b[i])) return false;
     return true;
-}
-
-// Strict RFC 4648 base64 for SASL responses: length a multiple of 4, padding only at the end.
-std::optional<std::string> decode_base64(std::string_view text) {
-    auto value = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+') return 62;
-        if (c == '/') return 63;
-        return -1;
-    };
-    if (text.size() % 4 != 0) return std::nullopt;
-    std::string out;
-    out.reserve(text.size() / 4 * 3);
-    for (std::size_t i = 0; i < text.size(); i += 4) {
-        const bool last = i + 4 == text.size();
-        const int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=' && text[i + 3] == '=') : 0;
-        int v[4];
-        for (int k = 0; k < 4 - pad; ++k)
-            if ((v[k] = value(text[i + k])) < 0) return std::nullopt;
-        for (int k = 4 - pad; k < 4; ++k) v[k] = 0;
-        const unsigned bits = (unsigned(v[0]) << 18) | (unsigned(v[1]) << 12) | (unsigned(v[2]) << 6) | unsigned(v[3]);
-        out.push_back(static_cast<char>(bits >> 16));
-        if (pad < 2) out.push_back(static_cast<char>((bits >> 8) & 0xff));
-        if (pad < 1) out.push_back(static_cast<char>(bits & 0xff));
-    }
-    return out;
 }
 
 // Secrets are wiped before their memory is released (OPENSSL_cleanse is not optimised away).
@@ -347,7 +321,7 @@ struct ServerSession::State {
 
     void auth_response(std::string_view base64, Stage at) {
         stage = Stage::ready;
-        std::optional<std::string> decoded = decode_base64(base64);
+        std::optional<std::string> decoded = auth::base64_decode(base64);
         if (!decoded) return reply("501 5.5.2 Invalid base64 data");
         WipedString response{std::move(*decoded)};
         if (at == Stage::auth_login_user) {

@@ -9,6 +9,8 @@
 
 #include "relay/upstream_session.hpp"
 
+#include "auth/base64.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -39,30 +41,6 @@ constexpr std::size_t kBodyChunk = 64 * 1024;
 constexpr auto kQuitTimeout = std::chrono::seconds(5);
 constexpr auto kToken = asio::as_tuple(asio::use_awaitable);
 
-// RFC 4648 section 4. Private until auth/base64.cpp (written concurrently) can be linked.
-std::string base64(std::string_view bytes) {
-    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((bytes.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 2 < bytes.size(); i += 3) {
-        unsigned v = (unsigned char)bytes[i] << 16 | (unsigned char)bytes[i + 1] << 8 | (unsigned char)bytes[i + 2];
-        for (int shift : {18, 12, 6, 0}) out.push_back(kAlphabet[(v >> shift) & 63]);
-    }
-    if (std::size_t rest = bytes.size() - i; rest > 0) {
-        unsigned v = (unsigned char)bytes[i] << 16 | (rest == 2 ? (unsigned char)bytes[i + 1] << 8 : 0);
-        out.push_back(kAlphabet[(v >> 18) & 63]);
-        out.push_back(kAlphabet[(v >> 12) & 63]);
-        out.push_back(rest == 2 ? kAlphabet[(v >> 6) & 63] : '=');
-        out.push_back('=');
-    }
-    return out;
-}
-
-std::string host_port_text(const conf::HostPort& server) {
-    bool v6 = server.host.find(':') != std::string::npos;
-    return (v6 ? "[" + server.host + "]" : server.host) + ":" + std::to_string(server.port);
-}
 
 bool is_ip_literal(const std::string& host) {
     error_code ec;
@@ -126,12 +104,12 @@ struct UpstreamSession::Impl {
 
     [[noreturn]] void fail(Stage stage, const std::string& what, std::optional<smtp::Reply> reply = {}) {
         close();
-        throw UpstreamError(stage, host_port_text(options.server) + ": " + what, std::move(reply));
+        throw UpstreamError(stage, options.server.to_string() + ": " + what, std::move(reply));
     }
 
     void require_usable(Stage stage) {
         if (!connected || broken)
-            throw UpstreamError(stage, host_port_text(options.server) + ": session is not usable");
+            throw UpstreamError(stage, options.server.to_string() + ": session is not usable");
     }
 
     // Runs one Asio operation (returning a tuple whose first element is the error_code) against
@@ -214,7 +192,7 @@ struct UpstreamSession::Impl {
             reply = co_await command("HELO " + options.helo_name, Stage::ehlo);
         if (reply.code != 250) {
             co_await quit();
-            throw UpstreamError(Stage::ehlo, host_port_text(options.server) + ": EHLO refused: " + reply.text(), reply);
+            throw UpstreamError(Stage::ehlo, options.server.to_string() + ": EHLO refused: " + reply.text(), reply);
         }
         capabilities = std::move(reply);
     }
@@ -263,19 +241,19 @@ asio::awaitable<void> UpstreamSession::connect() {
     smtp::Reply greeting = co_await s.read_reply(Stage::greeting, s.options.command_timeout);
     if (greeting.code != 220) {
         co_await s.quit();  // RFC 5321 3.1: after a 554 greeting the client should QUIT
-        throw UpstreamError(Stage::greeting, host_port_text(s.options.server) + ": greeting: " + greeting.text(), greeting);
+        throw UpstreamError(Stage::greeting, s.options.server.to_string() + ": greeting: " + greeting.text(), greeting);
     }
     co_await s.ehlo();
     if (s.options.tls != conf::UpstreamTls::starttls) co_return;
 
     if (!s.capabilities.has_line_starting("STARTTLS")) {
         co_await s.quit();
-        throw UpstreamError(Stage::tls, host_port_text(s.options.server) + ": upstream does not offer STARTTLS");
+        throw UpstreamError(Stage::tls, s.options.server.to_string() + ": upstream does not offer STARTTLS");
     }
     smtp::Reply reply = co_await s.command("STARTTLS", Stage::tls);
     if (reply.code != 220) {
         co_await s.quit();
-        throw UpstreamError(Stage::tls, host_port_text(s.options.server) + ": STARTTLS refused: " + reply.text(), reply);
+        throw UpstreamError(Stage::tls, s.options.server.to_string() + ": STARTTLS refused: " + reply.text(), reply);
     }
     // RFC 3207 section 4.2 / CVE-2011-0411: plaintext that arrived before the handshake must not be
     // taken as replies after it.
@@ -296,7 +274,7 @@ asio::awaitable<smtp::Reply> UpstreamSession::authenticate(std::string mechanism
         std::string user = response.substr(0, nul);
         std::string password = nul == std::string::npos ? std::string() : response.substr(nul + 1);
         // Named locals, not temporaries, around co_await: GCC 12 miscompiles some of those.
-        const std::string answers[2] = {base64(user), base64(password)};
+        const std::string answers[2] = {auth::base64_encode(user), auth::base64_encode(password)};
         reply = co_await s.command("AUTH LOGIN", Stage::auth);
         for (const std::string& answer : answers) {
             if (reply.code != 334) break;
@@ -305,7 +283,7 @@ asio::awaitable<smtp::Reply> UpstreamSession::authenticate(std::string mechanism
     } else {
         // RFC 4954 section 4: "=" stands for an empty initial response.
         std::string auth_line = "AUTH " + mechanism + " ";
-        auth_line += response.empty() ? std::string("=") : base64(response);
+        auth_line += response.empty() ? std::string("=") : auth::base64_encode(response);
         reply = co_await s.command(auth_line, Stage::auth);
         if (reply.code == 334) {
             // The server refused the response and explains why in a base64 JSON challenge (Google's

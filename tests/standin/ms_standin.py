@@ -15,12 +15,14 @@ import json
 import os
 import signal
 import sys
+import time
 
 from standin_control import ROTATIONS, Settings, Stats
 from standin_http import StandInHttpServer
 from standin_smtp import SmtpStandIn, log
 from standin_tls import ensure_tls_material, server_context
 from standin_tokens import TokenAuthority
+from standin_userflows import UserFlows
 
 
 def parse_args(argv):
@@ -53,6 +55,7 @@ async def serve(args):
     authority = TokenAuthority(os.path.join(state_dir, "tokens.json"), client_id=args.client_id,
                                client_secret=args.client_secret, flavor=args.flavor)
     authority.add_refresh_token(args.refresh_token, args.user, replace=False)
+    authority.user_flows = UserFlows(authority, args.user, time.time)
     settings = Settings(token_lifetime=args.token_lifetime, rotation=args.rotation)
     stats = Stats()
 

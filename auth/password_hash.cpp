@@ -3,6 +3,7 @@
 #include "auth/password_hash.hpp"
 
 #include <charconv>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -47,9 +48,12 @@ std::string quick_digest(std::string_view salt, std::string_view password) {
 }
 
 struct CacheEntry {
-    std::string stored_text;   // the hash string it was verified against
-    std::string digest;        // quick_digest of the password that matched
+    std::string stored_text;            // the hash string these results belong to
+    std::string success;                // quick_digest of the password that matched; empty: none yet
+    std::deque<std::string> failures;   // quick_digests of recent wrong passwords
 };
+// A device configured with a wrong password retries it forever: remember a few wrong ones too.
+constexpr std::size_t kRememberedFailures = 8;
 
 std::mutex cache_mutex;
 std::map<std::string, CacheEntry, std::less<>> cache;
@@ -115,13 +119,23 @@ bool verify_password_cached(std::string_view user, std::string_view stored_text,
     {
         std::lock_guard lock(cache_mutex);
         auto it = cache.find(user);
-        if (it != cache.end() && it->second.stored_text == stored_text && equal(it->second.digest, digest))
-            return true;
+        if (it != cache.end() && it->second.stored_text == stored_text) {
+            if (!it->second.success.empty() && equal(it->second.success, digest)) return true;
+            for (const auto& failed : it->second.failures)
+                if (equal(failed, digest)) return false;
+        }
     }
-    if (!verify_password(*stored, password)) return false;
+    const bool ok = verify_password(*stored, password);
     std::lock_guard lock(cache_mutex);
-    cache[std::string(user)] = CacheEntry{std::string(stored_text), digest};
-    return true;
+    CacheEntry& entry = cache[std::string(user)];
+    if (entry.stored_text != stored_text) entry = CacheEntry{std::string(stored_text), {}, {}};
+    if (ok) {
+        entry.success = digest;
+    } else {
+        entry.failures.push_back(digest);
+        if (entry.failures.size() > kRememberedFailures) entry.failures.pop_front();
+    }
+    return ok;
 }
 
 }  // namespace relay::auth

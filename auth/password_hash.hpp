@@ -36,10 +36,11 @@ PasswordHash hash_password_with_salt(std::string_view password, std::string salt
 // Runs the KDF and compares in constant time.
 bool verify_password(const PasswordHash& stored, std::string_view password);
 
-// verify_password with memory: after one successful KDF run for (user, stored hash) it remembers a
-// salted SHA-256 of that password, so a device that logs in every minute costs one KDF run, not one
-// per login (AUTH is answered on the I/O thread). A different password, or a changed hash after a
-// reload, runs the KDF again. Thread-safe; process-wide.
+// verify_password with memory: after one KDF run for (user, stored hash) it remembers a salted
+// SHA-256 of the password that matched (and of the last few that did not), so a device that logs in
+// every minute, or keeps retrying a wrong password, costs one KDF run, not one per login (AUTH is
+// answered on the I/O thread). A new password, or a changed hash after a reload, runs the KDF again.
+// Thread-safe; process-wide.
 bool verify_password_cached(std::string_view user, std::string_view stored_text, std::string_view password);
 
 }  // namespace relay::auth

@@ -194,10 +194,11 @@ asio::awaitable<void> upstream_steps(Report& report, const conf::Config& config,
         envelope.mail_from = account.email;
         envelope.rcpt_to = {*send_test};
         envelope.account = account.name;
-        StringBody body(test_message(account, *send_test, config.relay.hostname));
+        const std::string message = test_message(account, *send_test, config.relay.hostname);
+        StringBody body(message);
         TransactionResult result;
         try {
-            result = co_await session.send(envelope, test_message(account, *send_test, config.relay.hostname).size(), body);
+            result = co_await session.send(envelope, message.size(), body);
         } catch (const UpstreamError& e) {
             failure = e;
         }

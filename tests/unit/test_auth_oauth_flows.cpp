@@ -222,4 +222,24 @@ TEST(PasswordHash, CachedVerificationFollowsPasswordAndStoredHash) {
     EXPECT_FALSE(verify_password_cached("u", changed, "right")); // hash changed by a reload
     EXPECT_TRUE(verify_password_cached("u", changed, "new"));
     EXPECT_FALSE(verify_password_cached("v", stored, "new"));
+    EXPECT_FALSE(verify_password_cached("v", stored, "new"));    // a remembered failure
+    EXPECT_TRUE(verify_password_cached("v", stored, "right"));   // does not block the right password
+}
+
+TEST(PasswordHash, CachedAnswersCostNoKdfRun) {
+    // A KDF run (600,000 iterations) takes far longer than a digest lookup; repeated answers must be cheap.
+    const std::string stored = hash_password("slow", 600000).to_string();
+    auto timed = [&](const char* password) {
+        auto start = std::chrono::steady_clock::now();
+        bool ok = verify_password_cached("slow-user", stored, password);
+        return std::pair{ok, std::chrono::steady_clock::now() - start};
+    };
+    auto [first_ok, first] = timed("slow");
+    auto [again_ok, again] = timed("slow");
+    auto [wrong_ok, wrong] = timed("bad");
+    auto [wrong_again_ok, wrong_again] = timed("bad");
+    EXPECT_TRUE(first_ok && again_ok);
+    EXPECT_FALSE(wrong_ok || wrong_again_ok);
+    EXPECT_LT(again * 20, first);
+    EXPECT_LT(wrong_again * 20, wrong);
 }

@@ -98,22 +98,13 @@ void send_response(int fd, int status, std::string_view reason, const std::strin
     }
 }
 
-// The request head, or "" when the client sent nothing usable in time.
-std::string read_head(int fd, Clock::time_point deadline) {
+// A connection whose request head is still arriving. Browsers open speculative connections that
+// never send anything, so several are read side by side instead of one after another.
+struct Pending {
+    int fd;
+    Clock::time_point give_up;
     std::string head;
-    char buffer[4096];
-    while (head.find("\r\n\r\n") == std::string::npos && head.size() < kMaxRequestHead) {
-        pollfd p{fd, POLLIN, 0};
-        int ready = ::poll(&p, 1, remaining_ms(deadline));
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready <= 0) return {};
-        ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        head.append(buffer, static_cast<std::size_t>(n));
-    }
-    return head.find("\r\n\r\n") == std::string::npos ? std::string{} : head;
-}
+};
 
 }  // namespace
 
@@ -139,54 +130,96 @@ LoopbackListener::~LoopbackListener() {
 }
 
 std::optional<RedirectOutcome> LoopbackListener::wait(Clock::time_point deadline, const std::string& expected_state) {
-    std::vector<pollfd> polls;
-    for (int fd : sockets_) polls.push_back(pollfd{fd, POLLIN, 0});
+    std::vector<Pending> pending;
+    auto close_all = [&] {
+        for (const auto& p : pending) ::close(p.fd);
+    };
     while (Clock::now() < deadline) {
-        int ready = ::poll(polls.data(), polls.size(), remaining_ms(deadline));
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready <= 0) continue;
-        for (const auto& p : polls) {
-            if (!(p.revents & POLLIN)) continue;
-            int client = ::accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC);
-            if (client < 0) continue;
-            const std::string head = read_head(client, std::min(deadline, Clock::now() + kPerConnection));
-            const std::string request_line = head.substr(0, head.find("\r\n"));
-            const auto first_space = request_line.find(' ');
-            const auto second_space = request_line.find(' ', first_space + 1);
-            if (head.empty() || first_space == std::string::npos || second_space == std::string::npos) {
-                ::close(client);
+        std::vector<pollfd> polls;
+        for (int fd : sockets_) polls.push_back(pollfd{fd, POLLIN, 0});
+        auto wake = deadline;
+        for (const auto& p : pending) {
+            polls.push_back(pollfd{p.fd, POLLIN, 0});
+            wake = std::min(wake, p.give_up);
+        }
+        int ready = ::poll(polls.data(), polls.size(), remaining_ms(wake));
+        if (ready < 0 && errno != EINTR) break;
+        for (std::size_t i = 0; i < sockets_.size(); ++i) {
+            if (!(polls[i].revents & POLLIN)) continue;
+            int client = ::accept4(sockets_[i], nullptr, nullptr, SOCK_CLOEXEC);
+            if (client >= 0) pending.push_back(Pending{client, Clock::now() + kPerConnection, {}});
+        }
+        for (std::size_t i = sockets_.size(); i < polls.size(); ++i) {
+            Pending& p = pending[i - sockets_.size()];
+            if (polls[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                char buffer[4096];
+                ssize_t n = ::recv(p.fd, buffer, sizeof buffer, 0);
+                if (n > 0) p.head.append(buffer, static_cast<std::size_t>(n));
+                else if (n == 0 || errno != EINTR) p.give_up = Clock::now();  // closed or broken
+            }
+            if (p.head.find("\r\n\r\n") == std::string::npos) {
+                if (p.head.size() > kMaxRequestHead) p.give_up = Clock::now();
                 continue;
             }
-            const std::string method = request_line.substr(0, first_space);
-            const std::string target = request_line.substr(first_space + 1, second_space - first_space - 1);
-            std::optional<RedirectParameters> parameters;
-            if (method != "GET") {
-                send_response(client, 405, "Method Not Allowed", page("Method not allowed", "Only GET is served here."));
-            } else if (redirect_path(target) != path_) {
-                send_response(client, 404, "Not Found", page("Not found", "This is not the sign-in redirect address."));
-            } else if (!(parameters = parse_redirect(target))) {
-                send_response(client, 400, "Bad Request",
-                              page("No authorization code", "This request carries neither a code nor an error."));
-            } else {
-                RedirectOutcome outcome{*parameters, parameters->state == expected_state};
-                if (!parameters->error.empty())
-                    send_response(client, 200, "OK", page("Sign-in failed", "The provider answered " +
-                                  parameters->error + (parameters->error_description.empty() ? "" : ": " +
-                                  parameters->error_description) + ". See the terminal for what to do."));
-                else if (!outcome.state_matches)
-                    send_response(client, 400, "Bad Request",
-                                  page("Sign-in refused", "The state parameter does not match the one this "
-                                       "authorization started with, so the code was not used. Run authorize again."));
-                else
-                    send_response(client, 200, "OK", page("Done", "smtp-oauth2-relay received the authorization. "
-                                  "You can close this tab and go back to the terminal."));
-                ::close(client);
+            auto outcome = answer(p.fd, p.head, expected_state);
+            p.give_up = Clock::now();
+            p.head.clear();
+            if (outcome) {
+                close_all();
                 return outcome;
             }
-            ::close(client);
         }
+        // Drop answered, closed and silent connections.
+        const auto now = Clock::now();
+        std::erase_if(pending, [&](const Pending& p) {
+            if (p.give_up > now) return false;
+            ::close(p.fd);
+            return true;
+        });
     }
+    close_all();
     return std::nullopt;
+}
+
+std::optional<RedirectOutcome> LoopbackListener::answer(int client, const std::string& head,
+                                                        const std::string& expected_state) const {
+    const std::string request_line = head.substr(0, head.find("\r\n"));
+    const auto first_space = request_line.find(' ');
+    const auto second_space = request_line.find(' ', first_space + 1);
+    if (first_space == std::string::npos || second_space == std::string::npos) {
+        send_response(client, 400, "Bad Request", page("Bad request", "This is not an HTTP request."));
+        return std::nullopt;
+    }
+    const std::string method = request_line.substr(0, first_space);
+    const std::string target = request_line.substr(first_space + 1, second_space - first_space - 1);
+    std::optional<RedirectParameters> parameters;
+    if (method != "GET") {
+        send_response(client, 405, "Method Not Allowed", page("Method not allowed", "Only GET is served here."));
+        return std::nullopt;
+    }
+    if (redirect_path(target) != path_) {
+        send_response(client, 404, "Not Found", page("Not found", "This is not the sign-in redirect address."));
+        return std::nullopt;
+    }
+    if (!(parameters = parse_redirect(target))) {
+        send_response(client, 400, "Bad Request",
+                      page("No authorization code", "This request carries neither a code nor an error."));
+        return std::nullopt;
+    }
+    RedirectOutcome outcome{*parameters, parameters->state == expected_state};
+    if (!parameters->error.empty())
+        send_response(client, 200, "OK",
+                      page("Sign-in failed", "The provider answered " + parameters->error +
+                                                 (parameters->error_description.empty() ? "" : ": " + parameters->error_description) +
+                                                 ". See the terminal for what to do."));
+    else if (!outcome.state_matches)
+        send_response(client, 400, "Bad Request",
+                      page("Sign-in refused", "The state parameter does not match the one this authorization started "
+                                              "with, so the code was not used. Run authorize again."));
+    else
+        send_response(client, 200, "OK", page("Done", "smtp-oauth2-relay received the authorization. "
+                                                      "You can close this tab and go back to the terminal."));
+    return outcome;
 }
 
 }  // namespace relay::auth

@@ -38,6 +38,9 @@ public:
                                         const std::string& expected_state);
 
 private:
+    // Answers one complete request head; the outcome when it was the redirect.
+    std::optional<RedirectOutcome> answer(int client, const std::string& head, const std::string& expected_state) const;
+
     std::vector<int> sockets_;
     std::uint16_t port_ = 0;
     std::string path_;  // "/" when the redirect URI has none

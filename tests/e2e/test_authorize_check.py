@@ -5,6 +5,7 @@ import json
 import os
 import re
 import smtplib
+import socket
 import stat
 import subprocess
 import time
@@ -59,10 +60,10 @@ def finish(process, timeout=30):
     return process.returncode, out, err
 
 
-def browser_get(url):
+def browser_get(url, timeout=15):
     """A browser: follows the stand-in's 302 to the CLI's loopback listener; returns (status, page)."""
     try:
-        with NO_PROXY.open(url, timeout=15) as response:
+        with NO_PROXY.open(url, timeout=timeout) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
@@ -106,7 +107,10 @@ def test_authorize_in_a_browser_then_the_relay_delivers(relay, standin):
     assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
     assert query["response_type"] == "code" and len(query["state"]) >= 16
     assert re.fullmatch(r"http://localhost:\d+", query["redirect_uri"])
-    status, page = browser_get(url)
+    # Browsers open speculative connections that stay silent; they must not hold up the redirect.
+    idle = socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(query["redirect_uri"]).port))
+    status, page = browser_get(url, timeout=5)
+    idle.close()
     assert status == 200 and "You can close this tab" in page
     code, out, err = finish(cli)
     assert code == 0, out + err

@@ -107,9 +107,9 @@ int redeem(const conf::Config& config, const conf::Account& account, const auth:
 int code_flow(const conf::Config& config, const conf::Account& account, bool paste, std::chrono::seconds timeout,
               const std::string& config_flag) {
     if (account.authorize_url.empty()) {
-        complain(fmt::format("authorize: account {}: no authorize_url (provider \"{}\" has no preset for it here); "
-                             "set authorize_url in [accounts.{}]\n", account.name, conf::to_string(account.provider),
-                             account.name));
+        complain(fmt::format("authorize: account {}: no authorize_url: set authorize_url in [accounts.{}]{}\n",
+                             account.name, account.name,
+                             account.provider == conf::Provider::microsoft ? " (or tenant, which the preset needs)" : ""));
         return kUsageError;
     }
     const auto redirect = conf::parse_loopback_redirect(account.redirect_uri);  // validated at load
@@ -168,8 +168,9 @@ int device_flow(const conf::Config& config, const conf::Account& account, std::o
                                  "(https://mail.google.com/); run authorize without --device (or with --paste when "
                                  "the browser is on another machine)\n", account.name));
         else
-            complain(fmt::format("authorize: account {}: no devicecode_url; set it in [accounts.{}] or run authorize "
-                                 "without --device\n", account.name, account.name));
+            complain(fmt::format("authorize: account {}: no devicecode_url: set it in [accounts.{}]{} or run authorize "
+                                 "without --device\n", account.name, account.name,
+                                 account.provider == conf::Provider::microsoft ? " (or tenant, which the preset needs)" : ""));
         return kUsageError;
     }
     auth::CurlHttpClient http;

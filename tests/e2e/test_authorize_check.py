@@ -1,7 +1,6 @@
 """Issue 3 (part A) end to end: `authorize` (browser with PKCE, --paste, --device), `check` against a
 healthy and each broken setup, and `hash-password` for local users. The Microsoft stand-in plays the
 identity platform (authorize, devicecode, token endpoints) and Exchange Online."""
-import json
 import os
 import re
 import smtplib
@@ -175,6 +174,23 @@ def test_authorize_paste_and_codes_are_single_use_with_pkce(relay, standin):
     assert status == 400 and "AADSTS54005" in body["error_description"]
 
 
+def test_authorize_without_offline_access_stores_nothing(relay, standin):
+    with_sign_in(relay, standin)
+    relay.accounts["office"]["scope"] = "https://outlook.office.com/SMTP.Send"
+    cli = start_cli(relay, "authorize", "--account", "office", "--paste")
+    location = redirect_location(read_until(cli, r"^\s+(http\S+)").group(1))
+    code, out, err = finish_with_input(cli, location + "\n")
+    assert code == 1 and "no refresh token" in err and "offline_access" in err
+    assert not os.path.exists(token_file(relay))
+
+
+def test_stand_in_authorize_refuses_a_non_loopback_redirect(standin):
+    query = {"client_id": "test-client-id", "response_type": "code", "redirect_uri": "http://evil.example/",
+             "state": "s", "code_challenge": "c" * 43, "code_challenge_method": "S256"}
+    status, page = browser_get(standin.sign_in_url("authorize") + "?" + urllib.parse.urlencode(query))
+    assert status == 400 and "AADSTS50011" in page
+
+
 def finish_with_input(process, text, timeout=30):
     out, err = process.communicate(text, timeout=timeout)
     return process.returncode, out, err
@@ -221,7 +237,10 @@ def test_device_flow_approved_mid_poll(relay, standin):
     assert code == 0, out + err
     assert "tokens stored in" in out
     assert grant_count(standin, "urn:ietf:params:oauth:grant-type:device_code") == 1
-    assert json.load(open(token_file(relay)))  # a readable token file
+    # From an empty state directory to a verified path without handling a token.
+    check = relay.run("check", "--account", "office", "--send-test", "boss@example.com")
+    assert check.returncode == 0, check.stdout + check.stderr
+    standin.wait_for_messages(1)
 
 
 def test_device_flow_declined(relay, standin):

@@ -6,8 +6,8 @@
 
 Plain HTTP on loopback: the relay's HTTP client is pointed at token_url, and TLS for HTTPS is libcurl's
 business, not what these tests are about. Decisions live in TokenAuthority; this file only parses
-the form-encoded bodies of RFC 6749 section 6 and writes JSON. A later task adds /authorize and
-/devicecode next to the token route. Request logging names paths and outcomes, never bodies.
+the form-encoded bodies of RFC 6749 section 6 and writes JSON. GET /{tenant}/oauth2/v2.0/authorize,
+POST /{tenant}/oauth2/v2.0/devicecode and POST /_device/approve belong to standin_userflows.py. Request logging names paths and outcomes, never bodies.
 """
 import html
 import json

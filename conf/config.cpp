@@ -5,14 +5,17 @@
 // All problems are collected with their "file:line:col" and thrown together, sorted by position.
 #include <algorithm>
 #include <map>
+#include <tuple>
 #include <variant>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include "auth/password_hash.hpp"
 #include "conf/config.hpp"
 #include "conf/config_detail.hpp"
+#include "conf/redirect_uri.hpp"
 #include "conf/value_reader.hpp"
 
 namespace relay::conf {
@@ -86,20 +89,40 @@ const KeySpec<Account> account_keys[] = {
     {.name = "upstream_auth", .member = &Account::upstream_auth, .default_toml = R"("xoauth2")"},
     // Exchange Online allows 3 concurrent SMTP AUTH sessions per mailbox (a 4th gets 432 4.3.2).
     {.name = "max_connections", .member = &Account::max_connections, .default_toml = "3", .min = 1, .max = 100},
+    // authorize: loopback redirect (RFC 8252 7.3) and the sign-in endpoints (provider preset).
+    {.name = "redirect_uri", .member = &Account::redirect_uri, .default_toml = R"("http://localhost")"},
+    {.name = "authorize_url", .member = &Account::authorize_url},
+    {.name = "devicecode_url", .member = &Account::devicecode_url},
 };
 
 struct Preset {
     Provider provider;
-    std::string_view token_url;  // "{tenant}" is replaced by the account's tenant
+    std::string_view token_url;  // "{login}" is replaced by login_host(), "{tenant}" by the account's tenant
     std::string_view scope;
     std::string_view upstream;
+    std::string_view authorize_url = {};
+    std::string_view devicecode_url = {};  // empty: the provider offers no device flow for mail scopes
 };
 
 const Preset presets[] = {
-    {Provider::microsoft, "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
-     "https://outlook.office.com/SMTP.Send offline_access", "smtp.office365.com:587"},
-    {Provider::google, "https://oauth2.googleapis.com/token", "https://mail.google.com/", "smtp.gmail.com:587"},
+    {Provider::microsoft, "https://{login}/{tenant}/oauth2/v2.0/token",
+     "https://outlook.office.com/SMTP.Send offline_access", "smtp.office365.com:587",
+     "https://{login}/{tenant}/oauth2/v2.0/authorize", "https://{login}/{tenant}/oauth2/v2.0/devicecode"},
+    // Google refuses the device flow for https://mail.google.com/, so it has no devicecode_url.
+    {Provider::google, "https://oauth2.googleapis.com/token", "https://mail.google.com/", "smtp.gmail.com:587",
+     "https://accounts.google.com/o/oauth2/auth"},
 };
+
+// The Microsoft identity platform host: the one place a national cloud would change it.
+std::string login_host(const Account&) { return "login.microsoftonline.com"; }
+
+// A preset URL for this account: "{login}" and "{tenant}" filled in.
+std::string preset_url(std::string_view pattern, const Account& account) {
+    std::string url(pattern);
+    if (auto at = url.find("{login}"); at != std::string::npos) url.replace(at, 7, login_host(account));
+    if (auto at = url.find("{tenant}"); at != std::string::npos) url.replace(at, 8, account.tenant);
+    return url;
+}
 
 // http:// is acceptable only when the request cannot leave the machine.
 bool is_acceptable_token_url(std::string_view url) {
@@ -137,6 +160,8 @@ private:
     void read_accounts(const toml::table& root, Config& config);
     void read_users(const toml::table& root, Config& config);
     void check_account(const toml::table& table, const std::string& label, Account& account);
+    void check_sign_in_endpoints(const toml::table& table, const std::string& label, Account& account,
+                                 const Preset* preset);
     void check_relay(const toml::table& table, Config& config);
 
     detail::ValueReader values_;
@@ -247,10 +272,9 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
         fail(table.source(), fmt::format("{}: missing required key 'tenant' in [{}] (the Microsoft token URL "
                                          "needs it, e.g. \"contoso.onmicrosoft.com\"; or set token_url)", label, label));
     } else {
-        std::string url(preset->token_url);
-        if (auto at = url.find("{tenant}"); at != std::string::npos) url.replace(at, 8, account.tenant);
-        account.token_url = url;
+        account.token_url = preset_url(preset->token_url, account);
     }
+    check_sign_in_endpoints(table, label, account, has_preset ? &*preset : nullptr);
     if (!table.contains("scope")) {
         if (has_preset) account.scope = preset->scope;
         else missing("scope");
@@ -266,6 +290,30 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
              fmt::format("{}.upstream_tls: \"none\" would send the access token and mail unencrypted; it is allowed "
                          "only for a loopback upstream (127.0.0.0/8, ::1, localhost), not {}",
                          label, account.upstream.host));
+}
+
+// redirect_uri, authorize_url, devicecode_url: what `authorize` needs. A missing endpoint is not an
+// error here (the relay itself never uses them); `authorize` says what to set.
+void Loader::check_sign_in_endpoints(const toml::table& table, const std::string& label, Account& account,
+                                     const Preset* preset) {
+    if (!parse_loopback_redirect(account.redirect_uri))
+        fail(position_of(table, "redirect_uri"),
+             fmt::format("{}.redirect_uri: {} must be an http:// URL on a loopback host (localhost, 127.0.0.1 or "
+                         "[::1]) with an optional port and path, e.g. \"http://localhost\"",
+                         label, quote_value(account.redirect_uri)));
+    const bool tenant_known = account.provider != Provider::microsoft || table.contains("tenant");
+    for (auto [key, member, pattern] : {std::tuple{"authorize_url", &Account::authorize_url,
+                                                   preset ? preset->authorize_url : std::string_view{}},
+                                        std::tuple{"devicecode_url", &Account::devicecode_url,
+                                                   preset ? preset->devicecode_url : std::string_view{}}}) {
+        if (table.contains(key)) {
+            if (!is_acceptable_token_url(account.*member))
+                fail(position_of(table, key),
+                     fmt::format("{}.{}: must be an https:// URL (http:// only for a loopback host)", label, key));
+        } else if (!pattern.empty() && tenant_known) {
+            account.*member = preset_url(pattern, account);
+        }
+    }
 }
 
 void Loader::read_users(const toml::table& root, Config& config) {
@@ -293,6 +341,9 @@ void Loader::read_users(const toml::table& root, Config& config) {
             fail(position_of(*table, "password_hash"), label + ": set password or password_hash, not both");
         else if (!password && !hash)
             fail(table->source(), label + ": missing required key 'password' (or 'password_hash') in [[users]]");
+        std::string why;
+        if (hash && !password && !user.password_hash.empty() && !auth::parse_password_hash(user.password_hash, &why))
+            fail(position_of(*table, "password_hash"), fmt::format("{}.password_hash: {}", label, why));
         if (!user.name.empty()) {
             const auto line = position_of(*table, "name").begin.line;
             if (auto [it, inserted] = first_line.emplace(user.name, line); !inserted)

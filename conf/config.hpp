@@ -85,6 +85,10 @@ struct Account {
     std::filesystem::path upstream_ca_file;  // extra trust anchor, optional
     UpstreamAuth upstream_auth = UpstreamAuth::xoauth2;
     unsigned max_connections = 3;     // concurrent upstream sessions for this account
+    // `authorize` (issue 3): the loopback redirect and the endpoints a person signs in through.
+    std::string redirect_uri = "http://localhost";  // loopback only; no port: authorize picks one
+    std::string authorize_url;        // filled from the provider preset unless overridden
+    std::string devicecode_url;       // preset (microsoft); empty: no device flow (google)
 };
 
 struct Config {

@@ -77,6 +77,9 @@ const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         {"serve", run_serve},
         {"token import", run_token_import},
+        {"authorize", run_authorize},
+        {"check", run_check},
+        {"hash-password", run_hash_password},
     };
     return table;
 }

@@ -22,6 +22,9 @@ to Office 365 (or another OAuth2 mail provider) with SASL XOAUTH2.
 commands:
   serve          run the relay in the foreground (logs to stderr; SIGTERM stops gracefully)
   token import   store a refresh token read from stdin, after redeeming it once
+  authorize      sign in at the provider (browser, --paste or --device) and store the refresh token
+  check          test each account step by step (token, TLS, AUTH, optional test mail) with diagnoses
+  hash-password  print a salted hash for [[users]] password_hash
 
 Every command takes --config FILE (default /etc/smtp-oauth2-relay/config.toml) and --help.
 exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error

@@ -18,6 +18,7 @@
 #include <boost/asio/write.hpp>
 #include <openssl/crypto.h>
 
+#include "auth/password_hash.hpp"
 #include "relay/log.hpp"
 
 namespace relay {
@@ -54,6 +55,11 @@ RelaySessionHooks::RelaySessionHooks(std::shared_ptr<const conf::Config> config,
 
 smtp::SessionHooks::AuthResult RelaySessionHooks::authenticate(std::string_view user, std::string_view password) {
     const conf::User* u = config_->find_user(std::string(user));
+    if (u && !u->password_hash.empty()) {
+        // PBKDF2 runs here, on the I/O thread, only for the first login with a password (then cached).
+        if (!auth::verify_password_cached(u->name, u->password_hash, password)) return {};
+        return {true, u->account};
+    }
     // Compare even for unknown users so timing does not reveal which names exist.
     std::string_view expected = u ? std::string_view(u->password.reveal()) : std::string_view("\x01unknown-user");
     bool ok = constant_time_equal(expected, password) && u != nullptr && !u->password.empty();

@@ -385,4 +385,8 @@ bool UpstreamSession::usable() const { return impl_->connected && !impl_->broken
 
 const smtp::Reply& UpstreamSession::capabilities() const { return impl_->capabilities; }
 
+std::string UpstreamSession::tls_version() const {
+    return impl_->tls_active ? SSL_get_version(impl_->stream.native_handle()) : "";
+}
+
 }  // namespace relay

@@ -97,6 +97,8 @@ public:
     bool usable() const;
     // EHLO keywords after TLS (e.g. "AUTH LOGIN XOAUTH2"), for `check` diagnostics.
     const smtp::Reply& capabilities() const;
+    // The negotiated protocol ("TLSv1.3"), or "" when the session runs without TLS; for `check`.
+    std::string tls_version() const;
 
 private:
     struct Impl;

@@ -131,6 +131,14 @@ class StandIn:
     def set_smtp_up(self, up):
         self.control(smtp_up=bool(up))
 
+    def sign_in_url(self, endpoint):
+        """The stand-in's "authorize" or "devicecode" URL, next to token_url (Microsoft flavor)."""
+        return self.token_url.rsplit("/", 1)[0] + "/" + endpoint
+
+    def device_decision(self, user_code, decision="approve"):
+        """The user approves (or declines) a pending device code at the verification page."""
+        return self._http("POST", "/_device/approve", {"user_code": user_code, "decision": decision})
+
     def token_request(self, **form):
         """POST a form to the token endpoint; returns (HTTP status, JSON body) for any status."""
         data = urllib.parse.urlencode(form).encode()

@@ -6,7 +6,7 @@ SMTP submission server that REALLY checks the tokens the endpoint issued, so the
 against the rules of the real service (see /work/shared/PROVIDERS.md) without the Internet. On start
 it prints one JSON "ready" line to stdout; it logs to stderr (never a whole token or secret) and
 exits 0 on SIGTERM/SIGINT. Pieces: standin_tokens (identity platform), standin_http (token endpoint
-and /_control), standin_smtp (SMTP), standin_tls (test CA), standin_control (switches, counters).
+and /_control), standin_userflows (authorize + PKCE, device code), standin_smtp (SMTP), standin_tls (test CA), standin_control (switches, counters).
 Standard library only; Python 3.11 (StreamWriter.start_tls).
 """
 import argparse
@@ -15,12 +15,14 @@ import json
 import os
 import signal
 import sys
+import time
 
 from standin_control import ROTATIONS, Settings, Stats
 from standin_http import StandInHttpServer
 from standin_smtp import SmtpStandIn, log
 from standin_tls import ensure_tls_material, server_context
 from standin_tokens import TokenAuthority
+from standin_userflows import UserFlows
 
 
 def parse_args(argv):
@@ -53,6 +55,7 @@ async def serve(args):
     authority = TokenAuthority(os.path.join(state_dir, "tokens.json"), client_id=args.client_id,
                                client_secret=args.client_secret, flavor=args.flavor)
     authority.add_refresh_token(args.refresh_token, args.user, replace=False)
+    authority.user_flows = UserFlows(authority, args.user, time.time)
     settings = Settings(token_lifetime=args.token_lifetime, rotation=args.rotation)
     stats = Stats()
 

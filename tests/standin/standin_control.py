@@ -20,7 +20,13 @@ DEFAULT_SETTINGS = {
     "max_sessions_per_user": 3,  # Exchange Online: at most 3 concurrent connections per mailbox
     "fail_mail_with": "",
     "fail_auth_with": "",
+    # Sign-in flows (standin_userflows.py): authorize auto-approves or denies; device code timing.
+    "authorize_mode": "approve",
+    "device_interval": 5,
+    "device_expires_in": 900,  # Microsoft: device codes live 15 minutes
+    "device_slow_down": 0,     # answer the next N polls with slow_down
 }
+AUTHORIZE_MODES = ("approve", "deny")
 TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client")
 ROTATIONS = ("keep", "invalidate")
 ACTIONS = ("add_refresh_token", "revoke_all_refresh_tokens")
@@ -55,6 +61,13 @@ def parse_control_request(request):
             _check_int(key, value, 0)
         elif key in ("token_lifetime", "max_sessions_per_user"):
             _check_int(key, value, 1)
+        elif key == "authorize_mode":
+            if value not in AUTHORIZE_MODES:
+                raise ControlError(f"authorize_mode must be one of {', '.join(AUTHORIZE_MODES)}")
+        elif key in ("device_interval", "device_expires_in"):
+            _check_int(key, value, 1)
+        elif key == "device_slow_down":
+            _check_int(key, value, 0)
         elif key == "smtp_up":
             if not isinstance(value, bool):
                 raise ControlError("smtp_up must be true or false")

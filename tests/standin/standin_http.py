@@ -6,9 +6,10 @@
 
 Plain HTTP on loopback: the relay's HTTP client is pointed at token_url, and TLS for HTTPS is libcurl's
 business, not what these tests are about. Decisions live in TokenAuthority; this file only parses
-the form-encoded bodies of RFC 6749 section 6 and writes JSON. A later task adds /authorize and
-/devicecode next to the token route. Request logging names paths and outcomes, never bodies.
+the form-encoded bodies of RFC 6749 section 6 and writes JSON. GET /{tenant}/oauth2/v2.0/authorize,
+POST /{tenant}/oauth2/v2.0/devicecode and POST /_device/approve belong to standin_userflows.py. Request logging names paths and outcomes, never bodies.
 """
+import html
 import json
 import re
 import sys
@@ -18,8 +19,11 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standin_control import ControlError, parse_control_request
+from standin_userflows import AuthorizeRefused
 
 MICROSOFT_TOKEN_PATH = re.compile(r"^/[^/]+/oauth2/v2\.0/token$")
+MICROSOFT_AUTHORIZE_PATH = re.compile(r"^/[^/]+/oauth2/v2\.0/authorize$")
+MICROSOFT_DEVICECODE_PATH = re.compile(r"^/[^/]+/oauth2/v2\.0/devicecode$")
 MAX_BODY = 1 << 20
 
 
@@ -78,8 +82,51 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/_tokens/latest":
             token, user = self.server.authority.latest_refresh_token()
             self._reply_json(200, {"refresh_token": token, "user": user})
+        elif MICROSOFT_AUTHORIZE_PATH.match(path):
+            self._authorize()
         else:
             self._reply_json(404, {"error": "not_found"})
+
+    def _authorize(self):
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query, keep_blank_values=True))
+        try:
+            location = self.server.authority.user_flows.authorize(query, self.server.settings.snapshot())
+        except AuthorizeRefused as err:
+            self.server.stats.token_request("(authorize)", "refused")
+            page = f"<html><body><h1>Sign in</h1><p>{html.escape(str(err))}</p></body></html>".encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
+        outcome = "error" if "error=" in location.split("?", 1)[1] else "code"
+        self.server.stats.token_request("(authorize)", outcome)
+        print(f"ms_standin: authorize outcome={outcome}", file=sys.stderr, flush=True)
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _device_code(self, body):
+        form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        status, reply = self.server.authority.user_flows.device_authorization(form, self.server.settings.snapshot())
+        self.server.stats.token_request("(devicecode)", "ok" if status == 200 else reply["error"])
+        self._reply_json(status, reply)
+
+    def _device_decision(self, body):
+        try:
+            request = json.loads(body or b"{}")
+            user_code, decision = request["user_code"], request.get("decision", "approve")
+            if decision not in ("approve", "decline"):
+                raise ValueError("decision must be approve or decline")
+        except (ValueError, KeyError, TypeError) as err:
+            self._reply_json(400, {"error": f"bad request: {err}"})
+            return
+        if not self.server.authority.user_flows.decide_device(user_code, decision):
+            self._reply_json(404, {"error": "no pending device code with that user_code"})
+            return
+        self._reply_json(200, {"user_code": user_code, "decision": decision})
 
     def do_POST(self):
         path = urllib.parse.urlsplit(self.path).path
@@ -92,6 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._control(body)
         elif self._is_token_path(path):
             self._token(body)
+        elif MICROSOFT_DEVICECODE_PATH.match(path):
+            self._device_code(body)
+        elif path == "/_device/approve":
+            self._device_decision(body)
         else:
             self._reply_json(404, {"error": "not_found"})
 

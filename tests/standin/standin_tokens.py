@@ -74,6 +74,7 @@ class TokenAuthority:
         self._refresh = {}   # token -> {"user", "scope", "valid", "revoked", "issued_at"}
         self._access = {}    # token -> {"user", "scope", "expires_at"}
         self._latest_refresh = None
+        self.user_flows = None  # standin_userflows.UserFlows: authorization code and device code grants
         if os.path.exists(db_path):
             with open(db_path, encoding="utf-8") as f:
                 saved = json.load(f)
@@ -131,6 +132,8 @@ class TokenAuthority:
                 raise _missing("grant_type")
             if grant_type == "refresh_token":
                 body = self._refresh_token_grant(form, settings)
+            elif self.user_flows is not None and grant_type in self.user_flows.GRANTS:
+                body = self.user_flows.token_grant(grant_type, form, settings)
             elif grant_type in FUTURE_GRANTS:
                 raise TokenError(400, "unsupported_grant_type", 70003,
                                  f"The app requested an unsupported grant type '{grant_type}'.")
@@ -198,6 +201,24 @@ class TokenAuthority:
                 body["refresh_token"] = fresh
             self._save_locked()
             return body
+
+    def issue_tokens(self, user, scope, settings):
+        """A fresh refresh + access token for `user` after a person signed in (code or device grant)."""
+        with self._lock:
+            lifetime = settings["token_lifetime"]
+            access = "EwB" + secrets.token_urlsafe(90)
+            self._access[access] = {"user": user, "scope": scope, "expires_at": self._clock() + lifetime}
+            refresh = "0.A" + secrets.token_urlsafe(60)
+            self._refresh[refresh] = {"user": user, "scope": scope, "valid": True, "revoked": False,
+                                      "issued_at": self._clock()}
+            self._latest_refresh = refresh
+            self._save_locked()
+        granted = " ".join(s for s in scope.split() if s.lower() not in OIDC_SCOPES)
+        body = {"token_type": "Bearer", "scope": granted, "expires_in": lifetime,
+                "ext_expires_in": lifetime, "access_token": access}
+        if "offline_access" in scope.split():
+            body["refresh_token"] = refresh
+        return body
 
     # --- SMTP side ------------------------------------------------------------------------------
 

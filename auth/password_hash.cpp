@@ -1,0 +1,141 @@
+// PBKDF2 password hashes (see password_hash.hpp): OpenSSL's PKCS5_PBKDF2_HMAC for the KDF,
+// CRYPTO_memcmp for comparisons that must not leak how many bytes matched.
+#include "auth/password_hash.hpp"
+
+#include <charconv>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "auth/base64.hpp"
+
+namespace relay::auth {
+namespace {
+
+constexpr std::string_view kPrefix = "$pbkdf2-sha256$";
+constexpr std::size_t kSaltBytes = 16;
+constexpr std::size_t kHashBytes = 32;
+
+std::string pbkdf2(std::string_view password, std::string_view salt, std::uint32_t iterations, std::size_t size) {
+    std::string out(size, '\0');
+    if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                          reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
+                          static_cast<int>(iterations), EVP_sha256(), static_cast<int>(size),
+                          reinterpret_cast<unsigned char*>(out.data())) != 1)
+        throw std::runtime_error("PKCS5_PBKDF2_HMAC failed");
+    return out;
+}
+
+bool equal(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// What the cache keeps instead of the password: SHA-256(salt || password).
+std::string quick_digest(std::string_view salt, std::string_view password) {
+    std::string input = std::string(salt) + std::string(password);
+    std::string out(SHA256_DIGEST_LENGTH, '\0');
+    SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+           reinterpret_cast<unsigned char*>(out.data()));
+    OPENSSL_cleanse(input.data(), input.size());
+    return out;
+}
+
+struct CacheEntry {
+    std::string stored_text;            // the hash string these results belong to
+    std::string success;                // quick_digest of the password that matched; empty: none yet
+    std::deque<std::string> failures;   // quick_digests of recent wrong passwords
+};
+// A device configured with a wrong password retries it forever: remember a few wrong ones too.
+constexpr std::size_t kRememberedFailures = 8;
+
+std::mutex cache_mutex;
+std::map<std::string, CacheEntry, std::less<>> cache;
+
+}  // namespace
+
+std::string PasswordHash::to_string() const {
+    return fmt::format("{}{}${}${}", kPrefix, iterations, base64_encode(salt), base64_encode(hash));
+}
+
+std::optional<PasswordHash> parse_password_hash(std::string_view text, std::string* why) {
+    auto fail = [&](std::string reason) -> std::optional<PasswordHash> {
+        if (why) *why = std::move(reason);
+        return std::nullopt;
+    };
+    if (!text.starts_with(kPrefix))
+        return fail("expected \"$pbkdf2-sha256$<iterations>$<salt>$<hash>\" as printed by `smtp-oauth2-relay hash-password`");
+    std::string_view rest = text.substr(kPrefix.size());
+    const auto d1 = rest.find('$');
+    const auto d2 = d1 == std::string_view::npos ? d1 : rest.find('$', d1 + 1);
+    if (d2 == std::string_view::npos || rest.find('$', d2 + 1) != std::string_view::npos)
+        return fail("expected four '$'-separated parts after \"$pbkdf2-sha256$\"");
+    PasswordHash h;
+    std::string_view count = rest.substr(0, d1);
+    auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), h.iterations);
+    if (count.empty() || ec != std::errc{} || end != count.data() + count.size())
+        return fail("the iteration count is not a number");
+    if (h.iterations < kPbkdf2MinIterations || h.iterations > kPbkdf2MaxIterations)
+        return fail(fmt::format("the iteration count must be between {} and {} (hash-password uses {})",
+                                kPbkdf2MinIterations, kPbkdf2MaxIterations, kPbkdf2Iterations));
+    auto salt = base64_decode(rest.substr(d1 + 1, d2 - d1 - 1));
+    auto hash = base64_decode(rest.substr(d2 + 1));
+    if (!salt || salt->size() < 8) return fail("the salt is not base64 of at least 8 bytes");
+    if (!hash || hash->size() != kHashBytes) return fail("the hash is not base64 of 32 bytes");
+    h.salt = std::move(*salt);
+    h.hash = std::move(*hash);
+    return h;
+}
+
+PasswordHash hash_password_with_salt(std::string_view password, std::string salt, std::uint32_t iterations) {
+    PasswordHash h;
+    h.iterations = iterations;
+    h.hash = pbkdf2(password, salt, iterations, kHashBytes);
+    h.salt = std::move(salt);
+    return h;
+}
+
+PasswordHash hash_password(std::string_view password, std::uint32_t iterations) {
+    std::string salt(kSaltBytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size())) != 1)
+        throw std::runtime_error("RAND_bytes failed: no randomness for the salt");
+    return hash_password_with_salt(password, std::move(salt), iterations);
+}
+
+bool verify_password(const PasswordHash& stored, std::string_view password) {
+    return equal(pbkdf2(password, stored.salt, stored.iterations, stored.hash.size()), stored.hash);
+}
+
+bool verify_password_cached(std::string_view user, std::string_view stored_text, std::string_view password) {
+    auto stored = parse_password_hash(stored_text);
+    if (!stored) return false;
+    const std::string digest = quick_digest(stored->salt, password);
+    {
+        std::lock_guard lock(cache_mutex);
+        auto it = cache.find(user);
+        if (it != cache.end() && it->second.stored_text == stored_text) {
+            if (!it->second.success.empty() && equal(it->second.success, digest)) return true;
+            for (const auto& failed : it->second.failures)
+                if (equal(failed, digest)) return false;
+        }
+    }
+    const bool ok = verify_password(*stored, password);
+    std::lock_guard lock(cache_mutex);
+    CacheEntry& entry = cache[std::string(user)];
+    if (entry.stored_text != stored_text) entry = CacheEntry{std::string(stored_text), {}, {}};
+    if (ok) {
+        entry.success = digest;
+    } else {
+        entry.failures.push_back(digest);
+        if (entry.failures.size() > kRememberedFailures) entry.failures.pop_front();
+    }
+    return ok;
+}
+
+}  // namespace relay::auth

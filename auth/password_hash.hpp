@@ -1,0 +1,46 @@
+// Salted password hashes for local [[users]] (`password_hash`), so the config file need not hold
+// the passwords printers and scripts log in with. Format, in the style of passlib's modular crypt:
+//   $pbkdf2-sha256$<iterations>$<base64 salt>$<base64 hash>
+// PBKDF2-HMAC-SHA256 (RFC 8018 section 5.2) with a 16-byte random salt and a 32-byte result, standard
+// base64 (RFC 4648 section 4) with padding. PBKDF2 rather than scrypt: no memory cost to tune on
+// small relay hosts, and OWASP's iteration advice for it is simple to follow.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace relay::auth {
+
+// OWASP (2021) recommends at least 310,000 iterations of PBKDF2-HMAC-SHA256.
+constexpr std::uint32_t kPbkdf2Iterations = 310000;
+// Below this a stored hash is refused at config load: it would be too cheap to brute-force.
+constexpr std::uint32_t kPbkdf2MinIterations = 200000;
+constexpr std::uint32_t kPbkdf2MaxIterations = 10000000;
+
+struct PasswordHash {
+    std::uint32_t iterations = 0;
+    std::string salt;    // raw bytes
+    std::string hash;    // raw bytes
+    std::string to_string() const;
+};
+
+// nullopt with `why` set when `text` is not a well-formed hash of this module.
+std::optional<PasswordHash> parse_password_hash(std::string_view text, std::string* why = nullptr);
+
+// A new hash of `password` with a random salt (RAND_bytes).
+PasswordHash hash_password(std::string_view password, std::uint32_t iterations = kPbkdf2Iterations);
+PasswordHash hash_password_with_salt(std::string_view password, std::string salt, std::uint32_t iterations);
+
+// Runs the KDF and compares in constant time.
+bool verify_password(const PasswordHash& stored, std::string_view password);
+
+// verify_password with memory: after one KDF run for (user, stored hash) it remembers a salted
+// SHA-256 of the password that matched (and of the last few that did not), so a device that logs in
+// every minute, or keeps retrying a wrong password, costs one KDF run, not one per login (AUTH is
+// answered on the I/O thread). A new password, or a changed hash after a reload, runs the KDF again.
+// Thread-safe; process-wide.
+bool verify_password_cached(std::string_view user, std::string_view stored_text, std::string_view password);
+
+}  // namespace relay::auth

@@ -330,6 +330,7 @@ struct ServerSession::State {
         if (!plain && !equals_nocase(mechanism, "LOGIN")) return reply("504 5.5.4 Unrecognized authentication type");
         if (!auth_allowed_here())
             return reply("538 5.7.11 Encryption required for requested authentication mechanism");
+        if (std::string refusal = hooks.auth_refusal(); !refusal.empty()) return reply(refusal);
         if (initial.empty()) {
             stage = plain ? Stage::auth_plain : Stage::auth_login_user;
             return reply(plain ? "334 " : "334 VXNlcm5hbWU6");
@@ -530,6 +531,7 @@ std::string ServerSession::shutdown_reply() const {
 
 bool ServerSession::in_data() const { return state_->stage == Stage::data; }
 bool ServerSession::authenticated() const { return state_->authenticated; }
+std::size_t ServerSession::errors() const { return state_->errors; }
 const Envelope& ServerSession::envelope() const { return state_->tx.envelope; }
 
 }  // namespace relay::smtp

@@ -68,6 +68,11 @@ asio::awaitable<ClientStream::Result> ClientStream::handshake(asio::ssl::context
     co_return result;
 }
 
+asio::awaitable<void> ClientStream::shutdown_tls(asio::steady_timer& timer) {
+    if (!tls_) co_return;
+    co_await (tls_->async_shutdown(kTuple) || timer.async_wait(kTuple));
+}
+
 void ClientStream::close() {
     boost::system::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

@@ -40,7 +40,10 @@ public:
     // Server side handshake; afterwards every read and write is encrypted.
     boost::asio::awaitable<Result> handshake(boost::asio::ssl::context& context, boost::asio::steady_timer& timer);
 
-    // Closes the TCP connection (a TLS close_notify is not awaited: the peer may be hostile).
+    // Sends a TLS close_notify and waits for the peer's, at most until `timer` fires (OpenSSL 3
+    // clients report a missing close_notify as an error). No-op without TLS.
+    boost::asio::awaitable<void> shutdown_tls(boost::asio::steady_timer& timer);
+    // Closes the TCP connection.
     void close();
 
 private:

@@ -37,6 +37,7 @@ using namespace asio::experimental::awaitable_operators;
 
 constexpr std::size_t kCommandBuffer = 4096;
 constexpr std::size_t kDataBuffer = 65536;
+constexpr auto kTlsShutdownWait = 2s;       // for the client's close_notify; a hostile one gets no more
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -348,6 +349,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
             log::debug("session_error", {{"client", peer}, {"error", e.what()}});
         }
         if (writer.active()) writer.message_abort();
+        if (c.stream.tls_active() && !c.stopping) {
+            c.timer.expires_after(kTlsShutdownWait);
+            co_await c.stream.shutdown_tls(c.timer);
+        }
         c.stream.close();
         self->connections.erase(registered);
         self->limits.release(peer);

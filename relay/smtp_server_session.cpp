@@ -265,7 +265,13 @@ struct ServerSession::State {
         std::optional<PathArgument> path = parse_rcpt_to(argument, error);
         if (!path) return reply(error.reply);
         if (!path->params.empty()) return reply("555 5.5.4 Unsupported parameter");
-        if (tx.envelope.rcpt_to.size() >= policy.max_recipients) return reply("452 4.5.3 Error: too many recipients");
+        // RFC 5321 4.5.3.1.8: a client must accept 452 here and send the rest in another transaction,
+        // so this is not counted as a client error (Postfix's smtpd_recipient_overshoot_limit idea):
+        // a well-behaved client with 2,000 recipients must not run into max_errors.
+        if (tx.envelope.rcpt_to.size() >= policy.max_recipients) {
+            step->replies.append("452 4.5.3 Error: too many recipients\r\n");
+            return;
+        }
         tx.envelope.rcpt_to.push_back(std::move(path->address));
         reply("250 2.1.5 Ok");
     }

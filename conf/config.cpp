@@ -74,6 +74,7 @@ const KeySpec<RelaySettings> relay_keys[] = {
     {.name = "session_timeout", .member = &RelaySettings::session_timeout, .default_toml = R"("3600s")", .min = 1, .max = kDay},
     {.name = "min_data_rate", .member = &RelaySettings::min_data_rate, .default_toml = "500", .min = 0, .max = kGiB},
     {.name = "min_data_rate_window", .member = &RelaySettings::min_data_rate_window, .default_toml = R"("30s")", .min = 1, .max = 30},
+    {.name = "greet_pause", .member = &RelaySettings::greet_pause, .default_toml = R"("0s")", .min = 0, .max = 30},
     {.name = "max_clients", .member = &RelaySettings::max_clients, .default_toml = "4096", .min = 1, .max = 1000000},
     {.name = "max_clients_per_ip", .member = &RelaySettings::max_clients_per_ip, .default_toml = "1024", .min = 1, .max = 1000000},
     {.name = "auth_failure_delay", .member = &RelaySettings::auth_failure_delay, .default_toml = R"("2s")", .min = 0, .max = 60},

@@ -74,6 +74,7 @@ struct RelaySettings {
     std::chrono::seconds session_timeout{3600};
     std::uint64_t min_data_rate = 500;              // bytes/s during DATA, measured over min_data_rate_window
     std::chrono::seconds min_data_rate_window{30};
+    std::chrono::seconds greet_pause{0};            // wait before the 220; a client talking first gets 554 5.5.0
     unsigned max_clients = 4096;
     unsigned max_clients_per_ip = 1024;             // loopback counts too
     std::chrono::seconds auth_failure_delay{2};     // after each failed AUTH

@@ -73,6 +73,14 @@ asio::awaitable<void> ClientStream::shutdown_tls(asio::steady_timer& timer) {
     co_await (tls_->async_shutdown(kTuple) || timer.async_wait(kTuple));
 }
 
+asio::awaitable<bool> ClientStream::client_spoke_first(asio::steady_timer& timer) {
+    boost::system::error_code ec;
+    if (socket_.available(ec) > 0) co_return true;
+    if (timer.expiry() <= asio::steady_timer::clock_type::now()) co_return false;
+    auto raced = co_await (socket_.async_wait(asio::ip::tcp::socket::wait_read, kTuple) || timer.async_wait(kTuple));
+    co_return raced.index() == 0 && socket_.available(ec) > 0;
+}
+
 void ClientStream::close() {
     boost::system::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

@@ -43,6 +43,9 @@ public:
     // Sends a TLS close_notify and waits for the peer's, at most until `timer` fires (OpenSSL 3
     // clients report a missing close_notify as an error). No-op without TLS.
     boost::asio::awaitable<void> shutdown_tls(boost::asio::steady_timer& timer);
+    // Plain connections only: true when the client has sent bytes that are not read yet, waiting up to
+    // until `timer` fires for them (RFC 5321 3.1: the client waits for the greeting).
+    boost::asio::awaitable<bool> client_spoke_first(boost::asio::steady_timer& timer);
     // Closes the TCP connection.
     void close();
 

@@ -238,6 +238,17 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                     throw boost::system::system_error(shake.timed_out ? asio::error::timed_out : shake.error, "TLS handshake");
                 log::debug("tls_started", {{"client", peer}, {"tls", c.stream.tls_description()}});
             }
+            if (!implicit_tls) {
+                // RFC 5321 3.1 / 4.3.1: the client waits for the 220. Bytes before it come from software
+                // that does not read replies (spambots, smuggling tools): 554 5.5.0, as for pipelining.
+                c.timer.expires_after(limits.greet_pause);
+                if (co_await c.stream.client_spoke_first(c.timer)) {
+                    log::warning("pregreet_traffic", {{"client", peer}});
+                    out = "554 5.5.0 " + limits.hostname + " Error: SMTP protocol synchronization\r\n";
+                    co_await write_all(c, out, limits.command_timeout);
+                    throw boost::system::system_error(asio::error::connection_aborted, "talked before the greeting");
+                }
+            }
             out = smtp.greeting();
             co_await write_all(c, out, limits.command_timeout);
             bool open = true;

@@ -420,3 +420,23 @@ def test_plaintext_pipelined_after_starttls_is_discarded(relay, standin):
     assert tls.recv(512).startswith(b"503"), "no MAIL transaction may exist after the handshake"
     tls.close()
     assert relay.log_lines("starttls_injection")
+
+
+def test_talking_before_the_greeting_is_refused(relay, standin):
+    relay.settings["greet_pause"] = "1s"
+    relay.start()
+    s = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+    s.sendall(b"EHLO impatient.test\r\nMAIL FROM:<a@example.com>\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(512)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data == b"554 5.5.0 relay.test Error: SMTP protocol synchronization\r\n"
+    assert relay.log_lines("pregreet_traffic")
+    # A patient client is greeted after the pause.
+    client = RawClient(relay.port)
+    assert client.reply().startswith("220 relay.test")
+    client.close()

@@ -65,6 +65,30 @@ const KeySpec<RelaySettings> relay_keys[] = {
     {.name = "max_queue_lifetime", .member = &RelaySettings::max_queue_lifetime, .default_toml = R"("5d")",
      .min = 1, .max = 100 * kDay},
     {.name = "log_level", .member = &RelaySettings::log_level, .default_toml = R"("info")"},
+    // Hostile-client limits and local TLS (issue 6). Values are checked in check_relay.
+    {.name = "bare_newlines", .member = &RelaySettings::bare_newlines, .default_toml = R"("reject")"},
+    {.name = "max_command_line", .member = &RelaySettings::max_command_line, .default_toml = "512", .min = 512, .max = 65536},
+    {.name = "max_line_length", .member = &RelaySettings::max_line_length, .default_toml = "1000", .min = 1000, .max = 1048576},
+    {.name = "max_recipients", .member = &RelaySettings::max_recipients, .default_toml = "1000", .min = 100, .max = 100000},
+    {.name = "soft_error_limit", .member = &RelaySettings::soft_error_limit, .default_toml = "10", .min = 1, .max = 1000},
+    {.name = "error_delay", .member = &RelaySettings::error_delay, .default_toml = R"("1s")", .min = 0, .max = 60},
+    {.name = "max_errors", .member = &RelaySettings::max_errors, .default_toml = "20", .min = 1, .max = 1000},
+    {.name = "command_timeout", .member = &RelaySettings::command_timeout, .default_toml = R"("300s")", .min = 1, .max = kDay},
+    {.name = "session_timeout", .member = &RelaySettings::session_timeout, .default_toml = R"("3600s")", .min = 1, .max = kDay},
+    {.name = "min_data_rate", .member = &RelaySettings::min_data_rate, .default_toml = "500", .min = 0, .max = kGiB},
+    {.name = "min_data_rate_window", .member = &RelaySettings::min_data_rate_window, .default_toml = R"("30s")", .min = 1, .max = 30},
+    {.name = "greet_pause", .member = &RelaySettings::greet_pause, .default_toml = R"("0s")", .min = 0, .max = 30},
+    {.name = "max_clients", .member = &RelaySettings::max_clients, .default_toml = "4096", .min = 1, .max = 1000000},
+    {.name = "max_clients_per_ip", .member = &RelaySettings::max_clients_per_ip, .default_toml = "1024", .min = 1, .max = 1000000},
+    {.name = "auth_failure_delay", .member = &RelaySettings::auth_failure_delay, .default_toml = R"("2s")", .min = 0, .max = 60},
+    {.name = "auth_max_failures", .member = &RelaySettings::auth_max_failures, .default_toml = "10", .min = 1, .max = 10000},
+    {.name = "auth_lockout", .member = &RelaySettings::auth_lockout, .default_toml = R"("900s")", .min = 1, .max = kDay},
+    {.name = "listen_tls", .member = &RelaySettings::listen_tls},  // absent: no implicit-TLS listener
+    {.name = "tls_cert", .member = &RelaySettings::tls_cert, .read_file = true},
+    {.name = "tls_key", .member = &RelaySettings::tls_key, .read_file = true},
+    {.name = "min_tls_version", .member = &RelaySettings::min_tls_version, .default_toml = R"("1.2")"},
+    {.name = "allow_legacy_tls", .member = &RelaySettings::allow_legacy_tls, .default_toml = "false"},
+    {.name = "allow_plaintext_auth", .member = &RelaySettings::allow_plaintext_auth, .default_toml = "false"},
 };
 
 const KeySpec<User> user_keys[] = {
@@ -163,6 +187,7 @@ private:
     void check_sign_in_endpoints(const toml::table& table, const std::string& label, Account& account,
                                  const Preset* preset);
     void check_relay(const toml::table& table, Config& config);
+    void check_hostile_limits(const toml::table& table, RelaySettings& relay);
 
     detail::ValueReader values_;
 };
@@ -376,8 +401,27 @@ void Loader::check_relay(const toml::table& table, Config& config) {
         fail(position_of(table, table.contains("max_backoff") ? "max_backoff" : "min_backoff"),
              fmt::format("relay.max_backoff ({}s) must not be less than relay.min_backoff ({}s)",
                          relay.max_backoff.count(), relay.min_backoff.count()));
+    check_hostile_limits(table, relay);
     if (relay.require_auth && config.users.empty())
         fail(position_of(table, "require_auth"), "relay.require_auth: true, but no [[users]] are defined to log in");
+}
+
+void Loader::check_hostile_limits(const toml::table& table, RelaySettings& relay) {
+    if (relay.bare_newlines != "reject" && relay.bare_newlines != "normalize")
+        fail(position_of(table, "bare_newlines"),
+             fmt::format("relay.bare_newlines: expected \"reject\" or \"normalize\", not {}", quote_value(relay.bare_newlines)));
+    const std::vector<std::string_view> versions{"1.0", "1.1", "1.2", "1.3"};
+    if (std::find(versions.begin(), versions.end(), relay.min_tls_version) == versions.end())
+        fail(position_of(table, "min_tls_version"),
+             fmt::format("relay.min_tls_version: expected \"1.2\" or \"1.3\", not {}", quote_value(relay.min_tls_version)));
+    else if (relay.min_tls_version < "1.2" && !relay.allow_legacy_tls)
+        fail(position_of(table, "min_tls_version"),
+             fmt::format("relay.min_tls_version: TLS {} is obsolete (RFC 8996); set allow_legacy_tls = true to accept it anyway",
+                         relay.min_tls_version));
+    if (table.contains("tls_cert") != table.contains("tls_key"))
+        fail(position_of(table, table.contains("tls_cert") ? "tls_cert" : "tls_key"),
+             "relay.tls_cert and relay.tls_key: set both or neither (neither: a self-signed pair is generated)");
+    if (relay.max_errors < relay.soft_error_limit) relay.soft_error_limit = relay.max_errors;
 }
 
 }  // namespace

@@ -62,6 +62,30 @@ struct RelaySettings {
     std::chrono::seconds max_backoff{4000};
     std::chrono::seconds max_queue_lifetime{5 * 24 * 3600};
     LogLevel log_level = LogLevel::info;
+    // Hostile-client limits and local TLS (issue 6); defaults and bounds in config.cpp.
+    std::string bare_newlines = "reject";           // "reject" (550 5.5.2) or "normalize" (to CRLF)
+    unsigned max_command_line = 512;                // bytes incl. CRLF (RFC 5321 4.5.3.1.4); AUTH lines get 12288
+    unsigned max_line_length = 1000;                // body text line incl. CRLF (RFC 5321 4.5.3.1.6)
+    unsigned max_recipients = 1000;                 // then 452 4.5.3
+    unsigned soft_error_limit = 10;                 // errors before each reply is delayed by error_delay
+    std::chrono::seconds error_delay{1};
+    unsigned max_errors = 20;                       // then 421 4.7.0 and close
+    std::chrono::seconds command_timeout{300};      // RFC 5321 4.5.3.2.7
+    std::chrono::seconds session_timeout{3600};
+    std::uint64_t min_data_rate = 500;              // bytes/s during DATA, measured over min_data_rate_window
+    std::chrono::seconds min_data_rate_window{30};
+    std::chrono::seconds greet_pause{0};            // wait before the 220; a client talking first gets 554 5.5.0
+    unsigned max_clients = 4096;
+    unsigned max_clients_per_ip = 1024;             // loopback counts too
+    std::chrono::seconds auth_failure_delay{2};     // after each failed AUTH
+    unsigned auth_max_failures = 10;                // per client IP, then lockout
+    std::chrono::seconds auth_lockout{900};
+    std::vector<HostPort> listen_tls;               // implicit-TLS listeners (e.g. port 465)
+    std::filesystem::path tls_cert;                 // PEM; empty: self-signed pair in state_dir/tls/
+    std::filesystem::path tls_key;
+    std::string min_tls_version = "1.2";            // "1.2" or "1.3"; "1.0"/"1.1" need allow_legacy_tls
+    bool allow_legacy_tls = false;
+    bool allow_plaintext_auth = false;              // AUTH without TLS from non-loopback peers
 };
 
 struct User {

@@ -1,10 +1,14 @@
 // Accept loops and per-connection coroutines. Only bytes move here: every protocol decision is made
-// by smtp::ServerSession. One I/O thread; the only slow step, the spool commit, is awaited.
+// by smtp::ServerSession. One I/O thread; the only slow step, the spool commit, is awaited. The
+// limits a state machine cannot see live here: connection caps, per-command and session timeouts,
+// the minimum DATA rate, the error tarpit and the AUTH lockout (with ClientLimits), local TLS.
 #include "relay/smtp_server.hpp"
 
 #include <utility>
 
+#include <algorithm>
 #include <list>
+#include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -19,6 +23,9 @@
 #include <openssl/crypto.h>
 
 #include "auth/password_hash.hpp"
+#include "relay/client_limits.hpp"
+#include "relay/client_stream.hpp"
+#include "relay/local_tls.hpp"
 #include "relay/log.hpp"
 
 namespace relay {
@@ -29,9 +36,9 @@ using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
-constexpr auto kCommandTimeout = 300s;      // RFC 5321 4.5.3.2.7: server timeout of 5 minutes
 constexpr std::size_t kCommandBuffer = 4096;
 constexpr std::size_t kDataBuffer = 65536;
+constexpr auto kTlsShutdownWait = 2s;       // for the client's close_notify; a hostile one gets no more
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -75,7 +82,17 @@ smtp::SessionHooks::RouteResult RelaySessionHooks::route(std::string_view user, 
 }
 
 void RelaySessionHooks::note(std::string_view what, std::string_view detail) {
+    // "auth_failed client=<ip> ..." is the fail2ban line (README): client= always comes first.
+    if (what == "auth_failed") ++auth_failures;
     log::warning(what, {{"client", client_}, {"detail", detail}});
+}
+
+std::string RelaySessionHooks::auth_refusal() {
+    if (auth_locked && auth_locked()) {
+        log::warning("auth_refused_locked", {{"client", client_}});
+        return "454 4.7.0 Too many failed authentication attempts; try again later";
+    }
+    return {};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -83,10 +100,10 @@ void RelaySessionHooks::note(std::string_view what, std::string_view detail) {
 
 struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     struct Connection {
-        tcp::socket socket;
+        ClientStream stream;
         asio::steady_timer timer;
         bool stopping = false;
-        explicit Connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+        explicit Connection(tcp::socket s) : stream(std::move(s)), timer(stream.socket().get_executor()) {}
     };
 
     asio::any_io_executor io;
@@ -95,12 +112,22 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     SpoolCommitter& committer;
     QueuedHandler on_queued;
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-    std::vector<std::string> addresses;
+    std::vector<bool> acceptor_is_tls;            // implicit TLS (listen_tls), by acceptor index
+    std::vector<std::string> addresses;           // `listen`, as bound
+    std::vector<std::string> tls_addresses;       // `listen_tls`, as bound
     std::list<Connection*> connections;
     bool stopping = false;
+    std::shared_ptr<asio::ssl::context> tls_context;   // set at start(); STARTTLS and listen_tls use it
+    ClientLimits limits;
 
     Impl(asio::any_io_executor e, std::shared_ptr<const conf::Config> c, Spool& s, SpoolCommitter& sc, QueuedHandler h)
-        : io(std::move(e)), config(std::move(c)), spool(s), committer(sc), on_queued(std::move(h)) {}
+        : io(std::move(e)), config(std::move(c)), spool(s), committer(sc), on_queued(std::move(h)),
+          limits(limit_settings(*config)) {}
+
+    static ClientLimits::Settings limit_settings(const conf::Config& config) {
+        const conf::RelaySettings& r = config.relay;
+        return {r.max_clients, r.max_clients_per_ip, r.auth_max_failures, r.auth_lockout};
+    }
 
     bool allowed(const asio::ip::address& peer) const {
         for (const auto& net : config->relay.allow_networks)
@@ -115,10 +142,31 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         p.require_auth = config.relay.require_auth;
         p.auth_offered = !config.users.empty();
         p.data.max_message_size = config.relay.max_message_size;
+        p.data.max_line_length = config.relay.max_line_length;
+        p.data.normalize_bare_newlines = config.relay.bare_newlines == "normalize";
+        p.max_command_line = config.relay.max_command_line;
+        p.max_recipients = config.relay.max_recipients;
+        p.max_errors = config.relay.max_errors;
         return p;
     }
 
-    static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self, tcp::acceptor* acceptor) {
+    // Beyond a cap the client gets one 421 (RFC 5321 3.8) and the connection is closed. The write is
+    // a single non-blocking send into an empty socket buffer, so no coroutine or memory is spent.
+    void refuse(tcp::socket& socket, const asio::ip::address& peer, ClientLimits::Admission why) {
+        const bool per_address = why == ClientLimits::Admission::too_many_from_address;
+        log::warning("connection_refused", {{"client", peer.to_string()},
+                                            {"reason", per_address ? "max_clients_per_ip" : "max_clients"}});
+        const std::string reply = "421 4.7.0 " + config->relay.hostname +
+                                  (per_address ? " Error: too many connections from your address\r\n"
+                                               : " Error: too many connections\r\n");
+        boost::system::error_code ec;
+        socket.non_blocking(true, ec);
+        socket.write_some(asio::buffer(reply), ec);
+        socket.shutdown(tcp::socket::shutdown_both, ec);
+        socket.close(ec);
+    }
+
+    static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self, tcp::acceptor* acceptor, bool implicit_tls) {
         while (!self->stopping) {
             auto [ec, socket] = co_await acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
             if (ec) {
@@ -138,88 +186,193 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                 socket.close(peer_ec);
                 continue;
             }
+            if (auto admission = self->limits.admit(peer.to_string()); admission != ClientLimits::Admission::ok) {
+                self->refuse(socket, peer, admission);
+                continue;
+            }
             socket.set_option(tcp::no_delay(true), peer_ec);
-            asio::co_spawn(self->io, session(self, std::move(socket), peer.to_string()), asio::detached);
+            asio::co_spawn(self->io, session(self, std::move(socket), peer, implicit_tls), asio::detached);
         }
     }
 
-    static asio::awaitable<void> write_all(Connection& c, std::string& out) {
+    static asio::awaitable<void> write_all(Connection& c, std::string& out, std::chrono::seconds timeout) {
         if (out.empty()) co_return;
-        c.timer.expires_after(kCommandTimeout);
-        auto result = co_await (asio::async_write(c.socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable)) ||
-                                c.timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+        c.timer.expires_after(timeout);
+        ClientStream::Result result = co_await c.stream.write_all(asio::buffer(out), c.timer);
         out.clear();
-        if (result.index() == 1) throw boost::system::system_error(asio::error::timed_out);
-        if (auto [ec, n] = std::get<0>(result); ec) throw boost::system::system_error(ec);
+        if (result.timed_out) throw boost::system::system_error(asio::error::timed_out);
+        if (result.error) throw boost::system::system_error(result.error);
     }
 
-    static asio::awaitable<void> session(std::shared_ptr<Impl> self, tcp::socket socket, std::string peer) {
+    // A pause before answering (tarpit, AUTH failure delay). Shutdown's timer cancel ends it early.
+    static asio::awaitable<void> pause(Connection& c, std::chrono::seconds delay) {
+        if (delay.count() <= 0 || c.stopping) co_return;
+        c.timer.expires_after(delay);
+        co_await c.timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+
+    static asio::awaitable<void> session(std::shared_ptr<Impl> self, tcp::socket socket, asio::ip::address peer_ip,
+                                         bool implicit_tls) {
+        using Clock = std::chrono::steady_clock;
         Connection c(std::move(socket));
         auto registered = self->connections.insert(self->connections.end(), &c);
         std::shared_ptr<const conf::Config> config = self->config;
+        const conf::RelaySettings& limits = config->relay;
+        const std::string peer = peer_ip.to_string();
         RelaySessionHooks hooks(config, peer);
+        hooks.auth_locked = [self, peer] { return self->limits.auth_locked(peer, Clock::now()); };
         SpoolWriter writer(self->spool);
-        smtp::ServerSession smtp(policy(*config), hooks, writer, peer);
-        log::debug("connect", {{"client", peer}});
-        std::string out = smtp.greeting();
+        smtp::SessionPolicy session_policy = policy(*config);
+        session_policy.starttls_offered = self->tls_context && !implicit_tls;
+        session_policy.tls_active = implicit_tls;
+        // RFC 8314 / RFC 4954 4: passwords cross the LAN only encrypted, unless the admin says otherwise.
+        session_policy.plaintext_auth_allowed = limits.allow_plaintext_auth || peer_ip.is_loopback();
+        smtp::ServerSession smtp(std::move(session_policy), hooks, writer, peer);
+        log::debug("connect", {{"client", peer}, {"tls", implicit_tls ? "implicit" : "no"}});
+        const auto session_end = Clock::now() + limits.session_timeout;
+        const auto rate_window = limits.min_data_rate_window;
+        std::optional<Clock::time_point> window_start;   // the current min_data_rate window, during DATA
+        std::uint64_t window_bytes = 0;
+        std::string out;
         std::string pending;                  // an incomplete line carried to the next read
         std::vector<char> buffer(kCommandBuffer);
         try {
-            co_await write_all(c, out);
+            if (implicit_tls) {
+                c.timer.expires_after(limits.command_timeout);
+                ClientStream::Result shake = co_await c.stream.handshake(*self->tls_context, c.timer);
+                if (shake.timed_out || shake.error)
+                    throw boost::system::system_error(shake.timed_out ? asio::error::timed_out : shake.error, "TLS handshake");
+                log::debug("tls_started", {{"client", peer}, {"tls", c.stream.tls_description()}});
+            }
+            if (!implicit_tls) {
+                // RFC 5321 3.1 / 4.3.1: the client waits for the 220. Bytes before it come from software
+                // that does not read replies (spambots, smuggling tools): 554 5.5.0, as for pipelining.
+                c.timer.expires_after(limits.greet_pause);
+                if (co_await c.stream.client_spoke_first(c.timer)) {
+                    log::warning("pregreet_traffic", {{"client", peer}});
+                    out = "554 5.5.0 " + limits.hostname + " Error: SMTP protocol synchronization\r\n";
+                    co_await write_all(c, out, limits.command_timeout);
+                    throw boost::system::system_error(asio::error::connection_aborted, "talked before the greeting");
+                }
+            }
+            out = smtp.greeting();
+            co_await write_all(c, out, limits.command_timeout);
             bool open = true;
             while (open) {
                 if (c.stopping && !smtp.in_data()) {
                     out = smtp.shutdown_reply();
-                    co_await write_all(c, out);
+                    co_await write_all(c, out, limits.command_timeout);
                     break;
                 }
+                const auto now = Clock::now();
+                // min_data_rate: at the end of each window during DATA, a client that sent less than
+                // rate x window is cut off (slowloris); a fresh window starts otherwise.
+                if (!smtp.in_data() || limits.min_data_rate == 0) {
+                    window_start.reset();
+                } else if (!window_start) {
+                    window_start = now;
+                    window_bytes = 0;
+                } else if (now >= *window_start + rate_window) {
+                    if (window_bytes < limits.min_data_rate * static_cast<std::uint64_t>(rate_window.count())) {
+                        log::info("data_rate_too_low", {{"client", peer}, {"bytes", window_bytes},
+                                                        {"window_s", rate_window.count()}});
+                        out = "421 4.4.2 " + limits.hostname + " Error: data rate too low\r\n";
+                        co_await write_all(c, out, limits.command_timeout);
+                        break;
+                    }
+                    window_start = now;
+                    window_bytes = 0;
+                }
+                if (now >= session_end) {
+                    log::info("timeout", {{"client", peer}, {"limit", "session_timeout"}});
+                    out = smtp.timeout_reply();
+                    co_await write_all(c, out, limits.command_timeout);
+                    break;
+                }
+                const auto command_deadline = std::min(now + limits.command_timeout, session_end);
+                auto wake = command_deadline;
+                if (window_start) wake = std::min(wake, *window_start + rate_window);
                 std::size_t want = smtp.in_data() ? kDataBuffer : kCommandBuffer;
                 if (buffer.size() != want) buffer.assign(want, 0);
-                c.timer.expires_after(kCommandTimeout);
-                auto result = co_await (c.socket.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable)) ||
-                                        c.timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-                if (result.index() == 1) {
+                c.timer.expires_at(wake);
+                ClientStream::Result result = co_await c.stream.read_some(asio::buffer(buffer), c.timer);
+                if (result.timed_out) {
                     if (c.stopping) continue;  // woken by shutdown: the loop head answers
-                    log::info("timeout", {{"client", peer}});
+                    if (Clock::now() < command_deadline) continue;   // a rate window ended: the loop head checks
+                    log::info("timeout", {{"client", peer}, {"limit", "command_timeout"}});
                     out = smtp.timeout_reply();
-                    co_await write_all(c, out);
+                    co_await write_all(c, out, limits.command_timeout);
                     break;
                 }
-                auto [ec, n] = std::get<0>(result);
-                if (ec) break;  // peer closed or reset
-                std::string_view input(buffer.data(), n);
+                if (result.error) break;  // peer closed or reset
+                if (smtp.in_data()) window_bytes += result.bytes;
+                std::string_view input(buffer.data(), result.bytes);
                 if (!pending.empty()) {
                     pending.append(input);
                     input = pending;
                 }
+                const std::size_t errors_before = smtp.errors();
+                const std::size_t auth_failures_before = hooks.auth_failures;
+                bool start_tls = false;
                 while (true) {
                     smtp::ServerSession::Step step = smtp.feed(input);
                     out += step.replies;
                     input.remove_prefix(step.consumed);
                     if (step.next == smtp::ServerSession::Next::commit_message) {
-                        co_await write_all(c, out);
+                        co_await write_all(c, out, limits.command_timeout);
                         out = co_await commit(self, writer, smtp, peer);
                         continue;
                     }
-                    if (step.next == smtp::ServerSession::Next::close ||
-                        step.next == smtp::ServerSession::Next::start_tls) {
-                        // Local TLS is not configured on this listener, so start_tls cannot be offered.
-                        open = false;
-                    }
+                    if (step.next == smtp::ServerSession::Next::start_tls) start_tls = true;
+                    if (step.next == smtp::ServerSession::Next::close) open = false;
                     break;
+                }
+                // AUTH failures: each one is reported to the per-address lockout and answered late,
+                // so guessing passwords costs the attacker time (Postfix smtpd_error_sleep_time).
+                if (hooks.auth_failures > auth_failures_before) {
+                    for (std::size_t i = auth_failures_before; i < hooks.auth_failures; ++i) {
+                        if (self->limits.auth_failed(peer, Clock::now()))
+                            log::warning("auth_lockout", {{"client", peer}, {"failures", limits.auth_max_failures},
+                                                          {"lockout_s", limits.auth_lockout.count()}});
+                    }
+                    co_await pause(c, limits.auth_failure_delay);
+                } else if (smtp.errors() > errors_before && smtp.errors() >= limits.soft_error_limit) {
+                    // RFC 5321 4.5.3.2 allows a slow server; past the soft limit every error reply is
+                    // delayed, well below any client timeout.
+                    co_await pause(c, limits.error_delay);
+                }
+                if (start_tls) {
+                    // RFC 3207 5: whatever followed STARTTLS in the same read arrived in plaintext and is
+                    // dropped here, unread; the session noted the injection.
+                    input = {};
+                    pending.clear();
+                    co_await write_all(c, out, limits.command_timeout);
+                    c.timer.expires_after(limits.command_timeout);
+                    ClientStream::Result shake = co_await c.stream.handshake(*self->tls_context, c.timer);
+                    if (shake.timed_out || shake.error) {
+                        log::info("tls_handshake_failed", {{"client", peer},
+                                                           {"error", shake.timed_out ? "timeout" : shake.error.message()}});
+                        break;
+                    }
+                    smtp.tls_started();
+                    log::debug("tls_started", {{"client", peer}, {"tls", c.stream.tls_description()}});
+                    continue;
                 }
                 std::string rest(input);
                 pending = std::move(rest);
-                co_await write_all(c, out);
+                co_await write_all(c, out, limits.command_timeout);
             }
         } catch (const std::exception& e) {
             log::debug("session_error", {{"client", peer}, {"error", e.what()}});
         }
         if (writer.active()) writer.message_abort();
-        boost::system::error_code ignored;
-        c.socket.shutdown(tcp::socket::shutdown_both, ignored);
-        c.socket.close(ignored);
+        if (c.stream.tls_active() && !c.stopping) {
+            c.timer.expires_after(kTlsShutdownWait);
+            co_await c.stream.shutdown_tls(c.timer);
+        }
+        c.stream.close();
         self->connections.erase(registered);
+        self->limits.release(peer);
         log::debug("disconnect", {{"client", peer}});
     }
 
@@ -252,7 +405,11 @@ SmtpServer::SmtpServer(asio::any_io_executor io, std::shared_ptr<const conf::Con
 SmtpServer::~SmtpServer() = default;
 
 void SmtpServer::start() {
-    for (const auto& hp : impl_->config->relay.listen) {
+    impl_->tls_context = make_local_tls_context(impl_->config->relay);
+    std::vector<std::pair<conf::HostPort, bool>> endpoints;
+    for (const auto& hp : impl_->config->relay.listen) endpoints.emplace_back(hp, false);
+    for (const auto& hp : impl_->config->relay.listen_tls) endpoints.emplace_back(hp, true);
+    for (const auto& [hp, implicit_tls] : endpoints) {
         boost::system::error_code ec;
         auto address = asio::ip::make_address(hp.host, ec);
         if (ec) throw boost::system::system_error(ec, "listen address " + hp.to_string());
@@ -264,11 +421,13 @@ void SmtpServer::start() {
         if (!ec) acceptor->bind(endpoint, ec);
         if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
         if (ec) throw boost::system::system_error(ec, "listen on " + hp.to_string());
-        impl_->addresses.push_back(hp.to_string());
+        (implicit_tls ? impl_->tls_addresses : impl_->addresses).push_back(hp.to_string());
         impl_->acceptors.push_back(std::move(acceptor));
+        impl_->acceptor_is_tls.push_back(implicit_tls);
     }
-    for (auto& acceptor : impl_->acceptors)
-        asio::co_spawn(impl_->io, Impl::accept_loop(impl_, acceptor.get()), asio::detached);
+    for (std::size_t i = 0; i < impl_->acceptors.size(); ++i)
+        asio::co_spawn(impl_->io, Impl::accept_loop(impl_, impl_->acceptors[i].get(), impl_->acceptor_is_tls[i]),
+                       asio::detached);
 }
 
 asio::awaitable<void> SmtpServer::shutdown(std::chrono::milliseconds deadline) {
@@ -285,7 +444,7 @@ asio::awaitable<void> SmtpServer::shutdown(std::chrono::milliseconds deadline) {
         poll.expires_after(20ms);
         co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
     }
-    for (auto* c : impl_->connections) c->socket.close(ignored);
+    for (auto* c : impl_->connections) c->stream.close();
 }
 
 void SmtpServer::update_config(std::shared_ptr<const conf::Config> config) {
@@ -293,10 +452,15 @@ void SmtpServer::update_config(std::shared_ptr<const conf::Config> config) {
     for (const auto& hp : config->relay.listen) wanted.push_back(hp.to_string());
     if (wanted != impl_->addresses)
         log::warning("reload_listen_unchanged", {{"detail", "listen addresses take effect at the next restart"}});
+    impl_->limits.update(Impl::limit_settings(*config));
     impl_->config = std::move(config);
 }
 
-std::vector<std::string> SmtpServer::listening() const { return impl_->addresses; }
+std::vector<std::string> SmtpServer::listening() const {
+    std::vector<std::string> all = impl_->addresses;
+    for (const auto& a : impl_->tls_addresses) all.push_back(a + " (tls)");
+    return all;
+}
 std::size_t SmtpServer::sessions() const { return impl_->connections.size(); }
 
 }  // namespace relay

@@ -1,5 +1,6 @@
-// The listening side: accepts connections on every `listen` address, refuses peers outside
-// allow_networks at connect (they get nothing), and runs one coroutine per connection that moves
+// The listening side: accepts connections on every `listen` address (STARTTLS offered) and every
+// `listen_tls` address (implicit TLS), refuses peers outside allow_networks at connect (they get
+// nothing) and peers beyond the connection caps (one 421), and runs one coroutine per connection that moves
 // bytes between the socket and the pure smtp::ServerSession. A finished message is committed to
 // the spool (group commit) before the 250 goes out, then handed to delivery.
 #pragma once
@@ -26,6 +27,11 @@ public:
     AuthResult authenticate(std::string_view user, std::string_view password) override;
     RouteResult route(std::string_view user, std::string_view user_account, std::string_view mail_from) override;
     void note(std::string_view what, std::string_view detail) override;
+    std::string auth_refusal() override;
+
+    // Set by the I/O layer for its brute-force lockout: true refuses AUTH with 454 4.7.0.
+    std::function<bool()> auth_locked;
+    std::size_t auth_failures = 0;   // failed AUTH attempts in this session so far
 
 private:
     std::shared_ptr<const conf::Config> config_;   // the snapshot this session started with

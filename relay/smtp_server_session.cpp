@@ -239,7 +239,13 @@ struct ServerSession::State {
         std::optional<PathArgument> path = parse_rcpt_to(argument, error);
         if (!path) return reply(error.reply);
         if (!path->params.empty()) return reply("555 5.5.4 Unsupported parameter");
-        if (tx.envelope.rcpt_to.size() >= policy.max_recipients) return reply("452 4.5.3 Error: too many recipients");
+        // RFC 5321 4.5.3.1.8: a client must accept 452 here and send the rest in another transaction,
+        // so this is not counted as a client error (Postfix's smtpd_recipient_overshoot_limit idea):
+        // a well-behaved client with 2,000 recipients must not run into max_errors.
+        if (tx.envelope.rcpt_to.size() >= policy.max_recipients) {
+            step->replies.append("452 4.5.3 Error: too many recipients\r\n");
+            return;
+        }
         tx.envelope.rcpt_to.push_back(std::move(path->address));
         reply("250 2.1.5 Ok");
     }
@@ -304,6 +310,7 @@ struct ServerSession::State {
         if (!plain && !equals_nocase(mechanism, "LOGIN")) return reply("504 5.5.4 Unrecognized authentication type");
         if (!auth_allowed_here())
             return reply("538 5.7.11 Encryption required for requested authentication mechanism");
+        if (std::string refusal = hooks.auth_refusal(); !refusal.empty()) return reply(refusal);
         if (initial.empty()) {
             stage = plain ? Stage::auth_plain : Stage::auth_login_user;
             return reply(plain ? "334 " : "334 VXNlcm5hbWU6");
@@ -504,6 +511,7 @@ std::string ServerSession::shutdown_reply() const {
 
 bool ServerSession::in_data() const { return state_->stage == Stage::data; }
 bool ServerSession::authenticated() const { return state_->authenticated; }
+std::size_t ServerSession::errors() const { return state_->errors; }
 const Envelope& ServerSession::envelope() const { return state_->tx.envelope; }
 
 }  // namespace relay::smtp

@@ -56,6 +56,10 @@ public:
     // A noteworthy protocol event for the log (auth failure, protocol violation, ...).
     // `what` is a short event name, `detail` free text without secrets.
     virtual void note(std::string_view what, std::string_view detail) {}
+
+    // Consulted when a client starts AUTH: a full reply line without CRLF (e.g. "454 4.7.0 ...")
+    // refuses it, empty allows it. The I/O layer's brute-force lockout answers here.
+    virtual std::string auth_refusal() { return {}; }
 };
 
 // Receives the decoded body of the current message (dot-unstuffed, CRLF line ends).
@@ -113,6 +117,7 @@ public:
 
     bool in_data() const;           // body bytes are being received
     bool authenticated() const;
+    std::size_t errors() const;     // client errors so far (toward max_errors); the I/O layer tarpits on it
     const Envelope& envelope() const;
 
 private:

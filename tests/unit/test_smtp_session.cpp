@@ -468,6 +468,24 @@ S: 250 2.1.5 Ok
 S: 452 4.5.3 Error: too many recipients
 )");
     EXPECT_EQ(conv.session.envelope().rcpt_to.size(), 3u);
+    // RFC 5321 4.5.3.1.8: the client is expected to send the rest later; not a client error.
+    EXPECT_EQ(conv.session.errors(), 0u);
+}
+
+struct LockedHooks : FakeHooks {
+    std::string auth_refusal() override { return "454 4.7.0 Too many failed authentication attempts; try again later"; }
+};
+
+TEST(SmtpSession, AuthRefusedWhileTheAddressIsLockedOut) {
+    LockedHooks hooks;
+    FakeSink sink;
+    ServerSession session(base_policy(), hooks, sink, "192.0.2.9");
+    session.feed("EHLO c\r\n");
+    // Even the right password is refused: the lockout is checked before credentials are read.
+    const auto step = session.feed("AUTH PLAIN AGFsaWNlAHMzY3JldC1wdw==\r\n");
+    EXPECT_EQ(step.replies, "454 4.7.0 Too many failed authentication attempts; try again later\r\n");
+    EXPECT_FALSE(session.authenticated());
+    EXPECT_EQ(session.errors(), 1u);
 }
 
 TEST(SmtpSession, TooManyErrorsCloses) {

@@ -3,6 +3,8 @@
 // the admin's hint (AADSTS65001 = consent missing, which Microsoft reports as invalid_grant).
 #include "auth/token_endpoint.hpp"
 
+#include "auth/client_assertion.hpp"
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -96,6 +98,26 @@ FormFields refresh_grant_form(const conf::Account& account, std::string_view ref
     };
     // Public clients (device code / loopback flows) have no secret and must not send one.
     if (!account.client_secret.empty()) form.emplace_back("client_secret", account.client_secret.reveal());
+    return form;
+}
+
+FormFields client_credentials_form(const conf::Account& account, Clock::time_point now) {
+    FormFields form{
+        {"grant_type", "client_credentials"},
+        {"client_id", account.client_id},
+        {"scope", account.scope},
+    };
+    if (account.client_certificate_file.empty()) {
+        form.emplace_back("client_secret", account.client_secret.reveal());
+        return form;
+    }
+    try {
+        form.emplace_back("client_assertion_type", std::string(kJwtBearerAssertionType));
+        form.emplace_back("client_assertion", make_client_assertion(account.client_certificate_file, account.client_key_file,
+                                                                    account.client_id, account.token_url, now));
+    } catch (const ClientCertificateError& e) {
+        throw TokenError(TokenFailure::invalid_client, "client_certificate_unusable", e.what(), 0);
+    }
     return form;
 }
 

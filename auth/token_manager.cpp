@@ -181,6 +181,7 @@ struct TokenManager::Impl {
     }
 
     asio::awaitable<std::string> obtain(std::optional<std::string> rejected) {
+        if (account.auth == conf::AuthMode::client_credentials) co_return co_await obtain_app_token(rejected);
         co_await sync_with_store();
         Clock::time_point now = clock();
         if (rejected && *rejected == cache.access_token) {
@@ -198,6 +199,42 @@ struct TokenManager::Impl {
             throw error;
         }
         co_return co_await refresh(now);
+    }
+
+    // App-only accounts (client credentials) have no refresh token and no token file: a new access
+    // token can be had at any time with the app's own credential, so writing one to disk would only
+    // add a bearer credential at rest. It lives in memory; a restart costs one token request.
+    asio::awaitable<std::string> obtain_app_token(std::optional<std::string> rejected) {
+        if (reload_requested) {
+            cache = StoredTokens{};  // the credential or scope may have changed
+            reload_requested = false;
+        }
+        loaded = true;
+        Clock::time_point now = clock();
+        if (rejected && *rejected == cache.access_token) cache.access_token.clear();
+        else if (fresh(now)) co_return cache.access_token;
+        if (permanent_failure) throw *permanent_failure;
+        if (backoff_failure && now < backoff_until) throw *backoff_failure;
+        ++refresh_count;
+        conf::Account acct = account;
+        HttpClient& h = http;
+        auto job = [&h, acct, now] { return request_token(h, acct, client_credentials_form(acct, now), now); };
+        TokenSet got;
+        try {
+            got = co_await run_blocking(blocking, std::move(job));
+        } catch (const TokenError& e) {
+            fail(e, now);
+            throw;
+        }
+        cache.access_token = got.access_token;
+        cache.access_expires_at = got.expires_at;
+        cache.access_obtained_at = got.obtained_at;
+        cache.last_refresh = got.obtained_at;
+        clear_failures();
+        log::info("token_refreshed", {{"account", account.name}, {"grant", "client_credentials"},
+                                      {"expires_in", static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                         got.expires_at - got.obtained_at).count())}});
+        co_return cache.access_token;
     }
 
     struct Outcome {

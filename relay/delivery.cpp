@@ -229,6 +229,16 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             throw AccountFailure{fmt::format("connect to {}: {}", a.config.upstream.to_string(), e.what())};
         }
         if (a.config.upstream_auth == conf::UpstreamAuth::none) co_return OpenSession{std::move(session)};
+        if (a.config.upstream_auth == conf::UpstreamAuth::plain || a.config.upstream_auth == conf::UpstreamAuth::login) {
+            // Basic auth with a configured password: no token, so nothing to refresh or retry.
+            const std::string no_token;
+            smtp::Reply basic = co_await authenticate(a, *session, no_token);
+            if (basic.code != 235) {
+                co_await session->quit();
+                throw AccountFailure{"AUTH refused: " + basic.text()};
+            }
+            co_return OpenSession{std::move(session)};
+        }
 
         std::string token, token_error;
         try {
@@ -269,6 +279,14 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
     asio::awaitable<smtp::Reply> authenticate(Account& a, UpstreamSession& session, const std::string& token) {
         try {
+            if (a.config.upstream_auth == conf::UpstreamAuth::plain) {
+                std::string response = auth::plain_response(a.config.upstream_user, a.config.upstream_password.reveal());
+                co_return co_await session.authenticate("PLAIN", std::move(response));
+            }
+            if (a.config.upstream_auth == conf::UpstreamAuth::login) {
+                std::string response = a.config.upstream_user + '\0' + a.config.upstream_password.reveal();
+                co_return co_await session.authenticate("LOGIN", std::move(response));
+            }
             if (a.config.upstream_auth == conf::UpstreamAuth::oauthbearer)
                 co_return co_await session.authenticate(
                     "OAUTHBEARER", auth::oauthbearer_response(a.config.email, a.config.upstream.host,

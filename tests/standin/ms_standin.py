@@ -38,6 +38,7 @@ def parse_args(argv):
     parser.add_argument("--mail-dir", help="default: <state-dir>/mail")
     parser.add_argument("--smtp-tls", choices=("starttls", "implicit"), default="starttls")
     parser.add_argument("--tenant", default="organizations", help="tenant shown in token_url")
+    parser.add_argument("--client-cert", help="PEM certificate registered on the app (JWT client assertions)")
     args = parser.parse_args(argv)
     if args.token_lifetime < 1:
         parser.error("--token-lifetime must be at least 1")
@@ -51,7 +52,8 @@ async def serve(args):
     ca_file, cert_file, key_file = ensure_tls_material(state_dir)
 
     authority = TokenAuthority(os.path.join(state_dir, "tokens.json"), client_id=args.client_id,
-                               client_secret=args.client_secret, flavor=args.flavor)
+                               client_secret=args.client_secret, flavor=args.flavor,
+                               client_cert=args.client_cert)
     authority.add_refresh_token(args.refresh_token, args.user, replace=False)
     settings = Settings(token_lifetime=args.token_lifetime, rotation=args.rotation)
     stats = Stats()

@@ -20,6 +20,8 @@ DEFAULT_SETTINGS = {
     "max_sessions_per_user": 3,  # Exchange Online: at most 3 concurrent connections per mailbox
     "fail_mail_with": "",
     "fail_auth_with": "",
+    "app_mailboxes": [],         # mailboxes app-only tokens may send as (Exchange Add-MailboxPermission)
+    "basic_auth_password": "",   # non-empty: AUTH PLAIN/LOGIN accepted with it (basic auth still on)
 }
 TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client")
 ROTATIONS = ("keep", "invalidate")
@@ -61,6 +63,12 @@ def parse_control_request(request):
         elif key in ("fail_mail_with", "fail_auth_with"):
             if not isinstance(value, str) or (value and not REPLY_LINE.match(value)):
                 raise ControlError(f'{key} must be "" or a reply line like "550 5.7.60 text"')
+        elif key == "app_mailboxes":
+            if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+                raise ControlError("app_mailboxes must be a list of addresses")
+        elif key == "basic_auth_password":
+            if not isinstance(value, str):
+                raise ControlError("basic_auth_password must be a string")
         elif key == "add_refresh_token":
             if (not isinstance(value, dict) or not isinstance(value.get("token"), str)
                     or not value["token"] or not isinstance(value.get("user"), str)):

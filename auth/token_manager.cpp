@@ -19,6 +19,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <fmt/format.h>
+
 #include "relay/blocking.hpp"
 #include "relay/log.hpp"
 
@@ -293,6 +295,42 @@ struct TokenManager::Impl {
         co_return cache.access_token;
     }
 
+    asio::awaitable<void> upkeep() {
+        const bool uses_refresh_token = account.auth == conf::AuthMode::delegated &&
+                                        (account.upstream_auth == conf::UpstreamAuth::xoauth2 ||
+                                         account.upstream_auth == conf::UpstreamAuth::oauthbearer);
+        if (!uses_refresh_token) co_return;
+        bool readable = true;
+        try {
+            co_await sync_with_store();
+        } catch (const std::exception&) {
+            readable = false;  // already logged by sync_with_store
+        }
+        if (!readable || cache.refresh_token.empty()) co_return;
+        // A token imported by an older version has no stamp: count from now rather than warn falsely.
+        if (cache.last_refresh == Clock::time_point{}) cache.last_refresh = clock();
+        if (clock() - cache.last_refresh >= account.keepalive_refresh) {
+            log::info("token_keepalive", {{"account", account.name},
+                                          {"idle_s", static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                         clock() - cache.last_refresh).count())}});
+            std::optional<std::string> current = cache.access_token;  // forces one refresh (single flight)
+            try {
+                co_await get(current);
+            } catch (const std::exception&) {
+                // token_refresh_failed has been logged (or fail-fast is answering from memory)
+            }
+        }
+        const auto age = clock() - cache.last_refresh;
+        const auto days = std::chrono::duration_cast<std::chrono::hours>(age).count() / 24;
+        if (age >= std::chrono::hours(24) * account.refresh_token_warn_days)
+            log::warning("refresh_token_aging",
+                         {{"account", account.name}, {"days_since_refresh", static_cast<long long>(days)},
+                          {"warn_days", account.refresh_token_warn_days},
+                          {"action", fmt::format("the refresh token may soon be dropped (Microsoft: after 90 days "
+                                                 "without use); fix the cause in the token_refresh_failed lines or run "
+                                                 "`smtp-oauth2-relay authorize --account {}`", account.name)}});
+    }
+
     // Permanent failures are logged once and then answered from memory; temporary (and unknown)
     // ones back off 5 s, 10 s, ... 5 min, logging each real attempt.
     void fail(const TokenError& e, Clock::time_point now) {
@@ -320,6 +358,8 @@ TokenManager::TokenManager(conf::Account account, TokenStore& store, HttpClient&
 TokenManager::~TokenManager() = default;
 
 boost::asio::awaitable<std::string> TokenManager::access_token() { return impl_->get(std::nullopt); }
+
+boost::asio::awaitable<void> TokenManager::upkeep() { return impl_->upkeep(); }
 
 boost::asio::awaitable<std::string> TokenManager::token_rejected(const std::string& token) {
     return impl_->get(token);

@@ -91,16 +91,17 @@ struct TokenManager::Impl {
 
     asio::awaitable<std::string> get(std::optional<std::string> rejected) {
         for (;;) {
-            if (!flight) {
+            std::shared_ptr<Flight> f = flight;
+            if (!f) {
                 if (loaded && !reload_requested && fresh(clock()) &&
                     (!rejected || *rejected != cache.access_token))
                     co_return cache.access_token;
-                flight = std::make_shared<Flight>(io);
-                flight->forced = rejected.has_value();
-                // Detached, so one caller's cancellation cannot strand the others.
-                asio::co_spawn(io, run_flight(flight, rejected), asio::detached);
+                f = flight = std::make_shared<Flight>(io);
+                f->forced = rejected.has_value();
+                // Detached, so one caller's cancellation cannot strand the others. co_spawn may run
+                // it to the end at once (an answer from memory resets `flight`): `f` keeps it.
+                asio::co_spawn(io, run_flight(f, rejected), asio::detached);
             }
-            std::shared_ptr<Flight> f = flight;
             if (!f->finished) co_await f->done.async_wait(asio::as_tuple(asio::use_awaitable));
             if (!f->finished) throw boost::system::system_error(asio::error::operation_aborted, "waiting for token refresh");
             if (f->error) std::rethrow_exception(f->error);
@@ -206,7 +207,9 @@ struct TokenManager::Impl {
     // App-only accounts (client credentials) have no refresh token and no token file: a new access
     // token can be had at any time with the app's own credential, so writing one to disk would only
     // add a bearer credential at rest. It lives in memory; a restart costs one token request.
-    asio::awaitable<std::string> obtain_app_token(std::optional<std::string> rejected) {
+    // `rejected` by reference (the caller's frame owns it): no copy is built inside the caller's
+    // co_await expression, a GCC 12 pitfall.
+    asio::awaitable<std::string> obtain_app_token(const std::optional<std::string>& rejected) {
         if (reload_requested) {
             cache = StoredTokens{};  // the credential or scope may have changed
             reload_requested = false;

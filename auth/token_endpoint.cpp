@@ -74,6 +74,14 @@ std::string TokenError::admin_hint(std::string_view account) const {
         return fmt::format("the refresh token is expired or revoked; a person must sign in again: run "
                            "`smtp-oauth2-relay authorize --account {0}` (or `token import`)", account);
     case TokenFailure::invalid_client:
+        if (oauth_error_ == "client_certificate_unusable")
+            return fmt::format("fix client_certificate_file / client_key_file for account {0} (PEM certificate and "
+                               "its unencrypted RSA key)", account);
+        // AADSTS700027: assertion signature or certificate unknown; AADSTS700024: outside its time range.
+        if (description_.find("AADSTS700027") != std::string::npos || description_.find("AADSTS700024") != std::string::npos)
+            return fmt::format("the client certificate is not registered on the app, has expired, or this machine's "
+                               "clock is wrong: upload the certificate in Entra ID (App registrations > Certificates & "
+                               "secrets) or fix client_certificate_file for account {0}", account);
         return fmt::format("the client secret is wrong or expired (AADSTS7000215) or the client id is wrong: "
                            "create a new client secret in Entra ID (App registrations > Certificates & secrets) "
                            "and update client_secret for account {0}", account);

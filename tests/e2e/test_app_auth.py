@@ -86,6 +86,27 @@ def test_app_only_account_with_certificate_delivers(tmp_path):
         assert_token_file_absent(relay)
 
 
+def test_unregistered_certificate_fails_fast_with_the_fix_and_the_relay_keeps_running(tmp_path):
+    registered, _ = make_certificate(str(tmp_path), "registered")
+    cert, key = make_certificate(str(tmp_path), "unregistered")
+    with StandIn(tmp_path / "standin", client_cert=registered) as standin:
+        relay = Relay(tmp_path / "relay", standin)
+        os.makedirs(relay.workdir)
+        account = app_account(standin, client_certificate_file=cert, client_key_file=key)
+        del account["client_secret"]
+        relay.accounts["office"] = account
+        try:
+            relay.start(import_token=False)
+            send(relay.port, "cannot authenticate the app")
+            relay.wait_for_log("upstream_unavailable", count=2, timeout=15)   # retried: answered from memory
+            failures = relay.log_lines("token_refresh_failed")
+            assert len(failures) == 1 and "AADSTS700027" in failures[0]
+            assert "upload the certificate in Entra ID" in failures[0]
+            assert standin.stats()["token_requests"]["client_credentials"] == {"invalid_client": 1}
+        finally:
+            assert relay.stop() == 0
+
+
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -155,6 +176,8 @@ def test_basic_auth_upstream_uses_the_password_file_and_no_token(relay, standin,
     relay.accounts["office"] = {"provider": "custom", "email": MAILBOX, "upstream": f"localhost:{standin.smtp_port}",
                                 "upstream_ca_file": standin.ca_file, "upstream_auth": mechanism,
                                 "upstream_password_file": str(password_file)}
+    result = relay.run("token", "import", "--account", "office", stdin="anything\n")
+    assert result.returncode == 2 and "logs in without a token" in result.stderr
     relay.start(import_token=False)
     send(relay.port, f"basic {mechanism}")
     assert "AUTH refused: 535 5.7.3" in relay.wait_for_log("upstream_unavailable")[0]

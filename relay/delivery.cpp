@@ -126,6 +126,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             a.tls = make_upstream_tls_context(account.upstream_ca_file);
             a.backoff_until = {};
             a.account_failures = 0;
+            a.next_upkeep = {};  // keepalive_refresh may have changed: re-check at the next tick
         }
         for (auto& [name, a] : accounts) {
             if (config->accounts.count(name) == 0 && !a->removed) {

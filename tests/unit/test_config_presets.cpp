@@ -148,6 +148,8 @@ struct BadCase {
     std::string expected;
 };
 
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
+
 class ConfigAuthErrors : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(ConfigAuthErrors, ReportsOneClearError) {

@@ -310,12 +310,12 @@ struct TokenManager::Impl {
             readable = false;  // already logged by sync_with_store
         }
         if (!readable || cache.refresh_token.empty()) co_return;
-        // A token imported by an older version has no stamp: count from now rather than warn falsely.
-        if (cache.last_refresh == Clock::time_point{}) cache.last_refresh = clock();
-        if (clock() - cache.last_refresh >= account.keepalive_refresh) {
+        // A file without last_refresh (written by hand or an older version): refresh now to learn it.
+        const bool unknown = cache.last_refresh == Clock::time_point{};
+        if (unknown || clock() - cache.last_refresh >= account.keepalive_refresh) {
+            const auto idle = std::chrono::duration_cast<std::chrono::seconds>(clock() - cache.last_refresh);
             log::info("token_keepalive", {{"account", account.name},
-                                          {"idle_s", static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(
-                                                         clock() - cache.last_refresh).count())}});
+                                          {"idle_s", unknown ? std::string("unknown") : std::to_string(idle.count())}});
             std::optional<std::string> current = cache.access_token;  // forces one refresh (single flight)
             try {
                 co_await get(current);
@@ -323,6 +323,7 @@ struct TokenManager::Impl {
                 // token_refresh_failed has been logged (or fail-fast is answering from memory)
             }
         }
+        if (cache.last_refresh == Clock::time_point{}) co_return;  // still unknown: no age to warn about
         const auto age = clock() - cache.last_refresh;
         const auto days = std::chrono::duration_cast<std::chrono::hours>(age).count() / 24;
         if (age >= std::chrono::hours(24) * account.refresh_token_warn_days)

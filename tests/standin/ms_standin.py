@@ -6,7 +6,8 @@ SMTP submission server that REALLY checks the tokens the endpoint issued, so the
 against the rules of the real service (see /work/shared/PROVIDERS.md) without the Internet. On start
 it prints one JSON "ready" line to stdout; it logs to stderr (never a whole token or secret) and
 exits 0 on SIGTERM/SIGINT. Pieces: standin_tokens (identity platform), standin_http (token endpoint
-and /_control), standin_smtp (SMTP), standin_tls (test CA), standin_control (switches, counters).
+and /_control), standin_smtp (SMTP), standin_tls (test CA), standin_control (switches, counters),
+standin_appauth (client credentials: JWT client assertions checked against --client-cert).
 Standard library only; Python 3.11 (StreamWriter.start_tls).
 """
 import argparse

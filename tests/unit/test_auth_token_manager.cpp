@@ -438,3 +438,15 @@ TEST(TokenManager, UpkeepWarnsWhenTheRefreshTokenIsOldAndCannotBeRefreshed) {
     EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
     EXPECT_EQ(app.http.count(), 0u);
 }
+
+TEST(TokenManager, UpkeepRefreshesATokenFileWithoutLastRefresh) {
+    Harness h;
+    h.store_tokens("RT-1", "AT-old", 1min, 60min);  // no last_refresh, as a hand-written file
+    h.http.push_token("AT-new", 3600);
+    testing::internal::CaptureStderr();
+    run_upkeep(h);
+    std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("token_keepalive account=office idle_s=unknown"), std::string::npos) << log;
+    EXPECT_EQ(h.http.count(), 1u);
+    EXPECT_EQ(h.store.load("office")->last_refresh, std::chrono::time_point_cast<std::chrono::seconds>(h.now()));
+}

@@ -64,6 +64,8 @@ def test_sighup_adding_a_user_while_mail_flows(relay, standin):
                 failures.append(repr(err))
             time.sleep(0.2)
 
+    held_open = smtplib.SMTP("127.0.0.1", relay.port, timeout=20)   # a session across the reload
+    held_open.ehlo("scanner.local")
     sender = threading.Thread(target=background)
     sender.start()
     try:
@@ -76,9 +78,12 @@ def test_sighup_adding_a_user_while_mail_flows(relay, standin):
     relay.process.send_signal(signal.SIGHUP)
     relay.wait_for_log("reloaded")
     send(relay.port, "from the new user", login=("printer2", "pw-2"))
+    data = f"From: {MAILBOX}\r\nTo: boss@example.com\r\nSubject: held open\r\n\r\nbody\r\n".encode()
+    assert held_open.sendmail(MAILBOX, ["boss@example.com"], data) == {}
+    held_open.quit()
     sender.join()
     assert failures == [] and len(sent) == 8
-    assert len(standin.wait_for_messages(9, timeout=20)) == 9
+    assert len(standin.wait_for_messages(10, timeout=20)) == 10
 
 
 def test_idle_account_is_refreshed_on_the_keepalive_period(relay, standin):

@@ -34,6 +34,19 @@ int run_token_import(const std::vector<std::string>& args) {
         return kUsageError;
     }
 
+    if (account->upstream_auth != conf::UpstreamAuth::xoauth2 && account->upstream_auth != conf::UpstreamAuth::oauthbearer) {
+        std::fprintf(stderr, "smtp-oauth2-relay token import: account '%s' has upstream_auth = \"%s\": it logs in "
+                             "without a token, so there is nothing to import\n", name.c_str(),
+                     std::string(conf::to_string(account->upstream_auth)).c_str());
+        return kUsageError;
+    }
+    if (account->auth == conf::AuthMode::client_credentials) {
+        std::fprintf(stderr, "smtp-oauth2-relay token import: account '%s' has auth = \"client_credentials\": it has "
+                             "no refresh token to import (the relay gets app tokens itself with the client secret or "
+                             "certificate)\n", name.c_str());
+        return kUsageError;
+    }
+
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     auto first = input.find_first_not_of(" \t\r\n");
     auto last = input.find_last_not_of(" \t\r\n");

@@ -3,6 +3,8 @@
 // the admin's hint (AADSTS65001 = consent missing, which Microsoft reports as invalid_grant).
 #include "auth/token_endpoint.hpp"
 
+#include "auth/client_assertion.hpp"
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -72,6 +74,14 @@ std::string TokenError::admin_hint(std::string_view account) const {
         return fmt::format("the refresh token is expired or revoked; a person must sign in again: run "
                            "`smtp-oauth2-relay authorize --account {0}` (or `token import`)", account);
     case TokenFailure::invalid_client:
+        if (oauth_error_ == "client_certificate_unusable")
+            return fmt::format("fix client_certificate_file / client_key_file for account {0} (PEM certificate and "
+                               "its unencrypted RSA key)", account);
+        // AADSTS700027: assertion signature or certificate unknown; AADSTS700024: outside its time range.
+        if (description_.find("AADSTS700027") != std::string::npos || description_.find("AADSTS700024") != std::string::npos)
+            return fmt::format("the client certificate is not registered on the app, has expired, or this machine's "
+                               "clock is wrong: upload the certificate in Entra ID (App registrations > Certificates & "
+                               "secrets) or fix client_certificate_file for account {0}", account);
         return fmt::format("the client secret is wrong or expired (AADSTS7000215) or the client id is wrong: "
                            "create a new client secret in Entra ID (App registrations > Certificates & secrets) "
                            "and update client_secret for account {0}", account);
@@ -96,6 +106,26 @@ FormFields refresh_grant_form(const conf::Account& account, std::string_view ref
     };
     // Public clients (device code / loopback flows) have no secret and must not send one.
     if (!account.client_secret.empty()) form.emplace_back("client_secret", account.client_secret.reveal());
+    return form;
+}
+
+FormFields client_credentials_form(const conf::Account& account, Clock::time_point now) {
+    FormFields form{
+        {"grant_type", "client_credentials"},
+        {"client_id", account.client_id},
+        {"scope", account.scope},
+    };
+    if (account.client_certificate_file.empty()) {
+        form.emplace_back("client_secret", account.client_secret.reveal());
+        return form;
+    }
+    try {
+        form.emplace_back("client_assertion_type", std::string(kJwtBearerAssertionType));
+        form.emplace_back("client_assertion", make_client_assertion(account.client_certificate_file, account.client_key_file,
+                                                                    account.client_id, account.token_url, now));
+    } catch (const ClientCertificateError& e) {
+        throw TokenError(TokenFailure::invalid_client, "client_certificate_unusable", e.what(), 0);
+    }
     return form;
 }
 

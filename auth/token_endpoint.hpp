@@ -52,6 +52,11 @@ private:
 // grant_type=refresh_token with client_id, client_secret (when set), scope.
 FormFields refresh_grant_form(const conf::Account& account, std::string_view refresh_token);
 
+// grant_type=client_credentials (RFC 6749 4.4) for app-only accounts: client_id, scope and either
+// client_secret or a JWT client assertion (RFC 7523 2.2) made from the account's certificate.
+// Blocking when a certificate is used (reads it); a certificate problem is TokenError(invalid_client).
+FormFields client_credentials_form(const conf::Account& account, Clock::time_point now);
+
 // Parses a token endpoint response. 200 with access_token -> TokenSet; anything else -> TokenError.
 TokenSet parse_token_response(long http_status, std::string_view body, Clock::time_point now);
 

@@ -19,6 +19,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <fmt/format.h>
+
 #include "relay/blocking.hpp"
 #include "relay/log.hpp"
 
@@ -89,16 +91,17 @@ struct TokenManager::Impl {
 
     asio::awaitable<std::string> get(std::optional<std::string> rejected) {
         for (;;) {
-            if (!flight) {
+            std::shared_ptr<Flight> f = flight;
+            if (!f) {
                 if (loaded && !reload_requested && fresh(clock()) &&
                     (!rejected || *rejected != cache.access_token))
                     co_return cache.access_token;
-                flight = std::make_shared<Flight>(io);
-                flight->forced = rejected.has_value();
-                // Detached, so one caller's cancellation cannot strand the others.
-                asio::co_spawn(io, run_flight(flight, rejected), asio::detached);
+                f = flight = std::make_shared<Flight>(io);
+                f->forced = rejected.has_value();
+                // Detached, so one caller's cancellation cannot strand the others. co_spawn may run
+                // it to the end at once (an answer from memory resets `flight`): `f` keeps it.
+                asio::co_spawn(io, run_flight(f, rejected), asio::detached);
             }
-            std::shared_ptr<Flight> f = flight;
             if (!f->finished) co_await f->done.async_wait(asio::as_tuple(asio::use_awaitable));
             if (!f->finished) throw boost::system::system_error(asio::error::operation_aborted, "waiting for token refresh");
             if (f->error) std::rethrow_exception(f->error);
@@ -181,6 +184,7 @@ struct TokenManager::Impl {
     }
 
     asio::awaitable<std::string> obtain(std::optional<std::string> rejected) {
+        if (account.auth == conf::AuthMode::client_credentials) co_return co_await obtain_app_token(rejected);
         co_await sync_with_store();
         Clock::time_point now = clock();
         if (rejected && *rejected == cache.access_token) {
@@ -198,6 +202,44 @@ struct TokenManager::Impl {
             throw error;
         }
         co_return co_await refresh(now);
+    }
+
+    // App-only accounts (client credentials) have no refresh token and no token file: a new access
+    // token can be had at any time with the app's own credential, so writing one to disk would only
+    // add a bearer credential at rest. It lives in memory; a restart costs one token request.
+    // `rejected` by reference (the caller's frame owns it): no copy is built inside the caller's
+    // co_await expression, a GCC 12 pitfall.
+    asio::awaitable<std::string> obtain_app_token(const std::optional<std::string>& rejected) {
+        if (reload_requested) {
+            cache = StoredTokens{};  // the credential or scope may have changed
+            reload_requested = false;
+        }
+        loaded = true;
+        Clock::time_point now = clock();
+        if (rejected && *rejected == cache.access_token) cache.access_token.clear();
+        else if (fresh(now)) co_return cache.access_token;
+        if (permanent_failure) throw *permanent_failure;
+        if (backoff_failure && now < backoff_until) throw *backoff_failure;
+        ++refresh_count;
+        conf::Account acct = account;
+        HttpClient& h = http;
+        auto job = [&h, acct, now] { return request_token(h, acct, client_credentials_form(acct, now), now); };
+        TokenSet got;
+        try {
+            got = co_await run_blocking(blocking, std::move(job));
+        } catch (const TokenError& e) {
+            fail(e, now);
+            throw;
+        }
+        cache.access_token = got.access_token;
+        cache.access_expires_at = got.expires_at;
+        cache.access_obtained_at = got.obtained_at;
+        cache.last_refresh = got.obtained_at;
+        clear_failures();
+        log::info("token_refreshed", {{"account", account.name}, {"grant", "client_credentials"},
+                                      {"expires_in", static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                         got.expires_at - got.obtained_at).count())}});
+        co_return cache.access_token;
     }
 
     struct Outcome {
@@ -256,6 +298,43 @@ struct TokenManager::Impl {
         co_return cache.access_token;
     }
 
+    asio::awaitable<void> upkeep() {
+        const bool uses_refresh_token = account.auth == conf::AuthMode::delegated &&
+                                        (account.upstream_auth == conf::UpstreamAuth::xoauth2 ||
+                                         account.upstream_auth == conf::UpstreamAuth::oauthbearer);
+        if (!uses_refresh_token) co_return;
+        bool readable = true;
+        try {
+            co_await sync_with_store();
+        } catch (const std::exception&) {
+            readable = false;  // already logged by sync_with_store
+        }
+        if (!readable || cache.refresh_token.empty()) co_return;
+        // A file without last_refresh (written by hand or an older version): refresh now to learn it.
+        const bool unknown = cache.last_refresh == Clock::time_point{};
+        if (unknown || clock() - cache.last_refresh >= account.keepalive_refresh) {
+            const auto idle = std::chrono::duration_cast<std::chrono::seconds>(clock() - cache.last_refresh);
+            log::info("token_keepalive", {{"account", account.name},
+                                          {"idle_s", unknown ? std::string("unknown") : std::to_string(idle.count())}});
+            std::optional<std::string> current = cache.access_token;  // forces one refresh (single flight)
+            try {
+                co_await get(current);
+            } catch (const std::exception&) {
+                // token_refresh_failed has been logged (or fail-fast is answering from memory)
+            }
+        }
+        if (cache.last_refresh == Clock::time_point{}) co_return;  // still unknown: no age to warn about
+        const auto age = clock() - cache.last_refresh;
+        const auto days = std::chrono::duration_cast<std::chrono::hours>(age).count() / 24;
+        if (age >= std::chrono::hours(24) * account.refresh_token_warn_days)
+            log::warning("refresh_token_aging",
+                         {{"account", account.name}, {"days_since_refresh", static_cast<long long>(days)},
+                          {"warn_days", account.refresh_token_warn_days},
+                          {"action", fmt::format("the refresh token may soon be dropped (Microsoft: after 90 days "
+                                                 "without use); fix the cause in the token_refresh_failed lines or run "
+                                                 "`smtp-oauth2-relay authorize --account {}`", account.name)}});
+    }
+
     // Permanent failures are logged once and then answered from memory; temporary (and unknown)
     // ones back off 5 s, 10 s, ... 5 min, logging each real attempt.
     void fail(const TokenError& e, Clock::time_point now) {
@@ -283,6 +362,8 @@ TokenManager::TokenManager(conf::Account account, TokenStore& store, HttpClient&
 TokenManager::~TokenManager() = default;
 
 boost::asio::awaitable<std::string> TokenManager::access_token() { return impl_->get(std::nullopt); }
+
+boost::asio::awaitable<void> TokenManager::upkeep() { return impl_->upkeep(); }
 
 boost::asio::awaitable<std::string> TokenManager::token_rejected(const std::string& token) {
     return impl_->get(token);

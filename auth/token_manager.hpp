@@ -43,6 +43,12 @@ public:
     // The upstream rejected `token` (e.g. 535): refresh now unless another caller already replaced it.
     boost::asio::awaitable<std::string> token_rejected(const std::string& token);
 
+    // Refresh token upkeep, for a timer (at start and hourly): when the last successful refresh is
+    // older than keepalive_refresh, refresh now, so an idle account's refresh token is never dropped
+    // for disuse (Microsoft: 90 days); if it is still older than refresh_token_warn_days afterwards,
+    // log a warning with the fix. Delegated accounts with a token upstream only; never throws.
+    boost::asio::awaitable<void> upkeep();
+
     // Config reload: new account settings; the store is re-read before the next use.
     void update_account(conf::Account account);
 

@@ -36,7 +36,8 @@ template <class T>
 using Member = std::variant<std::string T::*, std::optional<std::string> T::*, fs::path T::*, bool T::*,
                             std::uint64_t T::*, unsigned T::*, std::chrono::seconds T::*, HostPort T::*,
                             std::vector<HostPort> T::*, std::vector<Network> T::*, LogLevel T::*,
-                            Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*>;
+                            Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*,
+                            AuthMode T::*, Cloud T::*>;
 
 template <class T>
 struct KeySpec {
@@ -101,7 +102,7 @@ const KeySpec<User> user_keys[] = {
 const KeySpec<Account> account_keys[] = {
     {.name = "provider", .member = &Account::provider, .default_toml = R"("microsoft")"},
     {.name = "tenant", .member = &Account::tenant},  // microsoft: required unless token_url is set
-    {.name = "client_id", .member = &Account::client_id, .required = true},
+    {.name = "client_id", .member = &Account::client_id},  // required unless upstream_auth needs no token
     {.name = "client_secret", .member = &Account::client_secret},  // optional: public clients have none
     {.name = "client_secret_file", .member = &Account::client_secret, .read_file = true},
     {.name = "email", .member = &Account::email, .required = true},
@@ -117,6 +118,19 @@ const KeySpec<Account> account_keys[] = {
     {.name = "redirect_uri", .member = &Account::redirect_uri, .default_toml = R"("http://localhost")"},
     {.name = "authorize_url", .member = &Account::authorize_url},
     {.name = "devicecode_url", .member = &Account::devicecode_url},
+    // App-only accounts, national clouds, basic upstream auth, refresh token upkeep: see check_account.
+    {.name = "auth", .member = &Account::auth, .default_toml = R"("delegated")"},
+    {.name = "cloud", .member = &Account::cloud, .default_toml = R"("global")"},
+    {.name = "client_certificate_file", .member = &Account::client_certificate_file, .read_file = true},
+    {.name = "client_key_file", .member = &Account::client_key_file, .read_file = true},
+    {.name = "upstream_user", .member = &Account::upstream_user},
+    {.name = "upstream_password", .member = &Account::upstream_password},
+    {.name = "upstream_password_file", .member = &Account::upstream_password, .read_file = true},
+    // Microsoft drops refresh tokens unused for 90 days: warn well before, refresh idle ones weekly.
+    {.name = "refresh_token_warn_days", .member = &Account::refresh_token_warn_days, .default_toml = "60",
+     .min = 1, .max = 3650},
+    {.name = "keepalive_refresh", .member = &Account::keepalive_refresh, .default_toml = R"("7d")",
+     .min = 1, .max = 365 * kDay},
 };
 
 struct Preset {
@@ -137,8 +151,35 @@ const Preset presets[] = {
      "https://accounts.google.com/o/oauth2/auth"},
 };
 
-// The Microsoft identity platform host: the one place a national cloud would change it.
-std::string login_host(const Account&) { return "login.microsoftonline.com"; }
+// Microsoft's national clouds (PROVIDERS.md): same paths, other login and SMTP hosts, and the
+// cloud's own Exchange resource in the scopes.
+struct MicrosoftCloud {
+    Cloud cloud;
+    std::string_view login_host;       // the {login} host in the preset URLs
+    std::string_view delegated_scope;
+    std::string_view app_scope;        // client_credentials: the resource's .default (SMTP.SendAsApp)
+    std::string_view upstream;
+};
+
+const MicrosoftCloud microsoft_clouds[] = {
+    {Cloud::global, "login.microsoftonline.com", "https://outlook.office.com/SMTP.Send offline_access",
+     "https://outlook.office365.com/.default", "smtp.office365.com:587"},
+    {Cloud::usgov, "login.microsoftonline.us", "https://outlook.office365.us/SMTP.Send offline_access",
+     "https://outlook.office365.us/.default", "smtp.office365.us:587"},
+    {Cloud::china, "login.partner.microsoftonline.cn", "https://partner.outlook.cn/SMTP.Send offline_access",
+     "https://partner.outlook.cn/.default", "smtp.partner.outlook.cn:587"},
+};
+
+const MicrosoftCloud& microsoft_cloud(Cloud cloud) {
+    for (const auto& c : microsoft_clouds)
+        if (c.cloud == cloud) return c;
+    return microsoft_clouds[0];
+}
+
+// The Microsoft identity platform host of the account's cloud: the one place that picks it.
+std::string login_host(const Account& account) {
+    return std::string(microsoft_cloud(account.cloud).login_host);
+}
 
 // A preset URL for this account: "{login}" and "{tenant}" filled in.
 std::string preset_url(std::string_view pattern, const Account& account) {
@@ -186,6 +227,7 @@ private:
     void check_account(const toml::table& table, const std::string& label, Account& account);
     void check_sign_in_endpoints(const toml::table& table, const std::string& label, Account& account,
                                  const Preset* preset);
+    void check_account_auth(const toml::table& table, const std::string& label, Account& account);
     void check_relay(const toml::table& table, Config& config);
     void check_hostile_limits(const toml::table& table, RelaySettings& relay);
 
@@ -287,10 +329,19 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
         fail(table.source(), fmt::format("{}: missing required key '{}' in [{}] (provider \"custom\" has no preset)",
                                          label, key, label));
     };
+    const bool app = account.auth == AuthMode::client_credentials;
+    const MicrosoftCloud* cloud = account.provider == Provider::microsoft ? &microsoft_cloud(account.cloud) : nullptr;
+    // Basic or no upstream auth needs no token, so none of the OAuth endpoints or ids.
+    const bool needs_token = account.upstream_auth == UpstreamAuth::xoauth2 ||
+                             account.upstream_auth == UpstreamAuth::oauthbearer;
+    if (needs_token && !table.contains("client_id"))
+        fail(table.source(), fmt::format("{}: missing required key 'client_id' in [{}]", label, label));
     if (table.contains("token_url")) {
         if (!account.token_url.empty() && !is_acceptable_token_url(account.token_url))
             fail(position_of(table, "token_url"),
                  label + ".token_url: must be an https:// URL (http:// only for a loopback host)");
+    } else if (!needs_token) {
+        // nothing to fill: this account never asks for a token
     } else if (!has_preset) {
         missing("token_url");
     } else if (account.provider == Provider::microsoft && !table.contains("tenant")) {
@@ -300,14 +351,19 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
         account.token_url = preset_url(preset->token_url, account);
     }
     check_sign_in_endpoints(table, label, account, has_preset ? &*preset : nullptr);
-    if (!table.contains("scope")) {
-        if (has_preset) account.scope = preset->scope;
-        else missing("scope");
+    if (!table.contains("scope") && needs_token) {
+        if (cloud) account.scope = app ? cloud->app_scope : cloud->delegated_scope;
+        else if (has_preset && !app) account.scope = preset->scope;
+        else if (!has_preset) missing("scope");
     }
     if (!table.contains("upstream")) {
-        if (has_preset) account.upstream = *parse_host_port(preset->upstream);
+        if (cloud) account.upstream = *parse_host_port(cloud->upstream);
+        else if (has_preset) account.upstream = *parse_host_port(preset->upstream);
         else missing("upstream");
     }
+    if (table.contains("cloud") && account.provider != Provider::microsoft)
+        fail(position_of(table, "cloud"), label + ".cloud: only provider \"microsoft\" has national clouds");
+    check_account_auth(table, label, account);
     // Without TLS the access token and the mail cross the network in clear text (RFC 7628 section 5).
     if (account.upstream_tls == UpstreamTls::none && !account.upstream.host.empty() &&
         !detail::is_loopback_host(account.upstream.host))
@@ -339,6 +395,45 @@ void Loader::check_sign_in_endpoints(const toml::table& table, const std::string
             account.*member = preset_url(pattern, account);
         }
     }
+}
+
+// The credentials each auth mode needs: exactly one client credential for app-only accounts, a
+// password for basic upstream auth, and nothing that would be silently ignored.
+void Loader::check_account_auth(const toml::table& table, const std::string& label, Account& account) {
+    const bool app = account.auth == AuthMode::client_credentials;
+    const bool has_secret = table.contains("client_secret") || table.contains("client_secret_file");
+    const bool has_cert = table.contains("client_certificate_file"), has_key = table.contains("client_key_file");
+    if (has_cert != has_key)
+        fail(position_of(table, has_cert ? "client_certificate_file" : "client_key_file"),
+             label + ": client_certificate_file and client_key_file go together (the certificate and its private key)");
+    if ((has_cert || has_key) && !app)
+        fail(position_of(table, has_cert ? "client_certificate_file" : "client_key_file"),
+             label + ": a client certificate is used only with auth = \"client_credentials\"");
+    if (app && has_secret && (has_cert || has_key))
+        fail(position_of(table, has_cert ? "client_certificate_file" : "client_key_file"),
+             label + ": set client_secret or a client certificate, not both");
+    if (app && account.provider == Provider::google)
+        fail(position_of(table, "auth"), label + ".auth: Google offers no client credentials grant for Gmail; "
+                                                 "use auth = \"delegated\"");
+    else if (app && !has_secret && !has_cert && !has_key && account.upstream_auth != UpstreamAuth::none)
+        fail(position_of(table, "auth"), label + ": auth = \"client_credentials\" needs client_secret (or "
+                                                 "client_secret_file) or client_certificate_file + client_key_file");
+
+    const bool basic = account.upstream_auth == UpstreamAuth::plain || account.upstream_auth == UpstreamAuth::login;
+    const bool has_password = table.contains("upstream_password") || table.contains("upstream_password_file");
+    if (table.contains("upstream_password") && table.contains("upstream_password_file"))
+        fail(position_of(table, "upstream_password_file"), label + ": set upstream_password or upstream_password_file, not both");
+    if (basic && !has_password)
+        fail(position_of(table, "upstream_auth"), fmt::format("{}: upstream_auth = \"{}\" needs upstream_password or "
+                                                              "upstream_password_file", label, to_string(account.upstream_auth)));
+    if (!basic && (has_password || table.contains("upstream_user"))) {
+        const char* key = table.contains("upstream_user")       ? "upstream_user"
+                          : table.contains("upstream_password") ? "upstream_password"
+                                                                : "upstream_password_file";
+        fail(position_of(table, key),
+             label + ": upstream_user and upstream_password are used only with upstream_auth \"plain\" or \"login\"");
+    }
+    if (account.upstream_user.empty()) account.upstream_user = account.email;
 }
 
 void Loader::read_users(const toml::table& root, Config& config) {

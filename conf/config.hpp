@@ -48,6 +48,11 @@ enum class Provider { microsoft, google, custom };
 enum class UpstreamTls { starttls, implicit, none };
 enum class UpstreamAuth { xoauth2, oauthbearer, plain, login, none };
 enum class LogLevel { debug, info, warning, error };
+// delegated: a user signed in once and the relay keeps the refresh token; client_credentials: the
+// app itself gets tokens (RFC 6749 4.4) with a secret or a certificate, no refresh token to keep.
+enum class AuthMode { delegated, client_credentials };
+// Microsoft's national clouds differ from the global one in host names only.
+enum class Cloud { global, usgov, china };
 
 struct RelaySettings {
     std::vector<HostPort> listen;                   // default ["127.0.0.1:2525"]
@@ -113,6 +118,15 @@ struct Account {
     std::string redirect_uri = "http://localhost";  // loopback only; no port: authorize picks one
     std::string authorize_url;        // filled from the provider preset unless overridden
     std::string devicecode_url;       // preset (microsoft); empty: no device flow (google)
+    // App-only accounts, national clouds, basic upstream auth, refresh token upkeep (issue 3).
+    AuthMode auth = AuthMode::delegated;
+    Cloud cloud = Cloud::global;      // microsoft only: picks login and SMTP hosts
+    std::filesystem::path client_certificate_file;  // client_credentials with a certificate (PEM)
+    std::filesystem::path client_key_file;          // its private key (PEM, unencrypted)
+    std::string upstream_user;        // upstream_auth plain/login: defaults to email
+    Secret upstream_password;         // from upstream_password or upstream_password_file
+    unsigned refresh_token_warn_days = 60;          // warn when no successful refresh for this long
+    std::chrono::seconds keepalive_refresh{7 * 86400};  // refresh idle accounts this often
 };
 
 struct Config {
@@ -148,5 +162,7 @@ std::optional<Network> parse_network(std::string_view text);
 std::string_view to_string(Provider);
 std::string_view to_string(UpstreamTls);
 std::string_view to_string(UpstreamAuth);
+std::string_view to_string(AuthMode);
+std::string_view to_string(Cloud);
 
 }  // namespace relay::conf

@@ -9,7 +9,7 @@ const char* const kTokenHelp = R"(usage: smtp-oauth2-relay token import --accoun
 
   token import   reads a refresh token on stdin, redeems it once at the account's token endpoint
                  (proving it works) and stores the result in state_dir/tokens/NAME.json (mode 0600).
-                 A running relay picks the new token up before its next refresh.
+                 A running relay picks the new token up within seconds, even while it backs off.
 )";
 
 std::string ParsedOptions::get(const std::string& name, std::string fallback) const {

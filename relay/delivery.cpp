@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include <algorithm>
 #include <deque>
 
 #include <boost/asio/as_tuple.hpp>
@@ -48,6 +49,17 @@ struct AccountFailure {
     std::string reason;
 };
 
+// Delegated accounts that log in with a token keep a refresh token in state_dir/tokens/.
+bool uses_token_file(const conf::Account& account) {
+    return account.auth == conf::AuthMode::delegated && (account.upstream_auth == conf::UpstreamAuth::xoauth2 ||
+                                                         account.upstream_auth == conf::UpstreamAuth::oauthbearer);
+}
+
+// Token upkeep runs at start and then every min(1 h, keepalive_refresh / 2).
+std::chrono::seconds upkeep_interval(const conf::Account& account) {
+    return std::clamp<std::chrono::seconds>(account.keepalive_refresh / 2, 1s, 3600s);
+}
+
 std::int64_t ms_since(SystemClock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::now() - t).count();
 }
@@ -68,6 +80,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         Steady::time_point backoff_until{};
         unsigned account_failures = 0;
         bool removed = false;             // gone from the config at a reload: start nothing
+        std::optional<std::filesystem::file_time_type> token_stamp;  // token file as last seen by token_watch
+        bool token_stamp_known = false;
+        Steady::time_point next_upkeep{};
+        bool upkeep_running = false;
     };
 
     asio::any_io_executor io;
@@ -80,6 +96,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     std::map<std::string, std::unique_ptr<Account>> accounts;
     std::size_t in_flight = 0;
     bool stopping = false;
+    asio::steady_timer watch_timer{io};   // token_watch's one-second tick
 
     Impl(asio::any_io_executor e, asio::thread_pool& p, Spool& s, std::shared_ptr<const conf::Config> c,
          auth::HttpClient& h, auth::TokenStore& ts)
@@ -109,6 +126,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             a.tls = make_upstream_tls_context(account.upstream_ca_file);
             a.backoff_until = {};
             a.account_failures = 0;
+            a.next_upkeep = {};  // keepalive_refresh may have changed: re-check at the next tick
         }
         for (auto& [name, a] : accounts) {
             if (config->accounts.count(name) == 0 && !a->removed) {
@@ -229,6 +247,16 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             throw AccountFailure{fmt::format("connect to {}: {}", a.config.upstream.to_string(), e.what())};
         }
         if (a.config.upstream_auth == conf::UpstreamAuth::none) co_return OpenSession{std::move(session)};
+        if (a.config.upstream_auth == conf::UpstreamAuth::plain || a.config.upstream_auth == conf::UpstreamAuth::login) {
+            // Basic auth with a configured password: no token, so nothing to refresh or retry.
+            const std::string no_token;
+            smtp::Reply basic = co_await authenticate(a, *session, no_token);
+            if (basic.code != 235) {
+                co_await session->quit();
+                throw AccountFailure{"AUTH refused: " + basic.text()};
+            }
+            co_return OpenSession{std::move(session)};
+        }
 
         std::string token, token_error;
         try {
@@ -269,6 +297,14 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
     asio::awaitable<smtp::Reply> authenticate(Account& a, UpstreamSession& session, const std::string& token) {
         try {
+            if (a.config.upstream_auth == conf::UpstreamAuth::plain) {
+                std::string response = auth::plain_response(a.config.upstream_user, a.config.upstream_password.reveal());
+                co_return co_await session.authenticate("PLAIN", std::move(response));
+            }
+            if (a.config.upstream_auth == conf::UpstreamAuth::login) {
+                std::string response = a.config.upstream_user + '\0' + a.config.upstream_password.reveal();
+                co_return co_await session.authenticate("LOGIN", std::move(response));
+            }
             if (a.config.upstream_auth == conf::UpstreamAuth::oauthbearer)
                 co_return co_await session.authenticate(
                     "OAUTHBEARER", auth::oauthbearer_response(a.config.email, a.config.upstream.host,
@@ -332,6 +368,61 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         co_return session.usable();
     }
 
+    // Once a second: notice token files changed by `token import` or `authorize` (one stat per
+    // account, on the pool) and wake an account that is backing off, so a new refresh token is used
+    // within seconds, not after the backoff; and start each account's token upkeep when due.
+    static asio::awaitable<void> token_watch(std::shared_ptr<Impl> self) {
+        while (!self->stopping) {
+            std::vector<std::string> names;
+            for (auto& [name, a] : self->accounts)
+                if (!a->removed && uses_token_file(a->config)) names.push_back(name);
+            auth::TokenStore& store = self->store;
+            auto job = [&store, names] {
+                std::vector<std::optional<std::filesystem::file_time_type>> stamps;
+                for (const auto& name : names) stamps.push_back(store.stamp(name));
+                return stamps;
+            };
+            auto stamps = co_await run_blocking(self->pool, std::move(job));
+            // Accounts are never erased (only marked removed), so the names still resolve.
+            for (std::size_t i = 0; i < names.size(); ++i) {
+                Account& a = *self->accounts.at(names[i]);
+                if (a.token_stamp_known && a.token_stamp != stamps[i]) self->token_file_changed(a);
+                a.token_stamp = stamps[i];
+                a.token_stamp_known = true;
+            }
+            const auto now = Steady::now();
+            for (auto& [name, a] : self->accounts) {
+                if (a->removed || a->upkeep_running || now < a->next_upkeep) continue;
+                a->upkeep_running = true;
+                a->next_upkeep = now + upkeep_interval(a->config);
+                asio::co_spawn(self->io, upkeep(self, a.get()), asio::detached);
+            }
+            self->watch_timer.expires_after(1s);
+            co_await self->watch_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+    }
+
+    static asio::awaitable<void> upkeep(std::shared_ptr<Impl> self, Account* a) {
+        co_await a->tokens->upkeep();
+        a->upkeep_running = false;
+    }
+
+    // A new token file (or one this relay wrote) for an account in trouble: the cause may be fixed,
+    // so drop the account's backoff and retry its deferred mail now.
+    void token_file_changed(Account& a) {
+        if (a.account_failures == 0 && Steady::now() >= a.backoff_until) return;  // healthy: next use re-reads it
+        log::info("account_woken", {{"account", a.config.name}, {"reason", "token file changed"},
+                                    {"deferred", a.deferred.size()}});
+        a.backoff_until = {};
+        a.account_failures = 0;
+        while (!a.deferred.empty()) {
+            a.ready.push_back(std::move(a.deferred.begin()->second));
+            a.deferred.erase(a.deferred.begin());
+        }
+        kick(a);
+        rearm(a);
+    }
+
     static asio::awaitable<void> worker(std::shared_ptr<Impl> self, Account* a) {
         OpenSession open;
         while (!self->stopping) {
@@ -366,8 +457,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                     }
                     break;
                 }
-                // Another worker may have taken the last ready message while this one connected.
-                if (a->ready.empty()) continue;
+                // Connecting took a while: another worker may have taken the ready messages meanwhile.
+                continue;
             }
             Item item = std::move(a->ready.front());
             a->ready.pop_front();
@@ -387,6 +478,7 @@ DeliveryAgent::~DeliveryAgent() = default;
 
 void DeliveryAgent::start(std::vector<QueuedMessage> recovered) {
     impl_->start_retry_loops();
+    asio::co_spawn(impl_->io, Impl::token_watch(impl_), asio::detached);
     if (!recovered.empty()) log::info("queue_recovered", {{"messages", recovered.size()}});
     for (auto& m : recovered) impl_->enqueue(Item{std::move(m), 0, {}});
 }
@@ -405,6 +497,7 @@ void DeliveryAgent::update_config(std::shared_ptr<const conf::Config> config) {
 
 asio::awaitable<void> DeliveryAgent::stop(std::chrono::milliseconds deadline) {
     impl_->stopping = true;
+    impl_->watch_timer.cancel();
     for (auto& [name, a] : impl_->accounts) {
         for (auto* idle : a->idle_workers) idle->cancel();
         a->idle_workers.clear();

@@ -102,7 +102,7 @@ def test_client_errors_look_like_microsoft(standin):
     assert (status, body["error"], body["error_codes"]) == (400, "unauthorized_client", [700016])
     status, body = refresh(standin, "never-issued")
     assert (status, body["error"]) == (400, "invalid_grant")
-    status, body = refresh(standin, token, grant_type="client_credentials")
+    status, body = refresh(standin, token, grant_type="password")
     assert (status, body["error"]) == (400, "unsupported_grant_type")
 
 

@@ -6,7 +6,9 @@ SMTP submission server that REALLY checks the tokens the endpoint issued, so the
 against the rules of the real service (see /work/shared/PROVIDERS.md) without the Internet. On start
 it prints one JSON "ready" line to stdout; it logs to stderr (never a whole token or secret) and
 exits 0 on SIGTERM/SIGINT. Pieces: standin_tokens (identity platform), standin_http (token endpoint
-and /_control), standin_userflows (authorize + PKCE, device code), standin_smtp (SMTP), standin_tls (test CA), standin_control (switches, counters).
+and /_control), standin_userflows (authorize + PKCE, device code), standin_smtp (SMTP), standin_tls (test CA),
+standin_control (switches, counters), standin_appauth (client credentials: JWT client assertions checked
+against --client-cert).
 Standard library only; Python 3.11 (StreamWriter.start_tls).
 """
 import argparse
@@ -40,6 +42,7 @@ def parse_args(argv):
     parser.add_argument("--mail-dir", help="default: <state-dir>/mail")
     parser.add_argument("--smtp-tls", choices=("starttls", "implicit"), default="starttls")
     parser.add_argument("--tenant", default="organizations", help="tenant shown in token_url")
+    parser.add_argument("--client-cert", help="PEM certificate registered on the app (JWT client assertions)")
     args = parser.parse_args(argv)
     if args.token_lifetime < 1:
         parser.error("--token-lifetime must be at least 1")
@@ -53,7 +56,8 @@ async def serve(args):
     ca_file, cert_file, key_file = ensure_tls_material(state_dir)
 
     authority = TokenAuthority(os.path.join(state_dir, "tokens.json"), client_id=args.client_id,
-                               client_secret=args.client_secret, flavor=args.flavor)
+                               client_secret=args.client_secret, flavor=args.flavor,
+                               client_cert=args.client_cert)
     authority.add_refresh_token(args.refresh_token, args.user, replace=False)
     authority.user_flows = UserFlows(authority, args.user, time.time)
     settings = Settings(token_lifetime=args.token_lifetime, rotation=args.rotation)

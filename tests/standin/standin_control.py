@@ -25,6 +25,8 @@ DEFAULT_SETTINGS = {
     "device_interval": 5,
     "device_expires_in": 900,  # Microsoft: device codes live 15 minutes
     "device_slow_down": 0,     # answer the next N polls with slow_down
+    "app_mailboxes": [],         # mailboxes app-only tokens may send as (Exchange Add-MailboxPermission)
+    "basic_auth_password": "",   # non-empty: AUTH PLAIN/LOGIN accepted with it (basic auth still on)
 }
 AUTHORIZE_MODES = ("approve", "deny")
 TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client")
@@ -74,6 +76,12 @@ def parse_control_request(request):
         elif key in ("fail_mail_with", "fail_auth_with"):
             if not isinstance(value, str) or (value and not REPLY_LINE.match(value)):
                 raise ControlError(f'{key} must be "" or a reply line like "550 5.7.60 text"')
+        elif key == "app_mailboxes":
+            if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+                raise ControlError("app_mailboxes must be a list of addresses")
+        elif key == "basic_auth_password":
+            if not isinstance(value, str):
+                raise ControlError("basic_auth_password must be a string")
         elif key == "add_refresh_token":
             if (not isinstance(value, dict) or not isinstance(value.get("token"), str)
                     or not value["token"] or not isinstance(value.get("user"), str)):

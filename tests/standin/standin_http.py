@@ -159,7 +159,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         form = dict(pairs)
-        status, reply, grant_type, outcome = self.server.authority.token_request(form, settings)
+        endpoint_url = f"http://{self.headers.get('Host', '')}{urllib.parse.urlsplit(self.path).path}"
+        status, reply, grant_type, outcome = self.server.authority.token_request(form, settings, endpoint_url)
         self.server.stats.token_request(grant_type, outcome)
         print(f"ms_standin: token grant={grant_type or '-'} status={status} outcome={outcome}",
               file=sys.stderr, flush=True)

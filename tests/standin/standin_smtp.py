@@ -174,7 +174,10 @@ class Session:
         lines = [greeting, f"SIZE {self.text['size']}"]
         for ext in self.text["extensions"]:
             if ext == "STARTTLS":
-                lines.append(self.text["auth"] if self.tls else "STARTTLS")
+                auth = self.text["auth"]
+                if self.server.settings.get("basic_auth_password") and "PLAIN" not in auth.split():
+                    auth += " PLAIN"  # basic auth switched on: offer both basic mechanisms
+                lines.append(auth if self.tls else "STARTTLS")
             else:
                 lines.append(ext)
         await self.reply("\r\n".join(f"250-{l}" for l in lines[:-1]) + f"\r\n250 {lines[-1]}")
@@ -244,6 +247,8 @@ class Session:
             await self._auth_oauth(mechanism, initial.strip())
         elif mechanism == "OAUTHBEARER" and self.server.flavor == "google":
             await self._auth_oauth(mechanism, initial.strip())
+        elif mechanism in ("LOGIN", "PLAIN") and self.server.settings.get("basic_auth_password"):
+            await self._auth_basic(mechanism, initial.strip())
         elif mechanism in ("LOGIN", "PLAIN") and mechanism in self.text["auth"].split():
             self.server.stats.auth_attempt(mechanism, False)
             await self.reply(GOOGLE_BAD_CREDENTIALS if self.server.flavor == "google" else
@@ -274,7 +279,7 @@ class Session:
                 user, token = parse_xoauth2(raw)
             else:
                 user, token, _ = parse_oauthbearer(raw)
-            reason = self.server.authority.check_bearer(user, token)
+            reason = self.server.authority.check_bearer(user, token, self.server.settings.get("app_mailboxes"))
         except ValueError as err:
             user, reason = None, f"malformed {mechanism} response ({err})"
         if reason is not None:
@@ -285,6 +290,37 @@ class Session:
         if not self.server.stats.try_begin_session(user, self.server.settings.get("max_sessions_per_user")):
             self.server.stats.auth_attempt(mechanism, False)
             log(f"auth {mechanism} refused for {user!r}: concurrent session limit")
+            await self.reply(CONCURRENCY_LIMIT)
+            raise Disconnect()
+        self._counted_user = user
+        self.auth_user, self.auth_mechanism = user, mechanism
+        self.server.stats.auth_attempt(mechanism, True)
+        log(f"auth {mechanism} ok for {user!r}")
+        await self.reply(self.text["auth_ok"])
+
+    async def _auth_basic(self, mechanism, initial):
+        """AUTH PLAIN (RFC 4616) or LOGIN with the password set by basic_auth_password."""
+        if mechanism == "PLAIN":
+            raw = await self._client_response(initial)
+            if raw is None:  # already answered (cancelled or undecodable)
+                self.server.stats.auth_attempt(mechanism, False)
+                return
+            parts = raw.split(b"\0")
+            user, password = (parts[1], parts[2]) if len(parts) == 3 else (b"", None)
+        else:
+            await self.reply("334 VXNlcm5hbWU6")  # "Username:"
+            user = decode_response((await self.read_line()).rstrip(b"\r\n").decode("ascii", "replace"))
+            await self.reply("334 UGFzc3dvcmQ6")  # "Password:"
+            password = decode_response((await self.read_line()).rstrip(b"\r\n").decode("ascii", "replace"))
+        expected = self.server.settings.get("basic_auth_password").encode()
+        user = (user or b"").decode("utf-8", "replace")
+        if not user or password is None or not secrets.compare_digest(password, expected):
+            self.server.stats.auth_attempt(mechanism, False)
+            log(f"auth {mechanism} failed for {user!r}: wrong password")
+            await self.reply("535 5.7.3 Authentication unsuccessful")
+            return
+        if not self.server.stats.try_begin_session(user, self.server.settings.get("max_sessions_per_user")):
+            self.server.stats.auth_attempt(mechanism, False)
             await self.reply(CONCURRENCY_LIMIT)
             raise Disconnect()
         self._counted_user = user

@@ -16,6 +16,8 @@ import threading
 import time
 import uuid
 
+from standin_appauth import AssertionVerifier, check_app_scope
+
 MICROSOFT_SMTP_SCOPES = {
     "https://outlook.office.com/smtp.send", "https://outlook.office365.com/smtp.send",
     "https://outlook.office.com/.default", "https://outlook.office365.com/.default",
@@ -25,9 +27,9 @@ DEFAULT_SCOPE = {"microsoft": "https://outlook.office.com/SMTP.Send offline_acce
                  "google": "https://mail.google.com/"}
 # OpenID Connect scopes shape the response (id_token, refresh_token) but are not resource scopes.
 OIDC_SCOPES = {"openid", "profile", "email", "offline_access"}
-# Grant types a later task adds (authorization code with PKCE, client credentials, device code).
-FUTURE_GRANTS = {"authorization_code", "client_credentials",
-                 "urn:ietf:params:oauth:grant-type:device_code"}
+# Grant types a later task adds (authorization code with PKCE, device code).
+FUTURE_GRANTS = {"authorization_code", "urn:ietf:params:oauth:grant-type:device_code"}
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"  # RFC 7521 section 4.2
 GOOGLE_DESCRIPTIONS = {"invalid_grant": "Token has been expired or revoked.",
                        "invalid_client": "Unauthorized", "unauthorized_client": "Unauthorized"}
 
@@ -66,7 +68,8 @@ def _missing(parameter):
 
 
 class TokenAuthority:
-    def __init__(self, db_path, *, client_id, client_secret, flavor="microsoft", clock=time.time):
+    def __init__(self, db_path, *, client_id, client_secret, flavor="microsoft", clock=time.time,
+                 client_cert=None):
         self._lock = threading.Lock()
         self._db_path = db_path
         self._clock = clock
@@ -75,6 +78,8 @@ class TokenAuthority:
         self._access = {}    # token -> {"user", "scope", "expires_at"}
         self._latest_refresh = None
         self.user_flows = None  # standin_userflows.UserFlows: authorization code and device code grants
+        # The app's registered certificate (--client-cert): enables JWT client assertions.
+        self._assertions = AssertionVerifier(client_cert, client_id, TokenError) if client_cert else None
         if os.path.exists(db_path):
             with open(db_path, encoding="utf-8") as f:
                 saved = json.load(f)
@@ -120,20 +125,25 @@ class TokenAuthority:
 
     # --- token endpoint (RFC 6749 section 6: refreshing an access token) ----------------------
 
-    def token_request(self, form, settings):
+    def token_request(self, form, settings, endpoint_url=None):
         """Decide a POST to the token endpoint; returns (status, json body, grant_type, outcome)."""
         grant_type = form.get("grant_type", "")
         try:
             if settings["token_mode"] == "server_error":
                 raise TokenError(503, "temporarily_unavailable", 90033,
                                  "A transient error has occurred. Please try again.")
-            self._authenticate_client(form, settings)
+            if "client_assertion" in form or "client_assertion_type" in form:
+                self._authenticate_client_assertion(form, endpoint_url)
+            else:
+                self._authenticate_client(form, settings)
             if not grant_type:
                 raise _missing("grant_type")
             if grant_type == "refresh_token":
                 body = self._refresh_token_grant(form, settings)
             elif self.user_flows is not None and grant_type in self.user_flows.GRANTS:
                 body = self.user_flows.token_grant(grant_type, form, settings)
+            elif grant_type == "client_credentials" and self.flavor == "microsoft":
+                body = self._client_credentials_grant(form, settings)
             elif grant_type in FUTURE_GRANTS:
                 raise TokenError(400, "unsupported_grant_type", 70003,
                                  f"The app requested an unsupported grant type '{grant_type}'.")
@@ -165,6 +175,31 @@ class TokenAuthority:
                              "Invalid client secret provided. Ensure the secret being sent in the "
                              "request is the client secret value, not the client secret ID, for a "
                              f"secret added to app '{self.client_id}'.")
+
+    def _authenticate_client_assertion(self, form, endpoint_url):
+        """RFC 7523 section 2.2: a signed JWT instead of the client secret."""
+        if form.get("client_id", self.client_id) != self.client_id:
+            raise TokenError(400, "unauthorized_client", 700016,
+                             f"Application with identifier '{form.get('client_id')}' was not found in the directory.")
+        if form.get("client_assertion_type") != JWT_BEARER_ASSERTION or not form.get("client_assertion"):
+            raise TokenError(400, "invalid_request", 50027, "Invalid client_assertion_type or client_assertion.")
+        if self._assertions is None:
+            raise TokenError(401, "invalid_client", 700027,
+                             "No certificate is registered on the application (start the stand-in with --client-cert).")
+        self._assertions.verify(form["client_assertion"], endpoint_url, int(self._clock()))
+
+    def _client_credentials_grant(self, form, settings):
+        """RFC 6749 section 4.4: an app token, no refresh token; its SMTP use is limited to the
+        mailboxes the Exchange admin granted (control setting app_mailboxes)."""
+        scope = check_app_scope(form.get("scope", ""), TokenError)
+        with self._lock:
+            lifetime = settings["token_lifetime"]
+            access = "EwA" + secrets.token_urlsafe(90)
+            self._access[access] = {"user": None, "app": True, "scope": scope,
+                                    "expires_at": self._clock() + lifetime}
+            self._save_locked()
+        return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
+                "access_token": access}
 
     def _refresh_token_grant(self, form, settings):
         presented = form.get("refresh_token", "")
@@ -222,15 +257,19 @@ class TokenAuthority:
 
     # --- SMTP side ------------------------------------------------------------------------------
 
-    def check_bearer(self, user, token):
-        """None if `token` lets `user` send mail now, else a reason safe to log (no token in it)."""
+    def check_bearer(self, user, token, app_mailboxes=()):
+        """None if `token` lets `user` send mail now, else a reason safe to log (no token in it).
+        App tokens (client credentials) may log in as any mailbox in `app_mailboxes`."""
         with self._lock:
             issued = self._access.get(token)
             if issued is None:
                 return "token not issued by this authority"
             if issued["expires_at"] <= self._clock():
                 return "token expired"
-            if issued["user"].lower() != user.lower():
+            if issued.get("app"):
+                if user.lower() not in {m.lower() for m in app_mailboxes}:
+                    return "app has no access to this mailbox (Add-MailboxPermission missing)"
+            elif issued["user"].lower() != user.lower():
                 return "token issued for another user"
             smtp_scopes = MICROSOFT_SMTP_SCOPES if self.flavor == "microsoft" else GOOGLE_SMTP_SCOPES
             if not any(s.lower() in smtp_scopes for s in issued["scope"].split()):

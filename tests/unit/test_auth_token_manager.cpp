@@ -341,3 +341,112 @@ TEST(TokenManager, LogsNeverContainTokens) {
     EXPECT_NE(log.find("rotated=yes"), std::string::npos) << log;
     EXPECT_EQ(log.find("SECRET"), std::string::npos) << log;
 }
+
+// --- issue 3: app-only accounts and refresh token upkeep ------------------------------------------
+
+namespace {
+
+std::string field(const FormFields& form, const std::string& key) {
+    for (auto& [k, v] : form)
+        if (k == key) return v;
+    return "(absent)";
+}
+
+void run_upkeep(Harness& h) {
+    std::vector<std::future<void>> f;
+    f.push_back(asio::co_spawn(h.io, h.manager->upkeep(), asio::use_future));
+    h.drive(f);
+    f[0].get();
+}
+
+void store_refreshed(Harness& h, std::chrono::hours ago) {
+    StoredTokens t;
+    t.refresh_token = "RT-1";
+    t.last_refresh = std::chrono::time_point_cast<std::chrono::seconds>(h.now() - ago);
+    h.store.save(h.account.name, t);
+}
+
+}  // namespace
+
+TEST(TokenManager, ClientCredentialsShareOneRequestAndWriteNoTokenFile) {
+    Harness h;
+    h.account.auth = relay::conf::AuthMode::client_credentials;
+    h.account.client_secret = relay::conf::Secret("app-secret");
+    h.account.scope = "https://outlook.office365.com/.default";
+    h.manager = h.make_manager();
+    h.http.delay = 50ms;
+    h.http.push_token("AT-app-1", 3600);
+    std::vector<std::future<std::string>> futures;
+    for (int i = 0; i < 20; ++i) futures.push_back(asio::co_spawn(h.io, h.manager->access_token(), asio::use_future));
+    h.drive(futures);
+    for (auto& f : futures) EXPECT_EQ(f.get(), "AT-app-1");
+    ASSERT_EQ(h.http.count(), 1u);
+    const FormFields form = h.http.requests[0];
+    EXPECT_EQ(field(form, "grant_type"), "client_credentials");
+    EXPECT_EQ(field(form, "client_secret"), "app-secret");
+    EXPECT_EQ(field(form, "scope"), "https://outlook.office365.com/.default");
+    EXPECT_EQ(field(form, "refresh_token"), "(absent)");
+    EXPECT_FALSE(h.store.load("office").has_value());  // kept in memory only
+
+    h.advance(3000s);  // inside the 10 min margin: a new app token, still no refresh token involved
+    h.http.push_token("AT-app-2", 3600);
+    EXPECT_EQ(h.get(), "AT-app-2");
+    EXPECT_EQ(h.http.count(), 2u);
+
+    // An invalid client is permanent: answered from memory until the config changes.
+    h.advance(3000s);
+    h.http.push(401, R"({"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret."})");
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::invalid_client);
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::invalid_client);
+    EXPECT_EQ(h.http.count(), 3u);
+}
+
+TEST(TokenManager, UpkeepRefreshesAnIdleTokenOnlyWhenDue) {
+    Harness h;
+    store_refreshed(h, 24h);  // refreshed yesterday; keepalive is 7 days
+    run_upkeep(h);
+    EXPECT_EQ(h.http.count(), 0u);
+
+    store_refreshed(h, 8 * 24h);
+    h.http.push_token("AT-kept-alive", 3600);
+    testing::internal::CaptureStderr();
+    run_upkeep(h);
+    std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(h.http.count(), 1u);
+    EXPECT_NE(log.find("token_keepalive account=office idle_s=691200"), std::string::npos) << log;
+    EXPECT_EQ(log.find("refresh_token_aging"), std::string::npos) << log;
+    EXPECT_EQ(h.manager->status().last_refresh, h.now());
+}
+
+TEST(TokenManager, UpkeepWarnsWhenTheRefreshTokenIsOldAndCannotBeRefreshed) {
+    Harness h;
+    store_refreshed(h, 61 * 24h);
+    h.http.push(400, invalid_grant_body());
+    testing::internal::CaptureStderr();
+    run_upkeep(h);
+    std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("token_refresh_failed"), std::string::npos) << log;
+    EXPECT_NE(log.find("refresh_token_aging account=office days_since_refresh=61 warn_days=60"), std::string::npos) << log;
+
+    // App-only accounts have no refresh token to keep alive or warn about.
+    Harness app;
+    app.account.auth = relay::conf::AuthMode::client_credentials;
+    app.manager = app.make_manager();
+    store_refreshed(app, 100 * 24h);
+    testing::internal::CaptureStderr();
+    run_upkeep(app);
+    EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+    EXPECT_EQ(app.http.count(), 0u);
+}
+
+TEST(TokenManager, UpkeepRefreshesATokenFileWithoutLastRefresh) {
+    Harness h;
+    h.store_tokens("RT-1", "AT-old", 1min, 60min);  // no last_refresh, as a hand-written file
+    h.http.push_token("AT-new", 3600);
+    testing::internal::CaptureStderr();
+    run_upkeep(h);
+    std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("token_keepalive account=office idle_s=unknown"), std::string::npos) << log;
+    EXPECT_EQ(h.http.count(), 1u);
+    EXPECT_EQ(h.store.load("office")->last_refresh, std::chrono::time_point_cast<std::chrono::seconds>(h.now()));
+}

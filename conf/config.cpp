@@ -33,7 +33,9 @@ template <class T>
 using Member = std::variant<std::string T::*, std::optional<std::string> T::*, fs::path T::*, bool T::*,
                             std::uint64_t T::*, unsigned T::*, std::chrono::seconds T::*, HostPort T::*,
                             std::vector<HostPort> T::*, std::vector<Network> T::*, LogLevel T::*,
-                            Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*>;
+                            Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*,
+                            std::optional<std::chrono::seconds> T::*, std::vector<std::string> T::*,
+                            DeliveryMode T::*>;
 
 template <class T>
 struct KeySpec {
@@ -69,6 +71,7 @@ const KeySpec<User> user_keys[] = {
     {.name = "password", .member = &User::password},        // exactly one of password / password_hash
     {.name = "password_hash", .member = &User::password_hash},
     {.name = "account", .member = &User::account, .required = true},
+    {.name = "allowed_senders", .member = &User::allowed_senders},  // empty: any sender
 };
 
 const KeySpec<Account> account_keys[] = {
@@ -86,6 +89,16 @@ const KeySpec<Account> account_keys[] = {
     {.name = "upstream_auth", .member = &Account::upstream_auth, .default_toml = R"("xoauth2")"},
     // Exchange Online allows 3 concurrent SMTP AUTH sessions per mailbox (a 4th gets 432 4.3.2).
     {.name = "max_connections", .member = &Account::max_connections, .default_toml = "3", .min = 1, .max = 100},
+    // Delivery policy. Exchange Online: about 30 messages a minute and 500 recipients per message.
+    {.name = "send_as", .member = &Account::send_as},
+    {.name = "rate_per_minute", .member = &Account::rate_per_minute, .default_toml = "30", .min = 0, .max = 100000},
+    {.name = "max_recipients_per_message", .member = &Account::max_recipients_per_message, .default_toml = "500",
+     .min = 1, .max = 100000},
+    {.name = "min_backoff", .member = &Account::min_backoff, .min = 1, .max = kDay},
+    {.name = "max_backoff", .member = &Account::max_backoff, .min = 1, .max = 7 * kDay},
+    {.name = "max_queue_lifetime", .member = &Account::max_queue_lifetime, .min = 1, .max = 100 * kDay},
+    {.name = "bounce", .member = &Account::bounce, .default_toml = "false"},
+    {.name = "delivery", .member = &Account::delivery, .default_toml = R"("queue")"},
 };
 
 struct Preset {

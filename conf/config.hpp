@@ -48,6 +48,7 @@ enum class Provider { microsoft, google, custom };
 enum class UpstreamTls { starttls, implicit, none };
 enum class UpstreamAuth { xoauth2, oauthbearer, plain, login, none };
 enum class LogLevel { debug, info, warning, error };
+enum class DeliveryMode { queue, direct };
 
 struct RelaySettings {
     std::vector<HostPort> listen;                   // default ["127.0.0.1:2525"]
@@ -69,6 +70,7 @@ struct User {
     Secret password;        // plain form; empty when password_hash is used
     std::string password_hash;  // reserved for the hashed form (hash-password command)
     std::string account;    // must name an [accounts.X]
+    std::vector<std::string> allowed_senders;  // MAIL FROM addresses this user may use; empty: any
 };
 
 struct Account {
@@ -85,6 +87,15 @@ struct Account {
     std::filesystem::path upstream_ca_file;  // extra trust anchor, optional
     UpstreamAuth upstream_auth = UpstreamAuth::xoauth2;
     unsigned max_connections = 3;     // concurrent upstream sessions for this account
+    // Delivery policy (issue 4): pacing, retry overrides, bounces, pass-through.
+    std::vector<std::string> send_as;             // other sender addresses routed to this account
+    unsigned rate_per_minute = 30;                // upstream transactions per minute; 0 = unlimited
+    unsigned max_recipients_per_message = 500;    // larger envelopes are split into several transactions
+    std::optional<std::chrono::seconds> min_backoff;         // overrides [relay] when set
+    std::optional<std::chrono::seconds> max_backoff;
+    std::optional<std::chrono::seconds> max_queue_lifetime;
+    bool bounce = false;                          // RFC 3464 DSN to the envelope sender on permanent failure
+    DeliveryMode delivery = DeliveryMode::queue;  // direct: the client's end-of-data waits for the upstream
 };
 
 struct Config {
@@ -120,5 +131,6 @@ std::optional<Network> parse_network(std::string_view text);
 std::string_view to_string(Provider);
 std::string_view to_string(UpstreamTls);
 std::string_view to_string(UpstreamAuth);
+std::string_view to_string(DeliveryMode);
 
 }  // namespace relay::conf

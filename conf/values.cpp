@@ -195,5 +195,6 @@ static std::string_view name_of(E value) {
 std::string_view to_string(Provider p) { return name_of(p); }
 std::string_view to_string(UpstreamTls t) { return name_of(t); }
 std::string_view to_string(UpstreamAuth a) { return name_of(a); }
+std::string_view to_string(DeliveryMode m) { return name_of(m); }
 
 }  // namespace relay::conf

@@ -77,6 +77,7 @@ const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         {"serve", run_serve},
         {"token import", run_token_import},
+        {"queue", run_queue},
     };
     return table;
 }

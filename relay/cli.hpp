@@ -52,5 +52,6 @@ const std::vector<Command>& commands();
 // The commands themselves, each in its own file.
 int run_serve(const std::vector<std::string>& args);
 int run_token_import(const std::vector<std::string>& args);
+int run_queue(const std::vector<std::string>& args);
 
 }  // namespace relay::cli

@@ -22,6 +22,7 @@ to Office 365 (or another OAuth2 mail provider) with SASL XOAUTH2.
 commands:
   serve          run the relay in the foreground (logs to stderr; SIGTERM stops gracefully)
   token import   store a refresh token read from stdin, after redeeming it once
+  queue          list, show, retry, delete, hold or release queued mail (queue --help)
 
 Every command takes --config FILE (default /etc/smtp-oauth2-relay/config.toml) and --help.
 exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error

@@ -20,6 +20,7 @@ DEFAULT_SETTINGS = {
     "max_sessions_per_user": 3,  # Exchange Online: at most 3 concurrent connections per mailbox
     "fail_mail_with": "",
     "fail_auth_with": "",
+    "reject_rcpt": {},  # recipient address (lower case) -> RCPT reply line, e.g. "550 5.1.1 User unknown"
 }
 TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client")
 ROTATIONS = ("keep", "invalidate")
@@ -61,6 +62,11 @@ def parse_control_request(request):
         elif key in ("fail_mail_with", "fail_auth_with"):
             if not isinstance(value, str) or (value and not REPLY_LINE.match(value)):
                 raise ControlError(f'{key} must be "" or a reply line like "550 5.7.60 text"')
+        elif key == "reject_rcpt":
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) and REPLY_LINE.match(v) for k, v in value.items()):
+                raise ControlError('reject_rcpt must map addresses to reply lines like "550 5.1.1 User unknown"')
+            value = {k.lower(): v for k, v in value.items()}
         elif key == "add_refresh_token":
             if (not isinstance(value, dict) or not isinstance(value.get("token"), str)
                     or not value["token"] or not isinstance(value.get("user"), str)):

@@ -264,3 +264,33 @@ def test_sigterm_finishes_the_transaction_in_flight_and_the_next_start_delivers(
     relay.start()
     (envelope, body), = standin.wait_for_messages(1)
     assert b"first half\r\nsecond half" in body
+
+
+def test_dead_refresh_token_holds_until_a_new_token_is_imported(relay, standin):
+    standin.control(token_lifetime=1)
+    relay.start()                      # imports a token whose access token lives 1 s
+    standin.control(token_mode="invalid_grant")
+    time.sleep(1.5)
+    send(relay, "after the token died")
+    hold = relay.wait_for_log("account_hold")
+    assert "invalid_grant" in hold[0] and "action=" in hold[0], hold
+    requests = sum(standin.stats()["token_requests"].get("refresh_token", {}).values())
+    time.sleep(3)
+    assert sum(standin.stats()["token_requests"].get("refresh_token", {}).values()) == requests
+    assert standin.messages() == []
+
+    standin.control(token_mode="ok", token_lifetime=3600,
+                    add_refresh_token={"token": "new-refresh-token", "user": MAILBOX})
+    relay.import_token("new-refresh-token")
+    assert "token file changed" in relay.wait_for_log("account_released")[0]
+    standin.wait_for_messages(1)
+
+
+def test_per_account_queue_lifetime_fails_an_undeliverable_message(relay, standin):
+    relay.accounts["office"]["max_queue_lifetime"] = "2s"
+    standin.set_smtp_up(False)
+    relay.start()
+    send(relay, "never arrives")
+    failed = relay.wait_for_log("failed", timeout=20)
+    assert "expired" in failed[0]
+    assert len(relay.failed_files()) == 1 and queue_ids(relay) == []

@@ -171,7 +171,8 @@ class Relay:
 
     def failed_files(self):
         failed = os.path.join(self.spool_dir, "failed")
-        return sorted(f for f in os.listdir(failed) if not f.endswith(".reason")) if os.path.isdir(failed) else []
+        # Messages only: not their ".reason" files nor a temp file being renamed into place.
+        return sorted(f for f in os.listdir(failed) if "." not in f) if os.path.isdir(failed) else []
 
 
 @pytest.fixture

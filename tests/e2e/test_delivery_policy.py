@@ -28,6 +28,15 @@ def queue_ids(relay):
     return relay.queue_files()
 
 
+def wait_for_failed(relay, count=1, timeout=20):
+    """The "failed" log line comes just before the file is moved: wait for the file itself."""
+    deadline = time.monotonic() + timeout
+    while len(relay.failed_files()) < count:
+        assert time.monotonic() < deadline, relay.log()
+        time.sleep(0.05)
+    return relay.failed_files()
+
+
 def cli(relay, *args):
     result = relay.run("queue", *args)
     assert result.returncode == 0, result.stderr
@@ -77,8 +86,7 @@ def test_permanent_failure_goes_to_failed_and_queue_retry_redelivers(relay, stan
     relay.start()
     send(relay, "rejected once")
     relay.wait_for_log("failed")
-    assert len(relay.failed_files()) == 1
-    failed_id = relay.failed_files()[0]
+    failed_id, = wait_for_failed(relay)
     listing = cli(relay, "list")
     row = [line for line in listing.splitlines() if line.startswith(failed_id)]
     assert row and " failed " in row[0] and "550 5.7.1 Message rejected" in row[0], listing
@@ -293,4 +301,4 @@ def test_per_account_queue_lifetime_fails_an_undeliverable_message(relay, standi
     send(relay, "never arrives")
     failed = relay.wait_for_log("failed", timeout=20)
     assert "expired" in failed[0]
-    assert len(relay.failed_files()) == 1 and queue_ids(relay) == []
+    assert len(wait_for_failed(relay)) == 1 and queue_ids(relay) == []

@@ -263,6 +263,7 @@ def test_sigterm_finishes_the_transaction_in_flight_and_the_next_start_delivers(
     assert refused, "the listener still accepts after SIGTERM"
     s.sendall(b"second half\r\n.\r\n")
     assert f.readline().startswith(b"250 2.0.0"), "the transaction in flight was not finished"
+    relay.wait_for_log("deferred")        # one attempt (upstream down) before the relay stops
     s.sendall(b"QUIT\r\n")
     s.close()
     assert relay.process.wait(timeout=20) == 0
@@ -272,6 +273,8 @@ def test_sigterm_finishes_the_transaction_in_flight_and_the_next_start_delivers(
     relay.start()
     (envelope, body), = standin.wait_for_messages(1)
     assert b"first half\r\nsecond half" in body
+    # The attempt count came back from queue/<ID>.state.
+    assert " attempt=2 " in relay.wait_for_log("delivered")[0]
 
 
 def test_dead_refresh_token_holds_until_a_new_token_is_imported(relay, standin):

@@ -20,6 +20,7 @@
 #include "auth/token_manager.hpp"
 #include "relay/account_hold.hpp"
 #include "relay/blocking.hpp"
+#include "relay/delivery_outcome.hpp"
 #include "relay/dsn.hpp"
 #include "relay/log.hpp"
 #include "relay/queue_state.hpp"
@@ -54,26 +55,6 @@ struct AccountFailure {
     std::string reason;
     std::optional<std::string> hold_action;   // set when a person must act: hold the account
 };
-
-// What one attempt did to each recipient, over as many transactions as max_recipients_per_message needs.
-struct Outcome {
-    std::vector<std::string> delivered;
-    std::vector<FailedRecipient> failed;             // permanent, per recipient
-    std::vector<std::string> retry;                  // to try again
-    std::optional<smtp::Reply> last_ok;              // the last positive end-of-data reply
-    std::optional<smtp::Reply> first_transient;
-    std::optional<smtp::Reply> first_permanent;
-    std::optional<smtp::Reply> hold;                 // a reply that puts the account on hold
-    std::string io_error;                            // the session broke
-};
-
-// "550 5.1.1 text" for the client: the upstream's code, enhanced code and first line of text.
-std::string reply_line(const smtp::Reply& reply) {
-    std::string text = reply.lines.empty() ? std::string() : reply.lines.front();
-    if (reply.enhanced().empty())
-        text = (reply.positive() ? "2.0.0 " : reply.transient() ? "4.0.0 " : "5.0.0 ") + text;
-    return fmt::format("{} {}", reply.code, text);
-}
 
 // The original message's header block for a DSN (RFC 3464 text/rfc822-headers), at most 64 KiB.
 std::string read_header_block(const QueuedMessage& message) {
@@ -471,12 +452,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     // std::system_error when the queue file cannot be read.
     asio::awaitable<Outcome> send_chunks(Account& a, UpstreamSession& session, const QueuedMessage& message) {
         Outcome out;
-        const auto& all = message.envelope.rcpt_to;
-        const std::size_t per = std::max(1u, a.config.max_recipients_per_message);
-        for (std::size_t first = 0; first < all.size(); first += per) {
-            std::vector<std::string> chunk(all.begin() + first, all.begin() + std::min(all.size(), first + per));
-            if (out.hold || !out.io_error.empty()) {
-                out.retry.insert(out.retry.end(), chunk.begin(), chunk.end());
+        const auto chunks = split_recipients(message.envelope.rcpt_to, a.config.max_recipients_per_message);
+        for (const auto& chunk : chunks) {
+            if (out.stopped()) {
+                out.not_attempted(chunk);
                 continue;
             }
             co_await pace(a);
@@ -492,32 +471,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             }
             if (!io_error.empty()) {
                 out.io_error = io_error;
-                out.retry.insert(out.retry.end(), chunk.begin(), chunk.end());
+                out.not_attempted(chunk);
                 continue;
             }
-            // One verdict for a set of recipients: hold, retry or permanent failure.
-            const auto judge = [&out](const smtp::Reply& r, const std::vector<std::string>& rcpts) {
-                if (hold_action_for(r)) {
-                    if (!out.hold) out.hold = r;
-                    out.retry.insert(out.retry.end(), rcpts.begin(), rcpts.end());
-                } else if (r.transient() || r.code == 0) {
-                    if (!out.first_transient) out.first_transient = r;
-                    out.retry.insert(out.retry.end(), rcpts.begin(), rcpts.end());
-                } else {
-                    if (!out.first_permanent) out.first_permanent = r;
-                    for (const auto& rcpt : rcpts) out.failed.push_back({rcpt, status_of_reply(r.text()), r.text()});
-                }
-            };
-            for (const auto& [rcpt, r] : result.rejected) judge(r, {rcpt});
-            const smtp::Reply& reply = result.final_reply;
-            if (result.data_sent && reply.positive()) {
-                out.delivered.insert(out.delivered.end(), result.accepted.begin(), result.accepted.end());
-                out.last_ok = reply;
-            } else if (result.data_sent) {
-                judge(reply, result.accepted);
-            } else if (result.rejected.empty()) {
-                judge(reply, chunk);   // MAIL FROM refused: the verdict applies to the whole chunk
-            }
+            out.add(chunk, result);
         }
         co_return out;
     }

@@ -28,4 +28,13 @@ inline std::optional<std::string> hold_action_for(const smtp::Reply& reply) {
     return std::nullopt;
 }
 
+// Exchange Online's daily recipient quota (10,000 a day): "554 5.2.0 STOREDRV.Submission.Exception:
+// SubmissionQuotaExceededException". Permanent in form, temporary in fact: the message waits and the
+// account backs off instead of the message failing.
+inline bool quota_exceeded(const smtp::Reply& reply) {
+    for (const auto& line : reply.lines)
+        if (line.find("QuotaExceeded") != std::string::npos) return true;
+    return false;
+}
+
 }  // namespace relay

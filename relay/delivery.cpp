@@ -534,7 +534,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         }
         std::string reply = out.first_transient ? out.first_transient->text() : out.io_error;
         // 421/432: the provider is pacing this mailbox; slow the whole account down.
-        if (out.first_transient && (out.first_transient->code == 421 || out.first_transient->code == 432))
+        // So does the daily recipient quota.
+        if (out.first_transient && (out.first_transient->code == 421 || out.first_transient->code == 432 ||
+                                    quota_exceeded(*out.first_transient)))
             back_off_account(a, reply);
         defer(a, std::move(item), reply);
         co_return out.io_error.empty() && session.usable();
@@ -714,7 +716,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
     void make_ready(Item item) {
         auto it = accounts.find(item.message.envelope.account);
-        if (it == accounts.end()) return;
+        if (it == accounts.end()) {
+            --in_flight;
+            log::error("account_unknown", {{"queue_id", item.message.id}, {"account", item.message.envelope.account},
+                                           {"action", "message kept in the spool; add the account back or delete it"}});
+            return;
+        }
         Account& a = *it->second;
         a.backoff_until = {};
         a.account_failures = 0;
@@ -725,7 +732,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
     void handle(const ControlRequest& r) {
         using Verb = ControlRequest::Verb;
-        log::info("queue_request", {{"request", format_request(r).substr(0, format_request(r).size() - 1)}});
+        std::string text = format_request(r);
+        text.pop_back();   // the newline
+        log::info("queue_request", {{"request", text}});
         if (r.verb == Verb::retry_all) {
             for (auto& [name, a] : accounts) {
                 while (!a->deferred.empty()) {

@@ -15,7 +15,7 @@ void judge(Outcome& out, const smtp::Reply& r, const std::vector<std::string>& r
     if (hold_action_for(r)) {
         if (!out.hold) out.hold = r;
         out.retry.insert(out.retry.end(), rcpts.begin(), rcpts.end());
-    } else if (r.transient() || r.code == 0) {
+    } else if (r.transient() || r.code == 0 || quota_exceeded(r)) {
         if (!out.first_transient) out.first_transient = r;
         out.retry.insert(out.retry.end(), rcpts.begin(), rcpts.end());
     } else {

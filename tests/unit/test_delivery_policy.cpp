@@ -191,6 +191,15 @@ TEST(AccountHold, ContinuousErrorCodesHoldOthersDoNot) {
     EXPECT_FALSE(hold_action_for(reply(535, "5.7.3 Authentication unsuccessful")));
     EXPECT_FALSE(hold_action_for(reply(550, "5.1.1 User unknown")));
     EXPECT_FALSE(hold_action_for(reply(432, "4.3.2 Concurrent connections limit exceeded")));
+    auto quota = reply(554, "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process");
+    EXPECT_FALSE(hold_action_for(quota));
+    EXPECT_TRUE(quota_exceeded(quota));
+    Outcome out;
+    TransactionResult result;
+    result.final_reply = quota;
+    out.add({"a"}, result);
+    EXPECT_EQ(out.retry, std::vector<std::string>{"a"});   // waits, does not fail
+    EXPECT_TRUE(out.failed.empty());
 }
 
 smtp::Reply reply_of(int code, std::string line) { return smtp::Reply{code, {std::move(line)}}; }

@@ -503,7 +503,6 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                                     {"upstream_reply", out.last_ok->text()}, {"attempt", item.attempts},
                                     {"delay_ms", ms_since(item.message.received)}});
         }
-        if (out.hold) hold_account(a, out.hold->text(), *hold_action_for(*out.hold));
         if (out.retry.empty()) {
             if (out.delivered.empty()) {
                 fail(item, out.first_permanent ? out.first_permanent->text() : "no recipient accepted", out.failed);
@@ -530,6 +529,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             if (forget_if_deleted(item)) co_return session.usable();
             save_state(item, SystemClock::now());
             a.ready.push_front(std::move(item));
+            hold_account(a, out.hold->text(), *hold_action_for(*out.hold));
             co_return session.usable();
         }
         std::string reply = out.first_transient ? out.first_transient->text() : out.io_error;

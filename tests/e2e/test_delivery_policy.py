@@ -148,8 +148,14 @@ def test_routing_by_sender_across_two_accounts(relay, standin):
     send(relay, "as invoices", sender="Invoices@Contoso.com")
     assert "account=sales" in relay.wait_for_log("received", 3)[2]
     hold = relay.wait_for_log("account_hold")
-    assert "account=sales" in hold[0] and "5.7.60" in hold[0]
+    assert "account=sales" in hold[0] and "5.7.60" in hold[0] and "queued=1" in hold[0]
     assert len(standin.messages()) == 2
+    # `queue retry ID` is the admin's lever: one more attempt (refused again here), then held again.
+    held_id, = queue_ids(relay)
+    cli(relay, "retry", held_id)
+    assert "queue retry" in relay.wait_for_log("account_released")[0]
+    relay.wait_for_log("account_hold", 2)
+    assert len(queue_ids(relay)) == 1 and relay.failed_files() == []
 
 
 def test_direct_mode_returns_the_upstream_verdict(relay, standin):
@@ -275,6 +281,7 @@ def test_sigterm_finishes_the_transaction_in_flight_and_the_next_start_delivers(
     assert b"first half\r\nsecond half" in body
     # The attempt count came back from queue/<ID>.state.
     assert " attempt=2 " in relay.wait_for_log("delivered")[0]
+    assert relay.log_lines("spool_corrupt") == [] and relay.failed_files() == []   # sidecars are not messages
 
 
 def test_dead_refresh_token_holds_until_a_new_token_is_imported(relay, standin):

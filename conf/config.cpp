@@ -37,7 +37,9 @@ using Member = std::variant<std::string T::*, std::optional<std::string> T::*, f
                             std::uint64_t T::*, unsigned T::*, std::chrono::seconds T::*, HostPort T::*,
                             std::vector<HostPort> T::*, std::vector<Network> T::*, LogLevel T::*,
                             Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*,
-                            AuthMode T::*, Cloud T::*>;
+                            AuthMode T::*, Cloud T::*,
+                            std::optional<std::chrono::seconds> T::*, std::vector<std::string> T::*,
+                            DeliveryMode T::*>;
 
 template <class T>
 struct KeySpec {
@@ -97,6 +99,7 @@ const KeySpec<User> user_keys[] = {
     {.name = "password", .member = &User::password},        // exactly one of password / password_hash
     {.name = "password_hash", .member = &User::password_hash},
     {.name = "account", .member = &User::account, .required = true},
+    {.name = "allowed_senders", .member = &User::allowed_senders},  // empty: any sender
 };
 
 const KeySpec<Account> account_keys[] = {
@@ -131,6 +134,16 @@ const KeySpec<Account> account_keys[] = {
      .min = 1, .max = 3650},
     {.name = "keepalive_refresh", .member = &Account::keepalive_refresh, .default_toml = R"("7d")",
      .min = 1, .max = 365 * kDay},
+    // Delivery policy. Exchange Online: about 30 messages a minute and 500 recipients per message.
+    {.name = "send_as", .member = &Account::send_as},
+    {.name = "rate_per_minute", .member = &Account::rate_per_minute, .default_toml = "30", .min = 0, .max = 100000},
+    {.name = "max_recipients_per_message", .member = &Account::max_recipients_per_message, .default_toml = "500",
+     .min = 1, .max = 100000},
+    {.name = "min_backoff", .member = &Account::min_backoff, .min = 1, .max = kDay},
+    {.name = "max_backoff", .member = &Account::max_backoff, .min = 1, .max = 7 * kDay},
+    {.name = "max_queue_lifetime", .member = &Account::max_queue_lifetime, .min = 1, .max = 100 * kDay},
+    {.name = "bounce", .member = &Account::bounce, .default_toml = "false"},
+    {.name = "delivery", .member = &Account::delivery, .default_toml = R"("queue")"},
 };
 
 struct Preset {

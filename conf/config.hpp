@@ -53,6 +53,7 @@ enum class LogLevel { debug, info, warning, error };
 enum class AuthMode { delegated, client_credentials };
 // Microsoft's national clouds differ from the global one in host names only.
 enum class Cloud { global, usgov, china };
+enum class DeliveryMode { queue, direct };
 
 struct RelaySettings {
     std::vector<HostPort> listen;                   // default ["127.0.0.1:2525"]
@@ -98,6 +99,7 @@ struct User {
     Secret password;        // plain form; empty when password_hash is used
     std::string password_hash;  // reserved for the hashed form (hash-password command)
     std::string account;    // must name an [accounts.X]
+    std::vector<std::string> allowed_senders;  // MAIL FROM addresses this user may use; empty: any
 };
 
 struct Account {
@@ -127,6 +129,15 @@ struct Account {
     Secret upstream_password;         // from upstream_password or upstream_password_file
     unsigned refresh_token_warn_days = 60;          // warn when no successful refresh for this long
     std::chrono::seconds keepalive_refresh{7 * 86400};  // refresh idle accounts this often
+    // Delivery policy (issue 4): pacing, retry overrides, bounces, pass-through.
+    std::vector<std::string> send_as;             // other sender addresses routed to this account
+    unsigned rate_per_minute = 30;                // upstream transactions per minute; 0 = unlimited
+    unsigned max_recipients_per_message = 500;    // larger envelopes are split into several transactions
+    std::optional<std::chrono::seconds> min_backoff;         // overrides [relay] when set
+    std::optional<std::chrono::seconds> max_backoff;
+    std::optional<std::chrono::seconds> max_queue_lifetime;
+    bool bounce = false;                          // RFC 3464 DSN to the envelope sender on permanent failure
+    DeliveryMode delivery = DeliveryMode::queue;  // direct: the client's end-of-data waits for the upstream
 };
 
 struct Config {
@@ -164,5 +175,6 @@ std::string_view to_string(UpstreamTls);
 std::string_view to_string(UpstreamAuth);
 std::string_view to_string(AuthMode);
 std::string_view to_string(Cloud);
+std::string_view to_string(DeliveryMode);
 
 }  // namespace relay::conf

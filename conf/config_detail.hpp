@@ -28,6 +28,10 @@ inline constexpr std::array<std::pair<std::string_view, AuthMode>, 2> auth_mode_
 inline constexpr std::array<std::pair<std::string_view, Cloud>, 3> cloud_names{{
     {"global", Cloud::global}, {"usgov", Cloud::usgov}, {"china", Cloud::china}}};
 
+inline constexpr std::array<std::pair<std::string_view, DeliveryMode>, 2> delivery_mode_names{{
+    {"queue", DeliveryMode::queue}, {"direct", DeliveryMode::direct}}};
+
+inline std::span<const std::pair<std::string_view, DeliveryMode>> names_of(DeliveryMode) { return delivery_mode_names; }
 inline std::span<const std::pair<std::string_view, Provider>> names_of(Provider) { return provider_names; }
 inline std::span<const std::pair<std::string_view, UpstreamTls>> names_of(UpstreamTls) { return upstream_tls_names; }
 inline std::span<const std::pair<std::string_view, UpstreamAuth>> names_of(UpstreamAuth) { return upstream_auth_names; }

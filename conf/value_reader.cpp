@@ -200,3 +200,33 @@ bool ValueReader::convert(const toml::node& node, const Field& f, Secret& out) {
 }
 
 }  // namespace relay::conf::detail
+
+namespace relay::conf::detail {
+
+bool ValueReader::convert(const toml::node& node, const Field& f, std::optional<std::chrono::seconds>& out) {
+    std::chrono::seconds value{};
+    if (!convert(node, f, value)) return false;
+    out = value;
+    return true;
+}
+
+// Mail addresses (send_as, allowed_senders): matched case-insensitively, so stored as written.
+bool ValueReader::convert(const toml::node& node, const Field& f, std::vector<std::string>& out) {
+    const auto* array = node.as_array();
+    if (!array) return fail(node, f.label + ": expected an array of mail addresses such as [\"user@example.com\"]");
+    bool ok = true;
+    for (const toml::node& element : *array) {
+        const auto* text = element.as_string();
+        const bool valid = text && text->get().find('@') != std::string::npos &&
+                           text->get().find_first_of(" \t\r\n<>") == std::string::npos;
+        if (!valid) {
+            ok = fail(element, fmt::format("{}: {}expected a mail address such as \"user@example.com\"", f.label,
+                                           text ? quote_value(text->get()) + " is not one; " : ""));
+            continue;
+        }
+        out.push_back(text->get());
+    }
+    return ok;
+}
+
+}  // namespace relay::conf::detail

@@ -65,6 +65,8 @@ public:
     bool convert(const toml::node& node, const Field& f, std::vector<HostPort>& out);  // non-empty, no duplicates
     bool convert(const toml::node& node, const Field& f, std::vector<Network>& out);
     bool convert(const toml::node& node, const Field& f, Secret& out);
+    bool convert(const toml::node& node, const Field& f, std::optional<std::chrono::seconds>& out);
+    bool convert(const toml::node& node, const Field& f, std::vector<std::string>& out);  // addresses
     template <class E>
         requires std::is_enum_v<E>
     bool convert(const toml::node& node, const Field& f, E& out);

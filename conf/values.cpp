@@ -197,5 +197,6 @@ std::string_view to_string(UpstreamTls t) { return name_of(t); }
 std::string_view to_string(UpstreamAuth a) { return name_of(a); }
 std::string_view to_string(AuthMode m) { return name_of(m); }
 std::string_view to_string(Cloud c) { return name_of(c); }
+std::string_view to_string(DeliveryMode m) { return name_of(m); }
 
 }  // namespace relay::conf

@@ -80,6 +80,7 @@ const std::vector<Command>& commands() {
         {"authorize", run_authorize},
         {"check", run_check},
         {"hash-password", run_hash_password},
+        {"queue", run_queue},
     };
     return table;
 }

@@ -55,5 +55,6 @@ int run_token_import(const std::vector<std::string>& args);
 int run_authorize(const std::vector<std::string>& args);
 int run_check(const std::vector<std::string>& args);
 int run_hash_password(const std::vector<std::string>& args);
+int run_queue(const std::vector<std::string>& args);
 
 }  // namespace relay::cli

@@ -17,6 +17,8 @@
 #include "auth/token_store.hpp"
 #include "relay/cli.hpp"
 #include "relay/delivery.hpp"
+#include "relay/durable_file.hpp"
+#include "relay/queue_control.hpp"
 #include "relay/log.hpp"
 #include "relay/smtp_server.hpp"
 #include "relay/spool.hpp"
@@ -90,8 +92,15 @@ int run_serve(const std::vector<std::string>& args) {
         DeliveryAgent delivery(io.get_executor(), blocking, spool, config, http, token_store);
         SmtpServer server(io.get_executor(), config, spool, committer,
                           [&delivery](QueuedMessage m) { delivery.enqueue(std::move(m)); });
+        server.set_direct_handler([&delivery](QueuedMessage m) { return delivery.deliver_direct(std::move(m)); });
         server.start();
         delivery.start(spool.recover());
+        // Queue tools (queue retry/hold/release/delete) and new token files reach us through inotify.
+        ensure_directory(config->relay.state_dir / "tokens", 0700);
+        ControlWatcher control(io.get_executor(), spool.control_dir(), config->relay.state_dir / "tokens",
+                               [&delivery](std::vector<ControlRequest> r) { delivery.handle_requests(r); },
+                               [&delivery] { delivery.tokens_changed(); });
+        control.start();
         log::info("started", {{"version", RELAY_VERSION}, {"listen", join(server.listening())},
                               {"accounts", config->accounts.size()}, {"spool_dir", config->relay.spool_dir.string()}});
 
@@ -101,6 +110,7 @@ int run_serve(const std::vector<std::string>& args) {
             log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
             asio::co_spawn(io, [&]() -> asio::awaitable<void> {
                 co_await server.shutdown(kDrainDeadline);
+                control.stop();
                 co_await delivery.stop(kDrainDeadline);
                 log::info("stopped", {{"queued", delivery.queued()}});
                 io.stop();

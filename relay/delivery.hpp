@@ -1,7 +1,11 @@
 // Moves queued messages upstream, per account: up to max_connections upstream sessions, each reused
-// for the next ready message while there is one (and kept briefly when the queue runs dry). A 4xx or
-// a broken connection defers the message with exponential backoff; trouble reaching or
-// authenticating to the provider backs off the whole account; a 5xx moves the message to failed/.
+// for the next ready message while there is one (and kept briefly when the queue runs dry), paced
+// to rate_per_minute transactions, envelopes split at max_recipients_per_message. A 4xx or a broken
+// connection defers the message with exponential backoff; 421/432 and trouble reaching or
+// authenticating to the provider back off the whole account; replies that need a person (5.7.139,
+// SendAs denied, continuous-error throttling, a dead refresh token) put the account on hold; a 5xx
+// moves the message to failed/ (with an RFC 3464 report to the sender when bounce = true).
+// Direct-mode accounts deliver while the client waits, on reused authenticated sessions.
 #pragma once
 
 #include <chrono>
@@ -17,6 +21,7 @@
 #include "auth/http_client.hpp"
 #include "auth/token_store.hpp"
 #include "conf/config.hpp"
+#include "relay/queue_control.hpp"
 #include "relay/spool.hpp"
 
 namespace relay {
@@ -38,6 +43,15 @@ public:
     // Stops starting transactions; waits up to `deadline` for those in flight. Undelivered mail
     // simply stays in the spool for the next start.
     boost::asio::awaitable<void> stop(std::chrono::milliseconds deadline);
+
+    // delivery = "direct": delivers `message` (written to the spool but not acknowledged) now and
+    // returns the reply line for the client, without CRLF: the upstream's own reply, or a 451 when
+    // the upstream cannot be reached. The caller removes the file afterwards.
+    boost::asio::awaitable<std::string> deliver_direct(QueuedMessage message);
+    // Requests of the queue tools (see queue_control.hpp).
+    void handle_requests(const std::vector<ControlRequest>& requests);
+    // A token file changed: accounts held for a dead refresh token try again.
+    void tokens_changed();
 
     std::size_t queued() const;     // messages known to the agent and not yet delivered or failed
 

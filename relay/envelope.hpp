@@ -16,6 +16,7 @@ struct Envelope {
     std::string client_address;         // peer IP as text
     std::string helo;                   // EHLO/HELO argument
     bool eight_bit = false;             // BODY=8BITMIME was given
+    bool dsn = false;                   // a delivery status notification made by this relay: never bounced
 };
 
 }  // namespace relay

@@ -25,6 +25,7 @@ commands:
   authorize      sign in at the provider (browser, --paste or --device) and store the refresh token
   check          test each account step by step (token, TLS, AUTH, optional test mail) with diagnoses
   hash-password  print a salted hash for [[users]] password_hash
+  queue          list, show, retry, delete, hold or release queued mail (queue --help)
 
 Every command takes --config FILE (default /etc/smtp-oauth2-relay/config.toml) and --help.
 exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error

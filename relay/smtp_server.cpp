@@ -21,12 +21,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <openssl/crypto.h>
+#include <unistd.h>
 
 #include "auth/password_hash.hpp"
 #include "relay/client_limits.hpp"
 #include "relay/client_stream.hpp"
 #include "relay/local_tls.hpp"
 #include "relay/log.hpp"
+#include "relay/routing.hpp"
 
 namespace relay {
 namespace {
@@ -76,9 +78,7 @@ smtp::SessionHooks::AuthResult RelaySessionHooks::authenticate(std::string_view 
 
 smtp::SessionHooks::RouteResult RelaySessionHooks::route(std::string_view user, std::string_view user_account,
                                                          std::string_view mail_from) {
-    if (!user.empty()) return {true, std::string(user_account), {}};
-    if (config_->relay.default_account) return {true, *config_->relay.default_account, {}};
-    return {false, {}, "530 5.7.0 Authentication required: this relay has no default account for unauthenticated clients"};
+    return route_message(*config_, user, user_account, mail_from);
 }
 
 void RelaySessionHooks::note(std::string_view what, std::string_view detail) {
@@ -111,6 +111,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     Spool& spool;
     SpoolCommitter& committer;
     QueuedHandler on_queued;
+    DirectHandler direct;
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
     std::vector<bool> acceptor_is_tls;            // implicit TLS (listen_tls), by acceptor index
     std::vector<std::string> addresses;           // `listen`, as bound
@@ -320,7 +321,10 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                     input.remove_prefix(step.consumed);
                     if (step.next == smtp::ServerSession::Next::commit_message) {
                         co_await write_all(c, out, limits.command_timeout);
-                        out = co_await commit(self, writer, smtp, peer);
+                        if (self->is_direct(*config, smtp.envelope().account))
+                            out = co_await commit_direct(self, writer, smtp, peer);
+                        else
+                            out = co_await commit(self, writer, smtp, peer);
                         continue;
                     }
                     if (step.next == smtp::ServerSession::Next::start_tls) start_tls = true;
@@ -376,6 +380,38 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         log::debug("disconnect", {{"client", peer}});
     }
 
+    bool is_direct(const conf::Config& config, const std::string& account) const {
+        const conf::Account* a = config.find_account(account);
+        return direct && a && a->delivery == conf::DeliveryMode::direct;
+    }
+
+    // End of data in direct mode: the upstream's verdict is the reply. The file stays in incoming/
+    // and is never synced: until the client has its reply the client still owns the message (a
+    // crash means no reply, so it sends again), and recovery discards incoming/ leftovers.
+    static asio::awaitable<std::string> commit_direct(std::shared_ptr<Impl> self, SpoolWriter& writer,
+                                                      smtp::ServerSession& smtp, const std::string& peer) {
+        QueuedMessage message;
+        bool written = false;
+        try {
+            auto [pending, queued] = writer.finish();
+            ::close(pending.fd);
+            message = std::move(queued);
+            message.path = self->spool.incoming_dir() / message.id;
+            written = true;
+        } catch (const std::exception& e) {
+            log::error("spool_write_failed", {{"client", peer}, {"error", e.what()}});
+        }
+        if (!written) co_return smtp.commit_finished(std::nullopt, "451 4.3.0 Error: queue file write error");
+        const Envelope& env = message.envelope;
+        log::info("received", {{"queue_id", message.id}, {"client", peer}, {"user", env.user},
+                               {"account", env.account}, {"from", env.mail_from},
+                               {"rcpt_count", env.rcpt_to.size()}, {"size", message.size}, {"delivery", "direct"}});
+        const std::filesystem::path path = message.path;
+        std::string reply = co_await self->direct(std::move(message));
+        ::unlink(path.c_str());
+        co_return smtp.commit_finished(std::nullopt, reply);
+    }
+
     // End of data: make the message durable, then answer. Returns the reply bytes.
     static asio::awaitable<std::string> commit(std::shared_ptr<Impl> self, SpoolWriter& writer,
                                                smtp::ServerSession& smtp, const std::string& peer) {
@@ -403,6 +439,8 @@ SmtpServer::SmtpServer(asio::any_io_executor io, std::shared_ptr<const conf::Con
     : impl_(std::make_shared<Impl>(std::move(io), config, spool, committer, std::move(on_queued))) {}
 
 SmtpServer::~SmtpServer() = default;
+
+void SmtpServer::set_direct_handler(DirectHandler handler) { impl_->direct = std::move(handler); }
 
 void SmtpServer::start() {
     impl_->tls_context = make_local_tls_context(impl_->config->relay);

@@ -41,6 +41,9 @@ private:
 class SmtpServer {
 public:
     using QueuedHandler = std::function<void(QueuedMessage)>;
+    // delivery = "direct": delivers a message written to incoming/ (not committed) and returns the
+    // reply line for the client (without CRLF).
+    using DirectHandler = std::function<boost::asio::awaitable<std::string>(QueuedMessage)>;
 
     SmtpServer(boost::asio::any_io_executor io, std::shared_ptr<const conf::Config> config, Spool& spool,
                SpoolCommitter& committer, QueuedHandler on_queued);
@@ -48,6 +51,8 @@ public:
 
     // Binds every listen address; throws std::system_error naming the address that failed.
     void start();
+    // Enables pass-through for accounts with delivery = "direct".
+    void set_direct_handler(DirectHandler handler);
     // SIGHUP: sessions that start from now on use `config`; open sessions keep their snapshot.
     // Listen addresses are bound once, at start.
     void update_config(std::shared_ptr<const conf::Config> config);

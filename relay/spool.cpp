@@ -23,6 +23,7 @@
 #include "relay/blocking.hpp"
 #include "relay/durable_file.hpp"
 #include "relay/log.hpp"
+#include "relay/queue_state.hpp"
 
 namespace relay {
 namespace {
@@ -80,6 +81,7 @@ Spool::Spool(fs::path spool_dir) : dir_(std::move(spool_dir)) {
     ensure_directory(incoming_dir(), 0700);
     ensure_directory(queue_dir(), 0700);
     ensure_directory(failed_dir(), 0700);
+    ensure_directory(control_dir(), 0700);
 }
 
 std::vector<QueuedMessage> Spool::recover() {
@@ -91,7 +93,7 @@ std::vector<QueuedMessage> Spool::recover() {
     }
     std::vector<QueuedMessage> messages;
     for (const auto& entry : fs::directory_iterator(queue_dir())) {
-        if (!entry.is_regular_file()) continue;
+        if (!entry.is_regular_file() || is_sidecar_name(entry.path().filename().string())) continue;
         try {
             messages.push_back(read(entry.path()));
         } catch (const std::exception& e) {
@@ -154,6 +156,8 @@ QueuedMessage Spool::read(const fs::path& file) {
             m.received = SystemClock::time_point(std::chrono::milliseconds(std::stoll(value)));
         } else if (key == "8bit") {
             m.envelope.eight_bit = value == "1";
+        } else if (key == "dsn") {
+            m.envelope.dsn = value == "1";
         }
         // Unknown records are skipped: a newer version may add some.
     }
@@ -169,6 +173,7 @@ void Spool::remove(const QueuedMessage& message) {
     std::error_code ec;
     fs::remove(message.path, ec);
     if (ec) log::error("spool_remove_failed", {{"queue_id", message.id}, {"error", ec.message()}});
+    remove_sidecars(message.path);
 }
 
 void Spool::move_to_failed(const QueuedMessage& message, std::string_view reason) {
@@ -177,7 +182,25 @@ void Spool::move_to_failed(const QueuedMessage& message, std::string_view reason
     if (::rename(message.path.c_str(), target.c_str()) != 0)
         throw_errno(errno, "rename " + message.path.string() + " to " + target.string());
     fsync_directory(failed_dir());
+    remove_sidecars(message.path);
     fsync_directory(queue_dir());
+}
+
+QueuedMessage Spool::inject(const Envelope& envelope, std::string_view body) {
+    SpoolWriter writer(*this);
+    writer.message_begin(envelope);
+    writer.message_data(body);
+    auto [pending, message] = writer.finish();
+    int err = ::fdatasync(pending.fd) == 0 ? 0 : errno;
+    ::close(pending.fd);
+    fs::path from = incoming_dir() / pending.id;
+    if (err == 0 && ::rename(from.c_str(), message.path.c_str()) != 0) err = errno;
+    if (err != 0) {
+        ::unlink(from.c_str());
+        throw_errno(err, "commit " + pending.id);
+    }
+    fsync_directory(queue_dir());
+    return message;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,6 +381,7 @@ void SpoolWriter::message_begin(const Envelope& envelope) {
     if (!envelope.helo.empty()) buffer_ += "helo " + record_value(envelope.helo) + "\n";
     buffer_ += fmt::format("received {}\n", to_unix_ms(message_.received));
     buffer_ += envelope.eight_bit ? "8bit 1\n" : "8bit 0\n";
+    if (envelope.dsn) buffer_ += "dsn 1\n";
     buffer_ += "\n";
     message_.body_offset = buffer_.size();
 }

@@ -52,6 +52,7 @@ public:
     std::filesystem::path incoming_dir() const { return dir_ / "incoming"; }
     std::filesystem::path queue_dir() const { return dir_ / "queue"; }
     std::filesystem::path failed_dir() const { return dir_ / "failed"; }
+    std::filesystem::path control_dir() const { return dir_ / "control"; }   // queue tool requests
 
     // Every committed message, oldest first; unreadable files are moved to failed/ with a reason.
     // Leftovers in incoming/ (never acknowledged) are removed.
@@ -64,6 +65,10 @@ public:
     void remove(const QueuedMessage& message);
     // Permanent failure: the file moves to failed/<id> with failed/<id>.reason holding `reason`.
     void move_to_failed(const QueuedMessage& message, std::string_view reason);
+
+    // Writes a message made by the relay itself (a DSN) and commits it durably to queue/ (fsyncs:
+    // call on the blocking pool). Throws std::system_error.
+    QueuedMessage inject(const Envelope& envelope, std::string_view body);
 
 private:
     std::filesystem::path dir_;

@@ -87,6 +87,8 @@ class Relay:
             "token_url": standin.token_url,
             "upstream": f"localhost:{standin.smtp_port}",
             "upstream_ca_file": standin.ca_file,
+            # Unpaced, so tests are not held to Exchange Online's 30 messages a minute (issue 4 tests pacing).
+            "rate_per_minute": 0,
         }
         account.update(overrides)
         return account
@@ -164,11 +166,13 @@ class Relay:
 
     def queue_files(self):
         queue = os.path.join(self.spool_dir, "queue")
-        return sorted(os.listdir(queue)) if os.path.isdir(queue) else []
+        # Messages only: ".state"/".hold" sidecars (issue 4) sit next to them.
+        return sorted(f for f in os.listdir(queue) if "." not in f) if os.path.isdir(queue) else []
 
     def failed_files(self):
         failed = os.path.join(self.spool_dir, "failed")
-        return sorted(f for f in os.listdir(failed) if not f.endswith(".reason")) if os.path.isdir(failed) else []
+        # Messages only: not their ".reason" files nor a temp file being renamed into place.
+        return sorted(f for f in os.listdir(failed) if "." not in f) if os.path.isdir(failed) else []
 
 
 @pytest.fixture

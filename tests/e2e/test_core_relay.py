@@ -201,15 +201,16 @@ def test_client_outside_allow_networks_gets_nothing(relay, standin):
     assert "client=127.0.0.1" in refused[0]
 
 
-def test_unauthenticated_client_without_default_account_gets_530(relay, standin):
+def test_unauthenticated_client_without_default_account_gets_550(relay, standin):
+    # Issue 4 refined the core rule: an unknown sender without a default account gets 550 5.7.1.
     del relay.settings["default_account"]
     relay.start()
     with smtplib.SMTP("127.0.0.1", relay.port, timeout=20) as client:
         client.ehlo("app")
         with pytest.raises(smtplib.SMTPSenderRefused) as refused:
-            client.sendmail(MAILBOX, ["boss@example.com"], message("no account"))
-        assert refused.value.smtp_code == 530
-        assert refused.value.smtp_error.startswith(b"5.7.0")
+            client.sendmail("stranger@example.com", ["boss@example.com"], message("no account"))
+        assert refused.value.smtp_code == 550
+        assert refused.value.smtp_error.startswith(b"5.7.1")
 
 
 def test_token_import_reports_a_dead_refresh_token_with_the_fix(relay, standin):

@@ -27,6 +27,7 @@ DEFAULT_SETTINGS = {
     "device_slow_down": 0,     # answer the next N polls with slow_down
     "app_mailboxes": [],         # mailboxes app-only tokens may send as (Exchange Add-MailboxPermission)
     "basic_auth_password": "",   # non-empty: AUTH PLAIN/LOGIN accepted with it (basic auth still on)
+    "reject_rcpt": {},  # recipient address (lower case) -> RCPT reply line, e.g. "550 5.1.1 User unknown"
 }
 AUTHORIZE_MODES = ("approve", "deny")
 TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client")
@@ -82,6 +83,11 @@ def parse_control_request(request):
         elif key == "basic_auth_password":
             if not isinstance(value, str):
                 raise ControlError("basic_auth_password must be a string")
+        elif key == "reject_rcpt":
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) and REPLY_LINE.match(v) for k, v in value.items()):
+                raise ControlError('reject_rcpt must map addresses to reply lines like "550 5.1.1 User unknown"')
+            value = {k.lower(): v for k, v in value.items()}
         elif key == "add_refresh_token":
             if (not isinstance(value, dict) or not isinstance(value.get("token"), str)
                     or not value["token"] or not isinstance(value.get("user"), str)):

@@ -376,6 +376,8 @@ class Session:
             await self.reply("501 5.5.4 Invalid arguments")
         elif len(self.rcpt_to) >= MAX_RECIPIENTS:
             await self.reply("452 4.5.3 Too many recipients")
+        elif match.group(2).lower() in self.server.settings.get("reject_rcpt"):
+            await self.reply(self.server.settings.get("reject_rcpt")[match.group(2).lower()])
         else:
             self.rcpt_to.append(match.group(2))
             await self.reply("250 2.1.5 Recipient OK")

@@ -48,6 +48,8 @@ enum class Provider { microsoft, google, custom };
 enum class UpstreamTls { starttls, implicit, none };
 enum class UpstreamAuth { xoauth2, oauthbearer, plain, login, none };
 enum class LogLevel { debug, info, warning, error };
+// automatic: journal when stderr is journald's stream ($JOURNAL_STREAM), else text.
+enum class LogFormat { automatic, text, json, journal };
 
 struct RelaySettings {
     std::vector<HostPort> listen;                   // default ["127.0.0.1:2525"]
@@ -62,6 +64,10 @@ struct RelaySettings {
     std::chrono::seconds max_backoff{4000};
     std::chrono::seconds max_queue_lifetime{5 * 24 * 3600};
     LogLevel log_level = LogLevel::info;
+    // Running it as a service (issue 5).
+    LogFormat log_format = LogFormat::automatic;
+    std::filesystem::path control_socket;           // `status` asks here; default state_dir/control.sock
+    HostPort metrics_listen;                        // Prometheus /metrics; port 0: off (the default)
 };
 
 struct User {
@@ -120,5 +126,11 @@ std::optional<Network> parse_network(std::string_view text);
 std::string_view to_string(Provider);
 std::string_view to_string(UpstreamTls);
 std::string_view to_string(UpstreamAuth);
+std::string_view to_string(LogLevel);
+std::string_view to_string(LogFormat);
+
+// The effective configuration as TOML, every key with defaults filled in and secrets as "********"
+// (`config --check`, like `postconf -n`).
+std::string print_config(const Config& config);
 
 }  // namespace relay::conf

@@ -23,11 +23,15 @@ inline constexpr std::array<std::pair<std::string_view, UpstreamAuth>, 5> upstre
 inline constexpr std::array<std::pair<std::string_view, LogLevel>, 4> log_level_names{{
     {"debug", LogLevel::debug}, {"info", LogLevel::info}, {"warning", LogLevel::warning},
     {"error", LogLevel::error}}};
+inline constexpr std::array<std::pair<std::string_view, LogFormat>, 4> log_format_names{{
+    {"auto", LogFormat::automatic}, {"text", LogFormat::text}, {"json", LogFormat::json},
+    {"journal", LogFormat::journal}}};
 
 inline std::span<const std::pair<std::string_view, Provider>> names_of(Provider) { return provider_names; }
 inline std::span<const std::pair<std::string_view, UpstreamTls>> names_of(UpstreamTls) { return upstream_tls_names; }
 inline std::span<const std::pair<std::string_view, UpstreamAuth>> names_of(UpstreamAuth) { return upstream_auth_names; }
 inline std::span<const std::pair<std::string_view, LogLevel>> names_of(LogLevel) { return log_level_names; }
+inline std::span<const std::pair<std::string_view, LogFormat>> names_of(LogFormat) { return log_format_names; }
 
 // A DNS name as it may appear in host:port, EHLO or a URL: letters, digits, '-', '.', '_'.
 bool is_host_name(std::string_view text);

@@ -195,5 +195,7 @@ static std::string_view name_of(E value) {
 std::string_view to_string(Provider p) { return name_of(p); }
 std::string_view to_string(UpstreamTls t) { return name_of(t); }
 std::string_view to_string(UpstreamAuth a) { return name_of(a); }
+std::string_view to_string(LogLevel l) { return name_of(l); }
+std::string_view to_string(LogFormat f) { return name_of(f); }
 
 }  // namespace relay::conf

@@ -77,6 +77,9 @@ const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         {"serve", run_serve},
         {"token import", run_token_import},
+        {"config", run_config},
+        {"status", run_status},
+        {"sendmail", run_sendmail},
     };
     return table;
 }

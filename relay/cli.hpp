@@ -52,5 +52,8 @@ const std::vector<Command>& commands();
 // The commands themselves, each in its own file.
 int run_serve(const std::vector<std::string>& args);
 int run_token_import(const std::vector<std::string>& args);
+int run_config(const std::vector<std::string>& args);      // config --check
+int run_status(const std::vector<std::string>& args);      // asks the running relay
+int run_sendmail(const std::vector<std::string>& args);    // sendmail(8)-compatible submission
 
 }  // namespace relay::cli

@@ -421,4 +421,27 @@ asio::awaitable<void> DeliveryAgent::stop(std::chrono::milliseconds deadline) {
 
 std::size_t DeliveryAgent::queued() const { return impl_->in_flight; }
 
+std::vector<DeliveryAgent::AccountState> DeliveryAgent::account_states() const {
+    std::vector<AccountState> states;
+    auto now = Steady::now();
+    for (const auto& [name, a] : impl_->accounts) {
+        if (a->removed) continue;
+        AccountState s;
+        s.name = name;
+        s.ready = a->ready.size();
+        s.deferred = a->deferred.size();
+        s.sessions = a->workers;
+        auto older = [&](const Item& item) {
+            if (!s.oldest || item.message.received < *s.oldest) s.oldest = item.message.received;
+        };
+        for (const auto& item : a->ready) older(item);
+        for (const auto& [when, item] : a->deferred) older(item);
+        if (a->backoff_until > now)
+            s.backoff_remaining = std::chrono::ceil<std::chrono::seconds>(a->backoff_until - now);
+        s.token = a->tokens->status();
+        states.push_back(std::move(s));
+    }
+    return states;
+}
+
 }  // namespace relay

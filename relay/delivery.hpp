@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "auth/http_client.hpp"
+#include "auth/token_manager.hpp"
 #include "auth/token_store.hpp"
 #include "conf/config.hpp"
 #include "relay/spool.hpp"
@@ -40,6 +42,18 @@ public:
     boost::asio::awaitable<void> stop(std::chrono::milliseconds deadline);
 
     std::size_t queued() const;     // messages known to the agent and not yet delivered or failed
+
+    // A snapshot of one account for `status`, STATUS= and metrics (read on the I/O thread).
+    struct AccountState {
+        std::string name;
+        std::size_t ready = 0;          // waiting for a free upstream session
+        std::size_t deferred = 0;       // waiting for their retry time
+        unsigned sessions = 0;          // upstream sessions (workers) running
+        std::optional<SystemClock::time_point> oldest;   // receipt of the oldest waiting message
+        std::chrono::seconds backoff_remaining{0};      // > 0: the account is on hold
+        auth::TokenStatus token;
+    };
+    std::vector<AccountState> account_states() const;
 
 private:
     struct Impl;

@@ -204,7 +204,8 @@ std::string format_json(std::string_view time, Level level, std::string_view nam
         line += ',';
         append_json_string(line, f.key);
         line += ':';
-        append_json_string(line, f.value);
+        if (f.number) line += f.value;
+        else append_json_string(line, f.value);
     }
     line += '}';
     return line;

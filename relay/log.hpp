@@ -18,11 +18,12 @@ using Level = conf::LogLevel;
 struct Field {
     std::string_view key;
     std::string value;
+    bool number = false;    // from an arithmetic value: a JSON number in json format
     Field(std::string_view k, std::string v) : key(k), value(std::move(v)) {}
     Field(std::string_view k, std::string_view v) : key(k), value(v) {}
     Field(std::string_view k, const char* v) : key(k), value(v) {}
     template <class N, class = std::enable_if_t<std::is_arithmetic_v<N>>>
-    Field(std::string_view k, N n) : key(k), value(std::to_string(n)) {}
+    Field(std::string_view k, N n) : key(k), value(std::to_string(n)), number(!std::is_same_v<N, bool>) {}
 };
 
 void set_level(Level level);

@@ -31,7 +31,7 @@ constexpr const char* kSendmailHelp = R"(usage: smtp-oauth2-relay sendmail [-t] 
 Reads a message on stdin and submits it to the local relay (its first listen address) over SMTP.
   -t        also take recipients from the To:, Cc: and Bcc: headers; Bcc: is removed
   -i, -oi   a line with a single "." does not end the message
-  -f FROM   envelope sender (default: USER@relay.hostname); -r is the same
+  -f FROM   envelope sender (default: the default account's email, else USER@hostname); -r is the same
   -F NAME   full name for the From: header added when the message has none
 The configuration comes from --config, $SMTP_OAUTH2_RELAY_CONFIG or /etc/smtp-oauth2-relay/config.toml.
 exit codes (sysexits.h): 0 queued, 64 usage, 65 message refused as malformed or too large,
@@ -177,7 +177,11 @@ int run_sendmail(const std::vector<std::string>& args) {
 
     std::string user = "nobody";
     if (const passwd* pw = ::getpwuid(::getuid())) user = pw->pw_name;
+    // Office 365 accepts only the mailbox's own address (or one it may send as) as the sender, so
+    // the default is the default account's mailbox rather than the traditional user@host.
     std::string default_from = user + "@" + config->relay.hostname;
+    if (config->relay.default_account)
+        if (const conf::Account* account = config->find_account(*config->relay.default_account)) default_from = account->email;
     std::string from = options.from.empty() ? default_from : options.from;
     auto prepared = sendmail::prepare(input, options, options.from.empty() ? default_from : options.from, rfc5322_date());
     if (prepared.recipients.empty())

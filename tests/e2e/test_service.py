@@ -367,12 +367,14 @@ def test_sendmail_t_delivers_through_the_relay_with_bcc_removed(relay, standin):
     assert b"\r\nline one\r\n.\r\n..two dots\r\n.dot first\r\nend\r\n" in received
     assert b"\nDate: " in b"\n" + received and b"\nFrom: " in b"\n" + received
 
-    # Without -i a lone "." ends the input (traditional sendmail); the subcommand form works too.
-    plain = subprocess.run([BINARY, "sendmail", "--config", relay.config_path, "-f", MAILBOX, "boss@example.com"],
+    # Without -i a lone "." ends the input (traditional sendmail); the subcommand form works too, and
+    # without -f the sender is the default account's mailbox (the only one Office 365 accepts).
+    plain = subprocess.run([BINARY, "sendmail", "--config", relay.config_path, "boss@example.com"],
                            input=b"Subject: dot\n\nbefore\n.\nafter\n", capture_output=True, timeout=30)
     assert plain.returncode == 0, plain.stderr
-    _, second = standin.wait_for_messages(2, timeout=20)[1]
+    envelope, second = standin.wait_for_messages(2, timeout=20)[1]
     assert b"before\r\n" in second and b"after" not in second
+    assert envelope["mail_from"] == MAILBOX and f"From: {MAILBOX}".encode() in second
 
 
 def test_sendmail_exit_codes(relay):

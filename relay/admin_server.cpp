@@ -114,10 +114,18 @@ AdminServer::AdminServer(asio::any_io_executor io) : impl_(std::make_shared<Impl
 AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::listen_control(const std::filesystem::path& path, ControlHandler handler) {
-    std::error_code ignored;
-    std::filesystem::remove(path, ignored);  // a socket file outlives a crash; binding over it fails
-    auto acceptor = std::make_unique<local::acceptor>(impl_->io);
     boost::system::error_code ec;
+    {
+        // A socket file outlives a crash and binding over it fails, so a stale one is removed; but
+        // one that answers belongs to a relay that is running with this configuration.
+        local::socket probe(impl_->io);
+        probe.connect(local::endpoint(path.string()), ec);
+        if (!ec) throw std::system_error(std::make_error_code(std::errc::address_in_use),
+                                         "control socket " + path.string() + ": another relay is running");
+        std::error_code ignored;
+        std::filesystem::remove(path, ignored);
+    }
+    auto acceptor = std::make_unique<local::acceptor>(impl_->io);
     acceptor->open(local(), ec);
     // Created 0600 from the start (umask at bind), not chmod-ed afterwards: no window for others.
     mode_t old_mask = ::umask(0177);

@@ -98,9 +98,8 @@ int run_serve(const std::vector<std::string>& args) {
         DeliveryAgent delivery(io.get_executor(), blocking, spool, config, http, token_store);
         SmtpServer server(io.get_executor(), config, spool, committer,
                           [&delivery](QueuedMessage m) { delivery.enqueue(std::move(m)); });
-        server.start();
-        delivery.start(spool.recover());
-        // Service endpoints (issue 5): status over the control socket, optional /metrics, sd_notify.
+        // Service endpoints (issue 5): status over the control socket, optional /metrics. Bound before
+        // anything touches the spool, so a second relay on the same config stops here.
         const auto started = SystemClock::now();
         AdminServer admin(io.get_executor());
         std::error_code made;
@@ -111,6 +110,8 @@ int run_serve(const std::vector<std::string>& args) {
         });
         if (config->relay.metrics_listen.port != 0)
             admin.listen_metrics(config->relay.metrics_listen, [&] { return metrics::render(status_gauges(delivery)); });
+        server.start();
+        delivery.start(spool.recover());
         SdNotifier notifier;
         NotifyHeartbeat heartbeat(io.get_executor(), notifier, [&] { return status_summary(delivery); });
         log::info("started", {{"version", RELAY_VERSION}, {"listen", join(server.listening())},

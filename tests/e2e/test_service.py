@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BINARY, CLIENT_SECRET, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, ROOT
+from conftest import BINARY, CLIENT_SECRET, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, ROOT, render_config
 from harness import free_port
 
 UNIT = os.path.join(ROOT, "systemd", "smtp-oauth2-relay.service")
@@ -333,6 +333,16 @@ def test_status_and_metrics_during_a_run(relay, standin):
     standin.set_smtp_up(True)
     relay.wait_for_log("delivered", count=3, timeout=30)
     assert json.loads(relay.run("status", "--json").stdout)["queue"]["total"] == 0
+
+
+def test_a_second_relay_on_the_same_control_socket_stops_before_touching_the_spool(relay):
+    relay.start()
+    other = os.path.join(relay.workdir, "second.toml")
+    with open(other, "w") as f:
+        f.write(render_config(dict(relay.settings, listen=[f"127.0.0.1:{free_port()}"]), relay.users, relay.accounts))
+    second = subprocess.run([BINARY, "serve", "--config", other], capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1 and "another relay is running" in second.stderr, second.stderr
+    assert json.loads(relay.run("status", "--json").stdout)["queue"]["total"] == 0  # the first one still answers
 
 
 def test_status_without_a_running_relay_exits_1(relay):

@@ -19,6 +19,7 @@
 #include "relay/blocking.hpp"
 #include "relay/log.hpp"
 #include "relay/retry_schedule.hpp"
+#include "relay/upstream_queue_id.hpp"
 
 namespace relay {
 namespace {
@@ -309,7 +310,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                                     {"from", item.message.envelope.mail_from},
                                     {"rcpt_count", result.accepted.size()}, {"size", item.message.size},
                                     {"upstream_reply", reply.text()}, {"attempt", item.attempts},
-                                    {"delay_ms", ms_since(item.message.received)}});
+                                    {"delay_ms", ms_since(item.message.received)},
+                                    {"upstream_queue_id", upstream_queue_id(reply.text())}});
             if (retry_rcpts.empty()) {
                 --in_flight;
                 spool.remove(item.message);

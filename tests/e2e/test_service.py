@@ -229,6 +229,7 @@ def test_json_log_lines_carry_every_per_message_field(relay, standin):
     assert delivered["queue_id"] == received["queue_id"]
     assert set(delivered) >= {"account", "from", "rcpt_count", "size", "upstream_reply", "attempt", "delay_ms"}
     assert delivered["upstream_reply"].startswith("250 ")
+    assert delivered["upstream_queue_id"] and delivered["upstream_queue_id"] in delivered["upstream_reply"]
     deferred = events["deferred"][0]
     assert deferred["upstream_reply"].startswith("451 4.7.500") and deferred["next_try_in_s"] >= 1 and deferred["attempt"] == 1
     failed = events["failed"][0]
@@ -247,7 +248,7 @@ def test_journal_entries_have_upper_case_fields_and_auto_detection(relay, tmp_pa
         send(relay.port, message("journal"))
         entries = journal.wait_for(lambda m: b"EVENT=delivered\n" in m)
         delivered = parse_journal_entry(entries[0])
-        for key in ("QUEUE_ID", "ACCOUNT", "MAIL_FROM", "RCPT_COUNT", "SIZE", "UPSTREAM_REPLY", "DELAY_MS",
+        for key in ("QUEUE_ID", "ACCOUNT", "MAIL_FROM", "RCPT_COUNT", "SIZE", "UPSTREAM_REPLY", "UPSTREAM_QUEUE_ID", "DELAY_MS",
                     "ATTEMPT", "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER"):
             assert key in delivered, (key, delivered)
         assert delivered["PRIORITY"] == "6" and delivered["ACCOUNT"] == "office"

@@ -12,6 +12,7 @@
 #include "relay/log.hpp"
 #include "relay/metrics.hpp"
 #include "relay/sendmail_message.hpp"
+#include "relay/upstream_queue_id.hpp"
 
 namespace {
 
@@ -179,6 +180,14 @@ TEST(Sendmail, WithoutDashIALoneDotEndsTheInput) {
     EXPECT_EQ(p.message, "From: x@y\r\nDate: d\r\n\r\nbefore\r\n");
     EXPECT_EQ(sendmail::dot_stuff(".x\r\n"), "..x\r\n.\r\n");
     EXPECT_EQ(sendmail::dot_stuff("no newline"), "no newline\r\n.\r\n");
+}
+
+TEST(UpstreamQueueId, ExchangePostfixAndGmailReplies) {
+    EXPECT_EQ(upstream_queue_id("250 2.0.0 OK <4A5B@MN2PR11MB4048.namprd11.prod.outlook.com> [Hostname=MN2PR11MB4048]"),
+              "4A5B@MN2PR11MB4048.namprd11.prod.outlook.com");
+    EXPECT_EQ(upstream_queue_id("250 2.0.0 Ok: queued as 4Bc2Lk0mXz"), "4Bc2Lk0mXz");
+    EXPECT_EQ(upstream_queue_id("250 2.0.0 OK  1700000000 a1-20020a17090a.123 - gsmtp"), "a1-20020a17090a.123");
+    EXPECT_EQ(upstream_queue_id("250 OK"), "");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // span several keys (presets, secrets, loopback-only plain text, cross references) follow the tables.
 // All problems are collected with their "file:line:col" and thrown together, sorted by position.
 #include <algorithm>
+#include <type_traits>
 #include <map>
 #include <tuple>
 #include <variant>
@@ -35,7 +36,7 @@ constexpr std::int64_t kGiB = 1024LL * 1024 * 1024;
 template <class T>
 using Member = std::variant<std::string T::*, std::optional<std::string> T::*, fs::path T::*, bool T::*,
                             std::uint64_t T::*, unsigned T::*, std::chrono::seconds T::*, HostPort T::*,
-                            std::vector<HostPort> T::*, std::vector<Network> T::*, LogLevel T::*,
+                            std::vector<HostPort> T::*, std::vector<Network> T::*, LogLevel T::*, LogFormat T::*,
                             Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*,
                             AuthMode T::*, Cloud T::*,
                             std::optional<std::chrono::seconds> T::*, std::vector<std::string> T::*,
@@ -92,6 +93,10 @@ const KeySpec<RelaySettings> relay_keys[] = {
     {.name = "min_tls_version", .member = &RelaySettings::min_tls_version, .default_toml = R"("1.2")"},
     {.name = "allow_legacy_tls", .member = &RelaySettings::allow_legacy_tls, .default_toml = "false"},
     {.name = "allow_plaintext_auth", .member = &RelaySettings::allow_plaintext_auth, .default_toml = "false"},
+    // Service (issue 5): log sink, the local status socket, optional Prometheus endpoint.
+    {.name = "log_format", .member = &RelaySettings::log_format, .default_toml = R"("auto")"},
+    {.name = "control_socket", .member = &RelaySettings::control_socket},  // default: state_dir/control.sock
+    {.name = "metrics_listen", .member = &RelaySettings::metrics_listen},  // unset: no metrics endpoint
 };
 
 const KeySpec<User> user_keys[] = {
@@ -510,6 +515,12 @@ void Loader::check_relay(const toml::table& table, Config& config) {
              fmt::format("relay.max_backoff ({}s) must not be less than relay.min_backoff ({}s)",
                          relay.max_backoff.count(), relay.min_backoff.count()));
     check_hostile_limits(table, relay);
+    if (relay.control_socket.empty()) relay.control_socket = relay.state_dir / "control.sock";
+    // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
+    if (relay.control_socket.string().size() > 107)
+        fail(position_of(table, table.contains("control_socket") ? "control_socket" : "state_dir"),
+             fmt::format("relay.control_socket: {} is longer than a unix socket path may be (107 bytes); "
+                         "set control_socket to a shorter path", relay.control_socket.string()));
     if (relay.require_auth && config.users.empty())
         fail(position_of(table, "require_auth"), "relay.require_auth: true, but no [[users]] are defined to log in");
 }
@@ -554,6 +565,82 @@ Config load_config(const std::filesystem::path& file) {
     auto content = read_whole_file(file);
     if (!content.data) throw ConfigError({fmt::format("{}: cannot read: {}", file.string(), content.error)});
     return parse_config(*content.data, file);
+}
+
+}  // namespace relay::conf
+
+// ---- The effective configuration, printed from the same key tables the loader reads. ----
+namespace relay::conf {
+namespace {
+
+std::string toml_string(std::string_view text) {
+    std::string out = "\"";
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+        else if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+    return out + "\"";
+}
+
+// Each returns the TOML value, or nullopt when the key is unset (printed as a comment).
+std::optional<std::string> toml_of(const std::string& v) {
+    return v.empty() ? std::nullopt : std::optional(toml_string(v));
+}
+std::optional<std::string> toml_of(const std::optional<std::string>& v) {
+    return v ? std::optional(toml_string(*v)) : std::nullopt;
+}
+std::optional<std::string> toml_of(const fs::path& v) {
+    return v.empty() ? std::nullopt : std::optional(toml_string(v.string()));
+}
+std::optional<std::string> toml_of(bool v) { return v ? "true" : "false"; }
+std::optional<std::string> toml_of(std::uint64_t v) { return std::to_string(v); }
+std::optional<std::string> toml_of(unsigned v) { return std::to_string(v); }
+std::optional<std::string> toml_of(std::chrono::seconds v) { return toml_string(std::to_string(v.count()) + "s"); }
+std::optional<std::string> toml_of(const HostPort& v) {
+    return v.port == 0 ? std::nullopt : std::optional(toml_string(v.to_string()));
+}
+template <class T>
+std::optional<std::string> toml_of(const std::vector<T>& items) {
+    std::string out = "[";
+    for (const auto& item : items) out += (out.size() > 1 ? ", " : "") + toml_string(item.to_string());
+    return out + "]";
+}
+template <class E, class = std::enable_if_t<std::is_enum_v<E>>>
+std::optional<std::string> toml_of(E v) { return toml_string(to_string(v)); }
+// Secrets are never printed, only whether one is set.
+std::optional<std::string> toml_of(const Secret& v) {
+    return v.empty() ? std::nullopt : std::optional(toml_string(v.masked()));
+}
+
+template <class T, std::size_t N>
+void print_table(std::string& out, const KeySpec<T> (&specs)[N], const T& source) {
+    for (const auto& spec : specs) {
+        // client_secret_file fills client_secret: that row already printed the (masked) value.
+        if (spec.read_file && std::holds_alternative<Secret T::*>(spec.member)) continue;
+        std::optional<std::string> value = std::visit([&](auto member) { return toml_of(source.*member); }, spec.member);
+        if (value) out += fmt::format("{} = {}\n", spec.name, *value);
+        else out += fmt::format("# {} is not set\n", spec.name);
+    }
+}
+
+}  // namespace
+
+std::string print_config(const Config& config) {
+    std::string out = fmt::format("# effective configuration of {}\n[relay]\n", config.source.string());
+    print_table(out, relay_keys, config.relay);
+    for (const auto& user : config.users) {
+        out += "\n[[users]]\n";
+        User shown = user;
+        // A password hash is not the password, but it is still material for an offline guess.
+        if (!shown.password_hash.empty()) shown.password_hash = "********";
+        print_table(out, user_keys, shown);
+    }
+    for (const auto& [name, account] : config.accounts) {
+        out += fmt::format("\n[accounts.{}]\n", name);
+        print_table(out, account_keys, account);
+    }
+    return out;
 }
 
 }  // namespace relay::conf

@@ -54,6 +54,8 @@ enum class AuthMode { delegated, client_credentials };
 // Microsoft's national clouds differ from the global one in host names only.
 enum class Cloud { global, usgov, china };
 enum class DeliveryMode { queue, direct };
+// automatic: journal when stderr is journald's stream ($JOURNAL_STREAM), else text.
+enum class LogFormat { automatic, text, json, journal };
 
 struct RelaySettings {
     std::vector<HostPort> listen;                   // default ["127.0.0.1:2525"]
@@ -92,6 +94,10 @@ struct RelaySettings {
     std::string min_tls_version = "1.2";            // "1.2" or "1.3"; "1.0"/"1.1" need allow_legacy_tls
     bool allow_legacy_tls = false;
     bool allow_plaintext_auth = false;              // AUTH without TLS from non-loopback peers
+    // Running it as a service (issue 5).
+    LogFormat log_format = LogFormat::automatic;
+    std::filesystem::path control_socket;           // `status` asks here; default state_dir/control.sock
+    HostPort metrics_listen;                        // Prometheus /metrics; port 0: off (the default)
 };
 
 struct User {
@@ -176,5 +182,11 @@ std::string_view to_string(UpstreamAuth);
 std::string_view to_string(AuthMode);
 std::string_view to_string(Cloud);
 std::string_view to_string(DeliveryMode);
+std::string_view to_string(LogLevel);
+std::string_view to_string(LogFormat);
+
+// The effective configuration as TOML, every key with defaults filled in and secrets as "********"
+// (`config --check`, like `postconf -n`).
+std::string print_config(const Config& config);
 
 }  // namespace relay::conf

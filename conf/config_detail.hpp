@@ -27,6 +27,9 @@ inline constexpr std::array<std::pair<std::string_view, AuthMode>, 2> auth_mode_
     {"delegated", AuthMode::delegated}, {"client_credentials", AuthMode::client_credentials}}};
 inline constexpr std::array<std::pair<std::string_view, Cloud>, 3> cloud_names{{
     {"global", Cloud::global}, {"usgov", Cloud::usgov}, {"china", Cloud::china}}};
+inline constexpr std::array<std::pair<std::string_view, LogFormat>, 4> log_format_names{{
+    {"auto", LogFormat::automatic}, {"text", LogFormat::text}, {"json", LogFormat::json},
+    {"journal", LogFormat::journal}}};
 
 inline constexpr std::array<std::pair<std::string_view, DeliveryMode>, 2> delivery_mode_names{{
     {"queue", DeliveryMode::queue}, {"direct", DeliveryMode::direct}}};
@@ -38,6 +41,7 @@ inline std::span<const std::pair<std::string_view, UpstreamAuth>> names_of(Upstr
 inline std::span<const std::pair<std::string_view, LogLevel>> names_of(LogLevel) { return log_level_names; }
 inline std::span<const std::pair<std::string_view, AuthMode>> names_of(AuthMode) { return auth_mode_names; }
 inline std::span<const std::pair<std::string_view, Cloud>> names_of(Cloud) { return cloud_names; }
+inline std::span<const std::pair<std::string_view, LogFormat>> names_of(LogFormat) { return log_format_names; }
 
 // A DNS name as it may appear in host:port, EHLO or a URL: letters, digits, '-', '.', '_'.
 bool is_host_name(std::string_view text);

@@ -1,4 +1,5 @@
 // Converters from TOML values to the typed configuration values; see value_reader.hpp.
+#include <cstdlib>
 #include "conf/value_reader.hpp"
 
 #include <algorithm>
@@ -82,6 +83,17 @@ bool ValueReader::convert(const toml::node& node, const Field& f, std::optional<
 bool ValueReader::convert(const toml::node& node, const Field& f, fs::path& out) {
     std::string text;
     if (!convert(node, f, text)) return false;
+    // systemd's LoadCredential= puts secrets in a per-start directory named by $CREDENTIALS_DIRECTORY
+    // (systemd.exec(5)), so the path can only be written with the variable.
+    for (std::string_view variable : {"${CREDENTIALS_DIRECTORY}", "$CREDENTIALS_DIRECTORY"}) {
+        if (!text.starts_with(variable)) continue;
+        const char* directory = std::getenv("CREDENTIALS_DIRECTORY");
+        if (!directory || !*directory)
+            return fail(node, fmt::format("{}: {} is not set (it is set by systemd when the unit has "
+                                          "LoadCredential=)", f.label, variable));
+        text = directory + text.substr(variable.size());
+        break;
+    }
     fs::path path = fs::path(text).is_relative() ? base_dir_ / text : fs::path(text);
     if (f.read_file) {
         if (auto content = read_whole_file(path); !content.data)

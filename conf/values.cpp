@@ -198,5 +198,7 @@ std::string_view to_string(UpstreamAuth a) { return name_of(a); }
 std::string_view to_string(AuthMode m) { return name_of(m); }
 std::string_view to_string(Cloud c) { return name_of(c); }
 std::string_view to_string(DeliveryMode m) { return name_of(m); }
+std::string_view to_string(LogLevel l) { return name_of(l); }
+std::string_view to_string(LogFormat f) { return name_of(f); }
 
 }  // namespace relay::conf

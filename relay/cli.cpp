@@ -81,6 +81,9 @@ const std::vector<Command>& commands() {
         {"check", run_check},
         {"hash-password", run_hash_password},
         {"queue", run_queue},
+        {"config", run_config},
+        {"status", run_status},
+        {"sendmail", run_sendmail},
     };
     return table;
 }

@@ -56,5 +56,8 @@ int run_authorize(const std::vector<std::string>& args);
 int run_check(const std::vector<std::string>& args);
 int run_hash_password(const std::vector<std::string>& args);
 int run_queue(const std::vector<std::string>& args);
+int run_config(const std::vector<std::string>& args);      // config --check
+int run_status(const std::vector<std::string>& args);      // asks the running relay
+int run_sendmail(const std::vector<std::string>& args);    // sendmail(8)-compatible submission
 
 }  // namespace relay::cli

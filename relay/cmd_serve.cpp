@@ -11,15 +11,20 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 
 #include "auth/http_client.hpp"
 #include "auth/token_store.hpp"
+#include "relay/admin_server.hpp"
 #include "relay/cli.hpp"
 #include "relay/delivery.hpp"
 #include "relay/durable_file.hpp"
 #include "relay/queue_control.hpp"
 #include "relay/log.hpp"
+#include "relay/metrics.hpp"
+#include "relay/sd_notify.hpp"
+#include "relay/status.hpp"
 #include "relay/smtp_server.hpp"
 #include "relay/spool.hpp"
 
@@ -57,6 +62,7 @@ void reload(std::shared_ptr<const conf::Config>& current, SmtpServer& server, De
     }
     try {
         log::set_level(next->relay.log_level);
+        log::set_format(next->relay.log_format);
         server.update_config(next);
         delivery.update_config(next);
         current = next;
@@ -81,6 +87,8 @@ int run_serve(const std::vector<std::string>& args) {
     if (!loaded) return kUsageError;
     auto config = std::make_shared<const conf::Config>(std::move(*loaded));
     log::set_level(config->relay.log_level);
+    log::set_format(config->relay.log_format);
+    log::set_observer(&metrics::observe);
 
     try {
         asio::io_context io(1);
@@ -92,6 +100,18 @@ int run_serve(const std::vector<std::string>& args) {
         DeliveryAgent delivery(io.get_executor(), blocking, spool, config, http, token_store);
         SmtpServer server(io.get_executor(), config, spool, committer,
                           [&delivery](QueuedMessage m) { delivery.enqueue(std::move(m)); });
+        // Service endpoints (issue 5): status over the control socket, optional /metrics. Bound before
+        // anything touches the spool, so a second relay on the same config stops here.
+        const auto started = SystemClock::now();
+        AdminServer admin(io.get_executor());
+        std::error_code made;
+        std::filesystem::create_directories(config->relay.control_socket.parent_path(), made);
+        admin.listen_control(config->relay.control_socket, [&](std::string_view command) -> std::string {
+            if (command != "status") return "{\"error\":\"unknown command; try status\"}\n";
+            return boost::json::serialize(status_snapshot(server, delivery, admin.addresses(), started)) + "\n";
+        });
+        if (config->relay.metrics_listen.port != 0)
+            admin.listen_metrics(config->relay.metrics_listen, [&] { return metrics::render(status_gauges(delivery)); });
         server.set_direct_handler([&delivery](QueuedMessage m) { return delivery.deliver_direct(std::move(m)); });
         server.start();
         delivery.start(spool.recover());
@@ -101,13 +121,21 @@ int run_serve(const std::vector<std::string>& args) {
                                [&delivery](std::vector<ControlRequest> r) { delivery.handle_requests(r); },
                                [&delivery] { delivery.tokens_changed(); });
         control.start();
+        SdNotifier notifier;
+        NotifyHeartbeat heartbeat(io.get_executor(), notifier, [&] { return status_summary(delivery); });
         log::info("started", {{"version", RELAY_VERSION}, {"listen", join(server.listening())},
-                              {"accounts", config->accounts.size()}, {"spool_dir", config->relay.spool_dir.string()}});
+                              {"accounts", config->accounts.size()}, {"spool_dir", config->relay.spool_dir.string()},
+                              {"admin", join(admin.addresses())}});
+        notifier.notify("READY=1\nSTATUS=" + status_summary(delivery));
+        heartbeat.start();
 
         asio::signal_set stop_signals(io, SIGTERM, SIGINT);
         stop_signals.async_wait([&](const boost::system::error_code& ec, int signal) {
             if (ec) return;
             log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
+            notifier.notify("STOPPING=1");
+            heartbeat.stop();
+            admin.stop();
             asio::co_spawn(io, [&]() -> asio::awaitable<void> {
                 co_await server.shutdown(kDrainDeadline);
                 control.stop();
@@ -120,7 +148,9 @@ int run_serve(const std::vector<std::string>& args) {
         std::function<void()> wait_hangup = [&] {
             hangup.async_wait([&](const boost::system::error_code& ec, int) {
                 if (ec) return;
+                notifier.notify(SdNotifier::reloading_message());
                 reload(config, server, delivery);
+                notifier.notify("READY=1\nSTATUS=" + status_summary(delivery));
                 wait_hangup();
             });
         };

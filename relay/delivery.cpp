@@ -27,6 +27,7 @@
 #include "relay/queue_state.hpp"
 #include "relay/rate_limiter.hpp"
 #include "relay/retry_schedule.hpp"
+#include "relay/upstream_queue_id.hpp"
 
 namespace relay {
 namespace {
@@ -537,7 +538,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                                     {"from", item.message.envelope.mail_from},
                                     {"rcpt_count", out.delivered.size()}, {"size", item.message.size},
                                     {"upstream_reply", out.last_ok->text()}, {"attempt", item.attempts},
-                                    {"delay_ms", ms_since(item.message.received)}});
+                                    {"delay_ms", ms_since(item.message.received)},
+                                    {"upstream_queue_id", upstream_queue_id(out.last_ok->text())}});
         }
         if (out.retry.empty()) {
             if (out.delivered.empty()) {
@@ -945,5 +947,31 @@ asio::awaitable<void> DeliveryAgent::stop(std::chrono::milliseconds deadline) {
 }
 
 std::size_t DeliveryAgent::queued() const { return impl_->in_flight; }
+
+std::vector<DeliveryAgent::AccountState> DeliveryAgent::account_states() const {
+    std::vector<AccountState> states;
+    auto now = Steady::now();
+    for (const auto& [name, a] : impl_->accounts) {
+        if (a->removed) continue;
+        AccountState s;
+        s.name = name;
+        s.ready = a->ready.size();
+        s.deferred = a->deferred.size();
+        s.sessions = a->workers;
+        auto older = [&](const Item& item) {
+            if (!s.oldest || item.message.received < *s.oldest) s.oldest = item.message.received;
+        };
+        for (const auto& item : a->ready) older(item);
+        for (const auto& [when, item] : a->deferred) older(item);
+        if (a->backoff_until > now)
+            s.backoff_remaining = std::chrono::ceil<std::chrono::seconds>(a->backoff_until - now);
+        s.on_hold = a->on_hold;
+        for (const auto& [id, item] : impl_->held)
+            if (item.message.envelope.account == name) ++s.held;
+        s.token = a->tokens->status();
+        states.push_back(std::move(s));
+    }
+    return states;
+}
 
 }  // namespace relay

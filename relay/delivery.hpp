@@ -11,6 +11,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "auth/http_client.hpp"
+#include "auth/token_manager.hpp"
 #include "auth/token_store.hpp"
 #include "conf/config.hpp"
 #include "relay/queue_control.hpp"
@@ -54,6 +56,20 @@ public:
     void tokens_changed();
 
     std::size_t queued() const;     // messages known to the agent and not yet delivered or failed
+
+    // A snapshot of one account for `status`, STATUS= and metrics (read on the I/O thread).
+    struct AccountState {
+        std::string name;
+        std::size_t ready = 0;          // waiting for a free upstream session
+        std::size_t deferred = 0;       // waiting for their retry time
+        std::size_t held = 0;           // kept by `queue hold ID`
+        unsigned sessions = 0;          // upstream sessions (workers) running
+        std::optional<SystemClock::time_point> oldest;   // receipt of the oldest waiting message
+        bool on_hold = false;           // a person must act (account_hold); nothing is attempted
+        std::chrono::seconds backoff_remaining{0};      // > 0: backing off after transient trouble
+        auth::TokenStatus token;
+    };
+    std::vector<AccountState> account_states() const;
 
 private:
     struct Impl;

@@ -2,6 +2,7 @@
 #include <utility>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -26,6 +27,9 @@ commands:
   check          test each account step by step (token, TLS, AUTH, optional test mail) with diagnoses
   hash-password  print a salted hash for [[users]] password_hash
   queue          list, show, retry, delete, hold or release queued mail (queue --help)
+  status         ask the running relay for its queue, accounts and tokens
+  config --check validate the configuration and print it with defaults filled in, secrets masked
+  sendmail       submit a message from stdin to the relay (sendmail(8) options -t -i -f -F)
 
 Every command takes --config FILE (default /etc/smtp-oauth2-relay/config.toml) and --help.
 exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error
@@ -35,6 +39,8 @@ exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
+    // Installed as /usr/sbin/sendmail (a symlink): behave as sendmail(8) does.
+    if (argc > 0 && std::filesystem::path(argv[0]).filename() == "sendmail") return relay::cli::run_sendmail(args);
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
         std::fputs(kTopHelp, args.empty() ? stderr : stdout);
         return args.empty() ? relay::cli::kUsageError : 0;

@@ -1,0 +1,532 @@
+"""Issue 5 end to end: the relay as a service. The systemd unit (verified and rated by systemd-analyze),
+the notify protocol (a datagram socket standing in for systemd), JSON and journald log entries (a
+datagram socket standing in for journald), `status` over the control socket and /metrics scraped
+during a run, `sendmail -t` delivering through the relay, `config --check`, a secret-leak sweep over
+everything a debug-level run prints, and the .deb (built, listed, installed when we are root)."""
+import base64
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import BINARY, CLIENT_SECRET, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, ROOT, render_config
+from harness import free_port
+
+UNIT = os.path.join(ROOT, "systemd", "smtp-oauth2-relay.service")
+
+
+def message(subject, extra_headers=(), body_lines=("Hello from a legacy app.",)):
+    lines = [f"From: {MAILBOX}", "To: boss@example.com", f"Subject: {subject}", *extra_headers, ""] + list(body_lines)
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def send(port, data, rcpts=("boss@example.com",), login=None, mechanism=None):
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo("legacy-app.local")
+        if login:
+            if mechanism:
+                client.user, client.password = login
+                client.auth(mechanism, getattr(client, "auth_" + mechanism.lower()), initial_response_ok=False)
+            else:
+                client.login(*login)
+        client.sendmail(MAILBOX, list(rcpts), data)
+
+
+def queue_id_of(line):
+    return re.search(r"queue_id=([0-9A-F]+)", line).group(1)
+
+
+class DatagramSink:
+    """A unix datagram socket standing in for systemd's notify socket or journald's socket."""
+
+    def __init__(self, address):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(address)
+        self.sock.setblocking(False)
+        self.received = []
+
+    def drain(self):
+        """Everything received so far (what is waiting now is appended)."""
+        while True:
+            try:
+                self.received.append(self.sock.recv(1 << 20))
+            except BlockingIOError:
+                return self.received
+
+    def wait_for(self, predicate, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.drain()
+            found = [m for m in self.received if predicate(m)]
+            if found:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"no matching datagram within {timeout} s; got {self.received[-10:]}")
+
+    def close(self):
+        self.sock.close()
+
+
+def parse_journal_entry(data):
+    """journald's native protocol: KEY=value lines, or KEY\\n<le64 size><bytes>\\n for binary values."""
+    fields, i = {}, 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        line = data[i:nl]
+        if b"=" in line:
+            key, value = line.split(b"=", 1)
+            i = nl + 1
+        else:
+            key = line
+            size = int.from_bytes(data[nl + 1:nl + 9], "little")
+            value = data[nl + 9:nl + 9 + size]
+            assert data[nl + 9 + size:nl + 10 + size] == b"\n"
+            i = nl + 10 + size
+        fields[key.decode()] = value.decode()
+    return fields
+
+
+# --- systemd unit ---------------------------------------------------------------------------------
+
+def test_unit_verifies_and_its_exposure_is_at_most_1_5(tmp_path):
+    unit_text = open(UNIT).read()
+    assert "Type=notify" in unit_text and "ExecReload=" in unit_text and "WatchdogSec=" in unit_text
+    assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n" in unit_text
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE\n" in unit_text
+    assert "PrivateUsers=yes" not in unit_text and "PrivateNetwork=yes" not in unit_text  # port 25 on the host
+    # verify needs the commands to exist: a copy pointing at the built binary.
+    unit = tmp_path / "smtp-oauth2-relay.service"
+    unit.write_text(unit_text.replace("/usr/bin/smtp-oauth2-relay", os.path.abspath(BINARY)))
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
+                            timeout=60)
+    assert verify.returncode == 0 and verify.stdout + verify.stderr == "", verify.stdout + verify.stderr
+    security = subprocess.run(["systemd-analyze", "security", "--offline=true", UNIT], capture_output=True,
+                              text=True, timeout=60)
+    assert security.returncode == 0, security.stderr
+    exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", security.stdout).group(1))
+    assert exposure <= 1.5, security.stdout
+    # A deliberate weakening is noticed: the test can fail.
+    weak = tmp_path / "weak.service"
+    weak.write_text(unit_text.replace("ProtectSystem=strict", "ProtectSystem=no").replace("NoNewPrivileges=yes", ""))
+    weak_out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(weak)], capture_output=True,
+                              text=True, timeout=60).stdout
+    assert float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", weak_out).group(1)) > exposure
+
+
+def test_sysusers_and_tmpfiles_create_the_user_and_a_private_spool(tmp_path):
+    (tmp_path / "etc").mkdir()   # an image root: sysusers writes its etc/passwd, tmpfiles reads it
+    sysusers = subprocess.run(["systemd-sysusers", f"--root={tmp_path}",
+                               os.path.join(ROOT, "systemd", "smtp-oauth2-relay.sysusers")],
+                              capture_output=True, text=True, timeout=30)
+    assert sysusers.returncode == 0, sysusers.stderr
+    passwd = (tmp_path / "etc" / "passwd").read_text()
+    assert re.search(r"^smtp-oauth2-relay:x:\d+:\d+:[^:]*:/var/lib/smtp-oauth2-relay:/usr/sbin/nologin$", passwd, re.M)
+    tmpfiles = subprocess.run(["systemd-tmpfiles", "--create", f"--root={tmp_path}",
+                               os.path.join(ROOT, "systemd", "smtp-oauth2-relay.tmpfiles")],
+                              capture_output=True, text=True, timeout=30)
+    assert tmpfiles.returncode == 0, tmpfiles.stderr
+    uid = int(re.search(r"^smtp-oauth2-relay:x:(\d+):", passwd, re.M).group(1))
+    for directory in ("var/spool/smtp-oauth2-relay", "var/lib/smtp-oauth2-relay"):
+        st = (tmp_path / directory).stat()
+        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == uid, directory
+
+
+# --- sd_notify ------------------------------------------------------------------------------------
+
+def test_notify_ready_status_watchdog_and_reload(relay, tmp_path, monkeypatch):
+    sink = DatagramSink(str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
+    try:
+        relay.start()
+        ready = sink.wait_for(lambda m: b"READY=1" in m)
+        # READY=1 means listening: the port answers (start() connected already) and STATUS names the queue.
+        assert any(b"STATUS=0 queued" in m for m in sink.received), sink.received
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as s:
+            assert s.recv(512).startswith(b"220 ")
+        send(relay.port, message("notify"))
+        relay.wait_for_log("delivered")
+        # WATCHDOG=1 at half of 0.4 s: several within a second.
+        time.sleep(1.0)
+        sink.drain()
+        assert len([m for m in sink.received if m == b"WATCHDOG=1"]) >= 3, sink.received
+        before = len(sink.received)
+        relay.process.send_signal(signal.SIGHUP)
+        reloading = sink.wait_for(lambda m: m.startswith(b"RELOADING=1"))
+        assert re.match(rb"RELOADING=1\nMONOTONIC_USEC=\d+$", reloading[0]), reloading
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(b"READY=1" in m for m in sink.drain()[before:]):
+            time.sleep(0.05)
+        after = sink.received[before:]
+        first_reloading = next(i for i, m in enumerate(after) if m.startswith(b"RELOADING=1"))
+        assert any(b"READY=1" in m for m in after[first_reloading + 1:]), after
+        relay.wait_for_log("reloaded")
+        assert relay.stop() == 0
+        assert b"STOPPING=1" in sink.drain()
+        assert len(ready) == 1  # READY=1 once at start (the second one came after RELOADING)
+    finally:
+        sink.close()
+
+
+def test_notify_to_an_abstract_socket_and_nothing_without_notify_socket(relay, monkeypatch):
+    name = f"smtp-oauth2-relay-test-{os.getpid()}-{relay.port}"
+    sink = DatagramSink("\0" + name)
+    monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+    try:
+        relay.start()
+        sink.wait_for(lambda m: b"READY=1" in m)
+    finally:
+        sink.close()
+    relay.stop()
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    relay.start()  # no NOTIFY_SOCKET: runs the same, nothing to notify
+    send(relay.port, message("plain"))
+    relay.wait_for_log("delivered")
+
+
+# --- log formats ----------------------------------------------------------------------------------
+
+def test_json_log_lines_carry_every_per_message_field(relay, standin):
+    relay.settings["log_format"] = "json"
+    relay.start()
+    send(relay.port, message("json ok"))
+    standin.wait_for_messages(1)
+    standin.control(fail_mail_with="451 4.7.500 Server busy, please try again later")
+    send(relay.port, message("json deferred"))
+    lines = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in relay.log().splitlines() if line.strip()]
+        if any(e["event"] == "deferred" for e in lines):
+            break
+        time.sleep(0.1)
+    standin.control(fail_mail_with="550 5.7.60 SendAs denied")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in relay.log().splitlines() if line.strip()]
+        if any(e["event"] == "failed" for e in lines):
+            break
+        time.sleep(0.1)
+    events = {}
+    for e in lines:
+        assert set(e) >= {"time", "level", "event"}, e
+        events.setdefault(e["event"], []).append(e)
+    received = events["received"][0]
+    assert set(received) >= {"queue_id", "account", "from", "rcpt_count", "size", "client"}
+    assert received["account"] == "office" and received["from"] == MAILBOX and received["rcpt_count"] == 1
+    delivered = events["delivered"][0]
+    assert delivered["queue_id"] == received["queue_id"]
+    assert set(delivered) >= {"account", "from", "rcpt_count", "size", "upstream_reply", "attempt", "delay_ms"}
+    assert delivered["upstream_reply"].startswith("250 ")
+    assert delivered["upstream_queue_id"] and delivered["upstream_queue_id"] in delivered["upstream_reply"]
+    deferred = events["deferred"][0]
+    assert deferred["upstream_reply"].startswith("451 4.7.500") and deferred["next_try_in_s"] >= 1 and deferred["attempt"] == 1
+    failed = events["failed"][0]
+    assert failed["queue_id"] == deferred["queue_id"] and "550 5.7.60" in failed["upstream_reply"]
+
+
+def test_journal_entries_have_upper_case_fields_and_auto_detection(relay, tmp_path, monkeypatch):
+    journal = DatagramSink(str(tmp_path / "journal.sock"))
+    monkeypatch.setenv("SMTP_OAUTH2_RELAY_JOURNAL_SOCKET", str(tmp_path / "journal.sock"))
+    # log_format is left at "auto": JOURNAL_STREAM naming the relay's stderr switches it to journal.
+    open(relay.log_path, "a").close()
+    st = os.stat(relay.log_path)
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+    try:
+        relay.start()
+        send(relay.port, message("journal"))
+        entries = journal.wait_for(lambda m: b"EVENT=delivered\n" in m)
+        delivered = parse_journal_entry(entries[0])
+        for key in ("QUEUE_ID", "ACCOUNT", "MAIL_FROM", "RCPT_COUNT", "SIZE", "UPSTREAM_REPLY", "UPSTREAM_QUEUE_ID", "DELAY_MS",
+                    "ATTEMPT", "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER"):
+            assert key in delivered, (key, delivered)
+        assert delivered["PRIORITY"] == "6" and delivered["ACCOUNT"] == "office"
+        assert delivered["MAIL_FROM"] == MAILBOX and delivered["UPSTREAM_REPLY"].startswith("250 ")
+        assert delivered["MESSAGE"].startswith("info delivered queue_id=" + delivered["QUEUE_ID"])
+        received = [parse_journal_entry(m) for m in journal.drain() if b"EVENT=received\n" in m]
+        assert received and received[0]["QUEUE_ID"] == delivered["QUEUE_ID"]
+        # Nothing went to stderr: the journal had every line.
+        assert relay.log() == ""
+    finally:
+        journal.close()
+
+
+def test_journal_falls_back_to_stderr_when_journald_is_absent(relay, tmp_path, monkeypatch):
+    relay.settings["log_format"] = "journal"
+    monkeypatch.setenv("SMTP_OAUTH2_RELAY_JOURNAL_SOCKET", str(tmp_path / "nobody-listens.sock"))
+    relay.start()
+    send(relay.port, message("fallback"))
+    assert relay.wait_for_log("delivered")
+
+
+# --- status and metrics ---------------------------------------------------------------------------
+
+def scrape(port, path="/metrics"):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.headers.get("Content-Type"), response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, None, ""
+
+
+def metric(text, name, **labels):
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name}{{{wanted}}} not in metrics:\n{text}")
+
+
+def test_status_and_metrics_during_a_run(relay, standin):
+    metrics_port = free_port()
+    relay.settings["metrics_listen"] = f"127.0.0.1:{metrics_port}"
+    relay.start()
+    socket_path = os.path.join(relay.state_dir, "control.sock")
+    assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o600
+    for i in range(2):
+        send(relay.port, message(f"metrics {i}"))
+    relay.wait_for_log("delivered", count=2)
+    standin.set_smtp_up(False)
+    send(relay.port, message("stuck"))
+    relay.wait_for_log("deferred")
+
+    result = relay.run("status")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"127.0.0.1:{relay.port}" in out and f"unix:{socket_path}" in out
+    assert re.search(r"queue: 1 message\(s\): 0 ready, 1 deferred", out), out
+    assert "oldest waiting" in out and "account office:" in out, out
+    assert "refresh token stored" in out and "access token valid until 20" in out
+    snapshot = json.loads(relay.run("status", "--json").stdout)
+    assert snapshot["queue"]["deferred"] == 1 and snapshot["queue"]["oldest_age_s"] >= 0
+    office = snapshot["accounts"][0]
+    assert office["name"] == "office" and isinstance(office["on_hold"], bool)
+    assert office["token"]["have_refresh_token"] is True and office["token"]["valid_for_s"] > 3000
+    assert office["token"]["last_refresh"].endswith("Z") and office["token"]["last_error"] == ""
+
+    status, content_type, text = scrape(metrics_port)
+    assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
+    assert metric(text, "smtp_oauth2_relay_messages_received_total", account="office") == 3
+    assert metric(text, "smtp_oauth2_relay_messages_delivered_total", account="office") == 2
+    assert metric(text, "smtp_oauth2_relay_messages_deferred_total", account="office") >= 1
+    assert metric(text, "smtp_oauth2_relay_messages_failed_total", account="office") == 0
+    assert metric(text, "smtp_oauth2_relay_upstream_replies_total", account="office", **{"class": "2xx"}) == 2
+    assert metric(text, "smtp_oauth2_relay_upstream_replies_total", account="office", **{"class": "none"}) >= 1
+    assert metric(text, "smtp_oauth2_relay_delivery_latency_seconds_count", account="office") == 2
+    assert metric(text, "smtp_oauth2_relay_delivery_latency_seconds_bucket", account="office", le="+Inf") == 2
+    assert metric(text, "smtp_oauth2_relay_queue_messages", account="office", state="deferred") == 1
+    assert metric(text, "smtp_oauth2_relay_account_on_hold", account="office") in (0, 1)
+    assert metric(text, "smtp_oauth2_relay_token_valid_seconds", account="office") > 3000
+    assert "# TYPE smtp_oauth2_relay_delivery_latency_seconds histogram" in text
+    assert scrape(metrics_port, "/other")[0] == 404
+    # The stand-in comes back: the deferred message goes out and the gauges follow.
+    standin.set_smtp_up(True)
+    relay.wait_for_log("delivered", count=3, timeout=30)
+    assert json.loads(relay.run("status", "--json").stdout)["queue"]["total"] == 0
+
+
+def test_a_second_relay_on_the_same_control_socket_stops_before_touching_the_spool(relay):
+    relay.start()
+    other = os.path.join(relay.workdir, "second.toml")
+    with open(other, "w") as f:
+        f.write(render_config(dict(relay.settings, listen=[f"127.0.0.1:{free_port()}"]), relay.users, relay.accounts))
+    second = subprocess.run([BINARY, "serve", "--config", other], capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1 and "another relay is running" in second.stderr, second.stderr
+    assert json.loads(relay.run("status", "--json").stdout)["queue"]["total"] == 0  # the first one still answers
+
+
+def test_status_without_a_running_relay_exits_1(relay):
+    result = relay.run("status")
+    assert result.returncode == 1 and "cannot reach the relay" in result.stderr
+
+
+# --- sendmail -------------------------------------------------------------------------------------
+
+def sendmail(relay, args, data, name="sendmail"):
+    """Runs the binary under the name `name` (as /usr/sbin/sendmail would) with the config from the env."""
+    link = os.path.join(relay.workdir, name)
+    if not os.path.exists(link):
+        os.symlink(os.path.abspath(BINARY), link)
+    relay.write_config()
+    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path)
+    return subprocess.run([link, *args], input=data, capture_output=True, env=env, timeout=30)
+
+
+def test_sendmail_t_delivers_through_the_relay_with_bcc_removed(relay, standin):
+    relay.start()
+    data = (b"To: Boss <boss@example.com>, \"Doe, Jane\" <jane@example.com>\n"
+            b"Cc: ops@example.com\nBcc: audit@example.com,\n hidden@example.com\nSubject: nightly report\n\n"
+            b"line one\n.\n..two dots\n.dot first\nend\n")
+    result = sendmail(relay, ["-t", "-i", "-f", MAILBOX], data)
+    assert result.returncode == 0, result.stderr
+    envelope, received = standin.wait_for_messages(1, timeout=20)[0]
+    assert envelope["mail_from"] == MAILBOX
+    assert sorted(envelope["rcpt_to"]) == sorted(["boss@example.com", "jane@example.com", "ops@example.com",
+                                                  "audit@example.com", "hidden@example.com"])
+    assert b"Bcc" not in received and b"hidden@example.com" not in received
+    assert b"\r\nline one\r\n.\r\n..two dots\r\n.dot first\r\nend\r\n" in received
+    assert b"\nDate: " in b"\n" + received and b"\nFrom: " in b"\n" + received
+
+    # Without -i a lone "." ends the input (traditional sendmail); the subcommand form works too, and
+    # without -f the sender is the default account's mailbox (the only one Office 365 accepts).
+    plain = subprocess.run([BINARY, "sendmail", "--config", relay.config_path, "boss@example.com"],
+                           input=b"Subject: dot\n\nbefore\n.\nafter\n", capture_output=True, timeout=30)
+    assert plain.returncode == 0, plain.stderr
+    envelope, second = standin.wait_for_messages(2, timeout=20)[1]
+    assert b"before\r\n" in second and b"after" not in second
+    assert envelope["mail_from"] == MAILBOX and f"From: {MAILBOX}".encode() in second
+
+
+def test_sendmail_exit_codes(relay):
+    relay.start()
+    assert sendmail(relay, [], b"Subject: x\n\nno rcpt\n").returncode == 64          # EX_USAGE
+    assert sendmail(relay, ["-X", "a@b"], b"x\n").returncode == 64
+    too_big = b"Subject: big\n\n" + (b"x" * 900 + b"\n") * 1300
+    assert sendmail(relay, ["boss@example.com"], too_big).returncode == 65           # EX_DATAERR (552)
+    relay.stop()
+    down = sendmail(relay, ["boss@example.com"], b"Subject: x\n\nrelay down\n")
+    assert down.returncode == 75 and b"try again later" in down.stderr               # EX_TEMPFAIL
+    broken = subprocess.run([BINARY, "sendmail", "--config", "/nonexistent.toml", "a@b"], input=b"x\n",
+                            capture_output=True, timeout=30)
+    assert broken.returncode == 78                                                   # EX_CONFIG
+
+
+# --- config --check -------------------------------------------------------------------------------
+
+def test_config_check_prints_every_key_with_secrets_masked(relay, tmp_path):
+    result = relay.run("config", "--check")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for key in ("listen", "allow_networks", "spool_dir", "state_dir", "max_message_size", "require_auth",
+                "hostname", "min_backoff", "max_backoff", "max_queue_lifetime", "log_level", "log_format",
+                "control_socket", "client_id", "token_url", "scope", "upstream", "upstream_tls",
+                "upstream_auth", "max_connections"):
+        assert re.search(rf"^{key} = ", out, re.M), key
+    assert 'max_queue_lifetime = "432000s"' in out and 'log_format = "auto"' in out  # defaults filled in
+    assert "# metrics_listen is not set" in out
+    assert 'client_secret = "********"' in out and 'password = "********"' in out
+    assert CLIENT_SECRET not in out and LOCAL_PASSWORD not in out
+    relay.settings["max_backoff"] = "forever"
+    bad = relay.run("config", "--check")
+    assert bad.returncode == 2 and re.search(r"config\.toml:\d+:\d+: .*max_backoff", bad.stderr), bad.stderr
+
+
+def test_client_secret_from_a_systemd_credential(relay, tmp_path, monkeypatch):
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "office.secret").write_text(CLIENT_SECRET + "\n")
+    del relay.accounts["office"]["client_secret"]
+    relay.accounts["office"]["client_secret_file"] = "${CREDENTIALS_DIRECTORY}/office.secret"
+    missing = relay.run("config", "--check")
+    assert missing.returncode == 2 and "CREDENTIALS_DIRECTORY" in missing.stderr
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    relay.start()   # token import redeems the token with the secret read from the credential
+    send(relay.port, message("credential"))
+    relay.wait_for_log("delivered")
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+def test_no_secret_or_token_in_any_output_at_debug_level(relay, standin):
+    standin.control(token_lifetime=2, rotation="invalidate")  # refreshes (and rotations) during the run
+    metrics_port = free_port()
+    relay.settings["metrics_listen"] = f"127.0.0.1:{metrics_port}"
+    relay.settings["log_level"] = "debug"
+    standin.control(add_refresh_token={"token": "leak-test-refresh-token-Zq9", "user": MAILBOX})
+    imported = relay.import_token("leak-test-refresh-token-Zq9")
+    tokens = {"leak-test-refresh-token-Zq9"}
+    relay.start(import_token=False)
+    token_file = os.path.join(relay.state_dir, "tokens", "office.json")
+    outputs = [imported.stdout, imported.stderr]
+    for i, mechanism in enumerate(["PLAIN", "LOGIN", None, "PLAIN"]):
+        send(relay.port, message(f"leak {i}"), login=(LOCAL_USER, LOCAL_PASSWORD) if mechanism else None,
+             mechanism=mechanism)
+        relay.wait_for_log("delivered", count=i + 1)
+        tokens.add(standin.latest_refresh_token())
+        stored = json.load(open(token_file))
+        tokens.update(v for k, v in stored.items() if "token" in k and isinstance(v, str) and v)
+        time.sleep(1.7)  # let the 2 s access token go stale, so the next delivery refreshes
+    status = relay.run("status")
+    outputs += [status.stdout, status.stderr, relay.run("status", "--json").stdout,
+                relay.run("config", "--check").stdout, scrape(metrics_port)[2]]
+    metrics_text = outputs[-1]
+    assert relay.stop() == 0
+    outputs.append(relay.log())
+    assert len(relay.log_lines("token_refreshed")) >= 2
+    assert metric(metrics_text, "smtp_oauth2_relay_token_refreshes_total", account="office") >= 2
+    everything = "\n".join(outputs)
+    assert "token_refreshed" in everything and "debug" in everything
+    secrets = {CLIENT_SECRET, LOCAL_PASSWORD} | tokens
+    assert len(tokens) >= 4, tokens
+    for secret in secrets:
+        assert secret not in everything, f"a secret ({len(secret)} chars) appears in the output"
+        # ... nor in the encodings SASL uses.
+        for encoded in (base64.b64encode(secret.encode()).decode(),
+                        base64.b64encode(f"\0{LOCAL_USER}\0{secret}".encode()).decode(),
+                        base64.b64encode(f"user={MAILBOX}\x01auth=Bearer {secret}\x01\x01".encode()).decode()):
+            assert encoded not in everything
+
+
+# --- packaging ------------------------------------------------------------------------------------
+
+def test_deb_is_built_with_unit_config_man_pages_and_installs(tmp_path):
+    build_dir = os.path.dirname(os.path.abspath(BINARY))
+    out_dir = tmp_path / "deb"
+    built = subprocess.run(["cpack", "-G", "DEB", "-B", str(out_dir)], cwd=build_dir, capture_output=True,
+                           text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    debs = [p for p in out_dir.iterdir() if p.name.endswith(".deb")]
+    assert len(debs) == 1
+    deb = str(debs[0])
+    contents = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True, check=True).stdout
+    for path in ("./usr/bin/smtp-oauth2-relay", "./lib/systemd/system/smtp-oauth2-relay.service",
+                 "./usr/lib/sysusers.d/smtp-oauth2-relay.conf", "./usr/lib/tmpfiles.d/smtp-oauth2-relay.conf",
+                 "./etc/smtp-oauth2-relay/config.toml", "./usr/share/man/man8/smtp-oauth2-relay.8.gz",
+                 "./usr/share/man/man5/smtp-oauth2-relay.toml.5.gz",
+                 "./usr/lib/smtp-oauth2-relay/sendmail -> ../../bin/smtp-oauth2-relay"):
+        assert path in contents, path
+    assert "./usr/sbin/sendmail" not in contents  # that path belongs to the system's MTA
+    info = subprocess.run(["dpkg-deb", "-I", deb], capture_output=True, text=True, check=True).stdout
+    assert "Package: smtp-oauth2-relay" in info and "libssl3" in info
+    conffiles = subprocess.run(["dpkg-deb", "-I", deb, "conffiles"], capture_output=True, text=True).stdout
+    assert conffiles.split() == ["/etc/smtp-oauth2-relay/config.toml"]
+    tree = tmp_path / "tree"
+    subprocess.run(["dpkg-deb", "-x", deb, str(tree)], check=True)
+    page = subprocess.run(["man", "-l", str(tree / "usr/share/man/man8/smtp-oauth2-relay.8.gz")],
+                          capture_output=True, text=True, env=dict(os.environ, MANPAGER="cat", MANWIDTH="100"))
+    assert "journalctl -u smtp-oauth2-relay QUEUE_ID=" in page.stdout.replace("\u2010", "-"), page.stderr
+    installed = subprocess.run([str(tree / "usr/bin/smtp-oauth2-relay"), "--version"], capture_output=True, text=True)
+    assert installed.stdout.startswith("smtp-oauth2-relay ")
+
+    # dpkg -i on this machine only as root, when the package is not installed otherwise; one at a time.
+    if os.geteuid() != 0 or not shutil.which("dpkg"):
+        pytest.skip("not root: .deb built and checked, not installed")
+    with open("/tmp/smtp-oauth2-relay-dpkg-test.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run(["dpkg", "-s", "smtp-oauth2-relay"], capture_output=True).returncode == 0:
+            pytest.skip("smtp-oauth2-relay is installed on this machine; not touching it")
+        try:
+            install = subprocess.run(["dpkg", "-i", deb], capture_output=True, text=True, timeout=120)
+            assert install.returncode == 0, install.stdout + install.stderr
+            version = subprocess.run(["/usr/bin/smtp-oauth2-relay", "--version"], capture_output=True, text=True)
+            assert version.returncode == 0 and version.stdout.startswith("smtp-oauth2-relay 0.")
+            config = os.stat("/etc/smtp-oauth2-relay/config.toml")
+            assert stat.S_IMODE(config.st_mode) == 0o640
+            assert os.path.isdir("/var/spool/smtp-oauth2-relay")
+            check = subprocess.run(["/usr/bin/smtp-oauth2-relay", "config", "--check"], capture_output=True, text=True)
+            assert check.returncode == 0, check.stderr
+        finally:
+            purge = subprocess.run(["dpkg", "--purge", "smtp-oauth2-relay"], capture_output=True, text=True, timeout=120)
+        assert purge.returncode == 0, purge.stdout + purge.stderr
+        assert not os.path.exists("/usr/bin/smtp-oauth2-relay")

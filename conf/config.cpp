@@ -597,13 +597,19 @@ std::optional<std::string> toml_of(bool v) { return v ? "true" : "false"; }
 std::optional<std::string> toml_of(std::uint64_t v) { return std::to_string(v); }
 std::optional<std::string> toml_of(unsigned v) { return std::to_string(v); }
 std::optional<std::string> toml_of(std::chrono::seconds v) { return toml_string(std::to_string(v.count()) + "s"); }
+std::optional<std::string> toml_of(const std::optional<std::chrono::seconds>& v) {
+    return v ? toml_of(*v) : std::nullopt;
+}
+std::string toml_item(const std::string& item) { return toml_string(item); }
+template <class T>
+std::string toml_item(const T& item) { return toml_string(item.to_string()); }
 std::optional<std::string> toml_of(const HostPort& v) {
     return v.port == 0 ? std::nullopt : std::optional(toml_string(v.to_string()));
 }
 template <class T>
 std::optional<std::string> toml_of(const std::vector<T>& items) {
     std::string out = "[";
-    for (const auto& item : items) out += (out.size() > 1 ? ", " : "") + toml_string(item.to_string());
+    for (const auto& item : items) out += (out.size() > 1 ? ", " : "") + toml_item(item);
     return out + "]";
 }
 template <class E, class = std::enable_if_t<std::is_enum_v<E>>>

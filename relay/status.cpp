@@ -159,7 +159,7 @@ std::string render_status(const json::object& s) {
 }
 
 std::string status_summary(const DeliveryAgent& delivery) {
-    std::size_t ready = 0, deferred = 0, held = 0;
+    std::size_t ready = 0, deferred = 0;
     std::string held;
     for (const auto& a : delivery.account_states()) {
         ready += a.ready;

@@ -394,7 +394,7 @@ def test_tls_1_0_client_is_refused_by_default(relay, standin):
     result = openssl("-tls1", "-cipher", "DEFAULT@SECLEVEL=0", "-connect", f"127.0.0.1:{tls_port}")
     assert result.returncode != 0
     assert b"220 relay.test" not in result.stdout
-    relay.wait_for_log("session_error")
+    assert "unsupported protocol" in relay.wait_for_log("tls_handshake_failed")[0]
     # The same client with TLS 1.2 is served.
     result = openssl("-tls1_2", "-connect", f"127.0.0.1:{tls_port}")
     assert result.returncode == 0 and b"220 relay.test" in result.stdout

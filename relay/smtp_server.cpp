@@ -241,8 +241,11 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
             if (implicit_tls) {
                 c.timer.expires_after(limits.command_timeout);
                 ClientStream::Result shake = co_await c.stream.handshake(*self->tls_context, c.timer);
-                if (shake.timed_out || shake.error)
-                    throw boost::system::system_error(shake.timed_out ? asio::error::timed_out : shake.error, "TLS handshake");
+                if (shake.timed_out || shake.error) {
+                    log::info("tls_handshake_failed", {{"client", peer},
+                                                       {"error", shake.timed_out ? "timeout" : shake.error.message()}});
+                    throw boost::system::system_error(asio::error::connection_aborted, "TLS handshake");
+                }
                 log::debug("tls_started", {{"client", peer}, {"tls", c.stream.tls_description()}});
             }
             if (!implicit_tls) {

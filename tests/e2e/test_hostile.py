@@ -394,7 +394,7 @@ def test_tls_1_0_client_is_refused_by_default(relay, standin):
     result = openssl("-tls1", "-cipher", "DEFAULT@SECLEVEL=0", "-connect", f"127.0.0.1:{tls_port}")
     assert result.returncode != 0
     assert b"220 relay.test" not in result.stdout
-    relay.wait_for_log("session_error")
+    assert "unsupported protocol" in relay.wait_for_log("tls_handshake_failed")[0]
     # The same client with TLS 1.2 is served.
     result = openssl("-tls1_2", "-connect", f"127.0.0.1:{tls_port}")
     assert result.returncode == 0 and b"220 relay.test" in result.stdout
@@ -439,4 +439,55 @@ def test_talking_before_the_greeting_is_refused(relay, standin):
     # A patient client is greeted after the pause.
     client = RawClient(relay.port)
     assert client.reply().startswith("220 relay.test")
+    client.close()
+
+
+def test_tls_1_0_only_by_explicit_opt_in_with_a_warning(relay, standin):
+    from harness import free_port
+    tls_port = free_port()
+    relay.settings.update({"listen_tls": [f"127.0.0.1:{tls_port}"], "min_tls_version": "1.0"})
+    result = relay.run("serve")
+    assert result.returncode == 2 and "allow_legacy_tls" in result.stderr
+    relay.settings["allow_legacy_tls"] = True
+    relay.start()
+    assert relay.log_lines("tls_legacy_enabled")
+    result = openssl("-tls1", "-cipher", "DEFAULT@SECLEVEL=0", "-connect", f"127.0.0.1:{tls_port}")
+    assert result.returncode == 0 and b"220 relay.test" in result.stdout
+
+
+def test_command_and_session_timeouts(relay, standin):
+    relay.settings.update({"command_timeout": "2s", "session_timeout": "4s"})
+    relay.start()
+    idle = RawClient(relay.port)
+    assert idle.reply().startswith("220")
+    busy = RawClient(relay.port)
+    assert busy.reply().startswith("220")
+    started = time.monotonic()
+    assert idle.reply().startswith("421 4.4.2")   # nothing sent for command_timeout
+    assert 1.5 < time.monotonic() - started < 10
+    replies = []
+    while time.monotonic() - started < 15:
+        reply = busy.command("NOOP")
+        replies.append(reply)
+        if not reply.startswith("250"):
+            break
+        time.sleep(0.5)
+    assert replies[-1].startswith("421 4.4.2"), replies[-3:]   # active, but past session_timeout
+    idle.close()
+    busy.close()
+
+
+def test_error_tarpit_then_too_many_errors(relay, standin):
+    relay.settings.update({"soft_error_limit": 2, "error_delay": "1s", "max_errors": 4})
+    relay.start()
+    client = RawClient(relay.port)
+    client.reply()
+    assert client.command("BOGUS").startswith("500")
+    started = time.monotonic()
+    assert client.command("BOGUS").startswith("500")   # the 2nd error reaches soft_error_limit
+    assert time.monotonic() - started >= 0.9
+    assert client.command("BOGUS").startswith("500")
+    assert client.command("BOGUS").startswith("500")
+    assert client.reply().startswith("421 4.7.0 relay.test Error: too many errors")
+    assert client.reply() == ""   # closed
     client.close()

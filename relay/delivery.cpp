@@ -356,15 +356,19 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                 }
                 if (!failure.empty()) {
                     log::warning("upstream_unavailable", {{"account", a->config.name}, {"error", failure}});
-                    // Charge one attempt to the oldest ready message so its log shows the trouble.
-                    Item item = std::move(a->ready.front());
-                    a->ready.pop_front();
-                    ++item.attempts;
                     self->back_off_account(*a, failure);
-                    self->defer(*a, std::move(item), failure);
+                    // Charge one attempt to the oldest ready message so its log shows the trouble.
+                    if (!a->ready.empty()) {
+                        Item item = std::move(a->ready.front());
+                        a->ready.pop_front();
+                        ++item.attempts;
+                        self->defer(*a, std::move(item), failure);
+                    }
                     break;
                 }
             }
+            // Other workers ran while this one connected: the queue may be empty by now.
+            if (a->ready.empty()) continue;
             Item item = std::move(a->ready.front());
             a->ready.pop_front();
             if (!co_await self->deliver(*a, *open.session, std::move(item))) open = {};

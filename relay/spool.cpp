@@ -32,6 +32,10 @@ namespace asio = boost::asio;
 
 constexpr std::string_view kMagic = "smtp-oauth2-relay-spool 1\n";
 constexpr int kSizeDigits = 20;
+// Enough recycled files to cover the messages in flight between intake and delivery in a burst;
+// larger files are deleted rather than kept (their blocks would sit idle until reused).
+constexpr std::size_t kMaxRecycled = 256;
+constexpr std::uint64_t kMaxRecycledSize = 1024 * 1024;
 
 [[noreturn]] void throw_errno(int err, const std::string& what) {
     throw std::system_error(err, std::generic_category(), what);
@@ -80,6 +84,32 @@ Spool::Spool(fs::path spool_dir) : dir_(std::move(spool_dir)) {
     ensure_directory(incoming_dir(), 0700);
     ensure_directory(queue_dir(), 0700);
     ensure_directory(failed_dir(), 0700);
+    ensure_directory(recycled_dir(), 0700);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(recycled_dir(), ec)) {
+        if (recycled_.size() < kMaxRecycled)
+            recycled_.push_back(entry.path().filename().string());
+        else
+            fs::remove(entry.path(), ec);
+    }
+}
+
+int Spool::open_incoming(const std::string& id) {
+    fs::path path = incoming_dir() / id;
+    std::string reuse;
+    {
+        std::lock_guard lock(recycled_mutex_);
+        if (!recycled_.empty()) {
+            reuse = std::move(recycled_.back());
+            recycled_.pop_back();
+        }
+    }
+    if (!reuse.empty() && ::rename((recycled_dir() / reuse).c_str(), path.c_str()) == 0) {
+        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) return fd;
+        ::unlink(path.c_str());
+    }
+    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
 std::vector<QueuedMessage> Spool::recover() {
@@ -166,6 +196,17 @@ QueuedMessage Spool::read(const fs::path& file) {
 }
 
 void Spool::remove(const QueuedMessage& message) {
+    if (message.size <= kMaxRecycledSize) {
+        std::unique_lock lock(recycled_mutex_);
+        if (recycled_.size() < kMaxRecycled) {
+            // Not synced: after a crash the file may be back in queue/ and be delivered again,
+            // exactly as with an unlink that did not reach the disk.
+            if (::rename(message.path.c_str(), (recycled_dir() / message.id).c_str()) == 0) {
+                recycled_.push_back(message.id);
+                return;
+            }
+        }
+    }
     std::error_code ec;
     fs::remove(message.path, ec);
     if (ec) log::error("spool_remove_failed", {{"queue_id", message.id}, {"error", ec.message()}});
@@ -338,7 +379,8 @@ void SpoolWriter::message_begin(const Envelope& envelope) {
     saved_errno_ = 0;
 
     fs::path path = spool_.incoming_dir() / message_.id;
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    fd_ = spool_.open_incoming(message_.id);
+    written_ = 0;
     if (fd_ < 0) {
         write_failed_ = true;
         saved_errno_ = errno;
@@ -373,6 +415,7 @@ void SpoolWriter::message_data(std::string_view bytes) {
     if (bytes.size() >= 256 * 1024) {
         try {
             write_all(fd_, bytes, spool_.incoming_dir() / message_.id);
+            written_ += bytes.size();
         } catch (const std::system_error& e) {
             write_failed_ = true;
             saved_errno_ = e.code().value();
@@ -386,6 +429,7 @@ void SpoolWriter::flush() {
     if (buffer_.empty() || write_failed_) return;
     try {
         write_all(fd_, buffer_, spool_.incoming_dir() / message_.id);
+        written_ += buffer_.size();
     } catch (const std::system_error& e) {
         write_failed_ = true;
         saved_errno_ = e.code().value();
@@ -409,6 +453,11 @@ std::pair<SpoolCommitter::Pending, QueuedMessage> SpoolWriter::finish() {
         if (!write_failed_ &&
             ::pwrite(fd_, digits.data(), digits.size(), static_cast<off_t>(size_offset_)) !=
                 static_cast<ssize_t>(digits.size())) {
+            write_failed_ = true;
+            saved_errno_ = errno ? errno : EIO;
+        }
+        // A recycled file may be longer than this message: cut it, or the reader sees a torn file.
+        if (!write_failed_ && ::ftruncate(fd_, static_cast<off_t>(written_)) != 0) {
             write_failed_ = true;
             saved_errno_ = errno ? errno : EIO;
         }

@@ -268,17 +268,27 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
     Spool& spool;
     asio::any_io_executor io;
     asio::thread_pool& pool;
-    std::vector<std::shared_ptr<Entry>> waiting;
-    bool running = false;
+    std::vector<std::shared_ptr<Entry>> waiting;   // written, not yet synced
+    std::vector<std::shared_ptr<Entry>> synced;    // data synced, not yet renamed into queue/
+    bool syncing = false;
+    bool publishing = false;
     std::uint64_t batches = 0;
 
     Impl(Spool& s, asio::any_io_executor e, asio::thread_pool& p) : spool(s), io(std::move(e)), pool(p) {}
 
+    // Two stages, each one batch at a time, overlapping: while one batch is renamed and its
+    // directory synced, the next batch's data is synced. Each stage waits on a device flush, so a
+    // pipeline of two keeps the disk busy twice as often under concurrent sessions.
     void kick() {
-        if (running || waiting.empty()) return;
-        running = true;
-        ++batches;
-        asio::co_spawn(io, run(std::exchange(waiting, {}), shared_from_this()), asio::detached);
+        if (!syncing && !waiting.empty()) {
+            syncing = true;
+            ++batches;
+            asio::co_spawn(io, sync_stage(std::exchange(waiting, {}), shared_from_this()), asio::detached);
+        }
+        if (!publishing && !synced.empty()) {
+            publishing = true;
+            asio::co_spawn(io, publish_stage(std::exchange(synced, {}), shared_from_this()), asio::detached);
+        }
     }
 
     // fdatasync of every file in the batch, on this pool thread and up to kSyncLanes - 1 others:
@@ -313,9 +323,8 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
         for (std::size_t seen; (seen = work->finished.load()) < batch.size();) work->finished.wait(seen);
     }
 
-    // Runs on the pool: every file's data first, then the renames, then one directory sync.
-    void sync_batch(std::vector<std::shared_ptr<Entry>>& batch) {
-        sync_files(batch);
+    // Runs on the pool, after sync_files: the renames, then one directory sync.
+    void publish(std::vector<std::shared_ptr<Entry>>& batch) {
         bool renamed_any = false;
         for (auto& e : batch) {
             if (e->error) {
@@ -346,26 +355,44 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
         }
     }
 
-    static asio::awaitable<void> run(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
+    static void mark_failed(std::vector<std::shared_ptr<Entry>>& batch) {
+        for (auto& entry : batch)
+            if (!entry->error) {
+                entry->error = EIO;
+                entry->what = "spool sync failed";
+            }
+    }
+
+    static asio::awaitable<void> sync_stage(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
         // Named before the co_await: a lambda built inside it trips a GCC 12 coroutine bug.
-        auto job = [self, &batch] { self->sync_batch(batch); };
-        std::exception_ptr failure;
+        auto job = [self, &batch] { self->sync_files(batch); };
+        bool failed = false;
         try {
             co_await run_blocking(self->pool, std::move(job));
         } catch (...) {
-            failure = std::current_exception();
+            failed = true;
         }
-        if (failure)
-            for (auto& entry : batch)
-                if (!entry->error) {
-                    entry->error = EIO;
-                    entry->what = "spool sync failed";
-                }
+        if (failed) mark_failed(batch);
+        // Failed entries go on too: publishing removes their incoming files and answers them.
+        self->synced.insert(self->synced.end(), batch.begin(), batch.end());
+        self->syncing = false;
+        self->kick();
+    }
+
+    static asio::awaitable<void> publish_stage(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
+        auto job = [self, &batch] { self->publish(batch); };
+        bool failed = false;
+        try {
+            co_await run_blocking(self->pool, std::move(job));
+        } catch (...) {
+            failed = true;
+        }
+        if (failed) mark_failed(batch);
         for (auto& entry : batch) {
             entry->done = true;
             entry->wake.cancel();
         }
-        self->running = false;
+        self->publishing = false;
         self->kick();
     }
 };

@@ -250,6 +250,17 @@ def measure_memory(build, workdir, sink, idle_clients):
         result["clients_rss_kib"] = status_kib(pid, "VmRSS")
         idle.stdin.close()
         idle.wait(timeout=30)
+        # The same number of clients that each sent one message and stay connected (printers).
+        sink.reset()
+        idle = subprocess.Popen([os.path.join(build, "tests/bench/bench-load"), "--port", str(relay.port),
+                                 "--idle", str(idle_clients), "--idle-send", "--size", "10240"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        result["idle_after_message_clients"] = idle.stdout.readline().strip()
+        sink.wait_for_messages(idle_clients, timeout=60)
+        time.sleep(0.5)
+        result["after_message_rss_kib"] = status_kib(pid, "VmRSS")
+        idle.stdin.close()
+        idle.wait(timeout=30)
     finally:
         relay.stop()
     return result
@@ -310,7 +321,9 @@ def print_table(results):
     out.append("")
     m = results["memory"]
     out.append(f"memory: idle RSS {m['idle_rss_kib'] / 1024:.1f} MiB; with {m['idle_clients']}: "
-               f"RSS {m['clients_rss_kib'] / 1024:.1f} MiB; 35 MB message: peak RSS growth "
+               f"RSS {m['clients_rss_kib'] / 1024:.1f} MiB; the same after one message each "
+               f"({m['idle_after_message_clients']}): RSS {m['after_message_rss_kib'] / 1024:.1f} MiB")
+    out.append(f"memory: 35 MB message: peak RSS growth "
                f"{m['big_growth_kib'] / 1024:.2f} MiB (VmHWM {m['hwm_before_kib']} -> {m['hwm_after_kib']} KiB, "
                f"delivered {m['big_message']['delivered']}, {m['big_message']['bytes']} bytes)")
     t = results["token"]

@@ -4,10 +4,11 @@
 // duration is reached. Latency is measured per message from the MAIL command to the final reply
 // after the body (for a queueing relay that is durable intake; for a direct one, end to end).
 // Prints one JSON object. With --idle N it instead opens N connections, says EHLO, prints "ready"
-// and holds them until stdin closes (the relay's memory with many idle clients).
+// and holds them until stdin closes (the relay's memory with many idle clients); with --idle-send
+// each connection in turn first sends one message (a printer that keeps its connection open).
 //
 //   bench-load --port P [--host 127.0.0.1] [--clients 1] [--size 10240] [--messages 1000 | --duration 5]
-//              [--auth user:password] [--no-reuse] [--idle N]
+//              [--auth user:password] [--no-reuse] [--idle N [--idle-send]]
 #include "bench_common.hpp"
 
 #include <algorithm>
@@ -153,16 +154,23 @@ awaitable<void> client(Run& run, tcp::endpoint endpoint) {
 }
 
 awaitable<void> idle_client(tcp::endpoint endpoint, Run& run, std::vector<std::unique_ptr<Connection>>& held,
-                            unsigned& ready) {
+                            unsigned& ready, bool send_first) {
     auto c = std::make_unique<Connection>(co_await asio::this_coro::executor);
     try {
         co_await open(run, *c, endpoint);
+        if (send_first) co_await transaction(run, *c);
         held.push_back(std::move(c));
     } catch (const std::exception& e) {
         ++run.failed;
         if (run.first_error.empty()) run.first_error = e.what();
     }
     ++ready;
+}
+
+awaitable<void> idle_clients_one_by_one(tcp::endpoint endpoint, Run& run,
+                                        std::vector<std::unique_ptr<Connection>>& held, unsigned& ready,
+                                        unsigned count) {
+    for (unsigned i = 0; i < count; ++i) co_await idle_client(endpoint, run, held, ready, true);
 }
 
 double percentile(std::vector<double>& v, double p) {
@@ -203,7 +211,15 @@ int main(int argc, char** argv) {
         if (flags.has("idle")) {
             std::vector<std::unique_ptr<Connection>> held;
             unsigned ready = 0, want = static_cast<unsigned>(flags.num("idle", 1000));
-            for (unsigned i = 0; i < want; ++i) asio::co_spawn(io, idle_client(endpoint, run, held, ready), asio::detached);
+            bool send_first = flags.has("idle-send");
+            if (send_first) {
+                // One after another: what stays allocated per idle client, not the peak of 1,000
+                // messages at once.
+                asio::co_spawn(io, idle_clients_one_by_one(endpoint, run, held, ready, want), asio::detached);
+            } else {
+                for (unsigned i = 0; i < want; ++i)
+                    asio::co_spawn(io, idle_client(endpoint, run, held, ready, false), asio::detached);
+            }
             while (ready < want) io.run_one();
             std::printf("ready connected=%zu failed=%lld%s%s\n", held.size(), run.failed,
                         run.first_error.empty() ? "" : " error=", run.first_error.c_str());

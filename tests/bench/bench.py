@@ -43,11 +43,12 @@ def status_kib(pid, field):
 
 
 class Sink:
-    def __init__(self, build, workdir, token_lifetime=3600, data_delay_ms=0):
+    def __init__(self, build, workdir, token_lifetime=3600, data_delay_ms=0, tls=None):
         self.log = open(os.path.join(workdir, f"sink-{time.monotonic_ns()}.log"), "w")
+        self.tls = tls  # (cert, key) for STARTTLS
         self.process = subprocess.Popen(
             [os.path.join(build, "tests/bench/bench-sink"), "--token-lifetime", str(token_lifetime),
-             "--data-delay-ms", str(data_delay_ms)],
+             "--data-delay-ms", str(data_delay_ms)] + (["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []),
             stdout=subprocess.PIPE, stderr=self.log, text=True, preexec_fn=preexec_raise_fd_limit)
         ports = dict(kv.split("=") for kv in self.process.stdout.readline().split())
         self.smtp_port, self.http_port = int(ports["smtp_port"]), int(ports["http_port"])
@@ -92,9 +93,13 @@ class Relay:
         account = [
             'provider = "microsoft"', 'tenant = "bench"', 'client_id = "bench-client"',
             'client_secret = "bench-secret"', 'email = "bench@example.com"',
-            f'token_url = "{sink.token_url}"', f'upstream = "127.0.0.1:{sink.smtp_port}"',
-            'upstream_tls = "none"', f"max_connections = {max_connections}",
+            f'token_url = "{sink.token_url}"', f"max_connections = {max_connections}",
         ]
+        if sink.tls:
+            account += [f'upstream = "localhost:{sink.smtp_port}"', 'upstream_tls = "starttls"',
+                        f'upstream_ca_file = "{sink.tls[0]}"']
+        else:
+            account += [f'upstream = "127.0.0.1:{sink.smtp_port}"', 'upstream_tls = "none"']
         if direct:
             account.append('delivery = "direct"')
         with open(self.config, "w") as f:
@@ -217,6 +222,28 @@ def measure_relay(build, workdir, sink, duration, direct):
     return rows
 
 
+def measure_tls(build, workdir, duration):
+    """Queue mode, 20 clients x 10 KB, with verified STARTTLS to the sink (a certificate made here)."""
+    cert, key = os.path.join(workdir, "sink-cert.pem"), os.path.join(workdir, "sink-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    sink = Sink(build, workdir, tls=(cert, key))
+    relay = Relay(build, os.path.join(workdir, "relay-tls"), sink)
+    try:
+        relay.import_token()
+        relay.start()
+        sink.reset()
+        intake = load(build, relay.port, 20, 10 * 1024, duration=duration)
+        stats = sink.wait_for_messages(intake["sent"], timeout=120)
+        span = (stats["last_message_ns"] - intake["start_ns"]) / 1e9 if stats["messages"] else 0
+        return {"intake": intake, "delivered": stats["messages"],
+                "delivery_msgs_per_s": stats["messages"] / span if span > 0 else 0.0}
+    finally:
+        relay.stop()
+        sink.stop()
+
+
 def measure_memory(build, workdir, sink, idle_clients):
     relay = Relay(build, workdir, sink)
     relay.import_token()
@@ -296,7 +323,7 @@ def pct(a, b):
 
 def print_table(results):
     out = []
-    out.append("Benchmark: loopback, no TLS (upstream_tls = \"none\"), no SMTP AUTH from the clients, "
+    out.append("Benchmark: loopback; main matrix without TLS (upstream_tls = \"none\"), no SMTP AUTH from the clients, "
                "spool on disk with fsync (as shipped)")
     out.append(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
     out.append("")
@@ -318,6 +345,12 @@ def print_table(results):
         else:
             line += "n/a (not supported by this build)"
         out.append(line)
+    t = results.get("tls")
+    if t:
+        lim = results["limit"][f"{10 * 1024}x20"]
+        out.append(f"{'10 KB':>6} {20:>7} | queue mode with verified STARTTLS to the sink: intake "
+                   f"{t['intake']['msgs_per_s']:.1f} msgs/s ({pct(t['intake']['msgs_per_s'], lim['msgs_per_s']).strip()}), "
+                   f"delivered {t['delivery_msgs_per_s']:.1f} msgs/s")
     out.append("")
     m = results["memory"]
     out.append(f"memory: idle RSS {m['idle_rss_kib'] / 1024:.1f} MiB; with {m['idle_clients']}: "
@@ -348,7 +381,7 @@ def main():
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
 
-    results = {"limit": {}, "queue": {}, "direct": {}, "memory": None, "token": None}
+    results = {"limit": {}, "queue": {}, "direct": {}, "tls": None, "memory": None, "token": None}
     sink = Sink(build, workdir)
     try:
         if args.only in (None, "matrix"):
@@ -361,6 +394,8 @@ def main():
             print("measuring: relay, direct mode ...", file=sys.stderr, flush=True)
             direct = measure_relay(build, os.path.join(workdir, "relay-direct"), sink, args.duration, True)
             results["direct"] = {f"{k[0]}x{k[1]}": v for k, v in direct.items()} if direct else None
+            print("measuring: relay, queue mode with STARTTLS upstream ...", file=sys.stderr, flush=True)
+            results["tls"] = measure_tls(build, workdir, args.duration)
         if args.only in (None, "memory"):
             print("measuring: memory ...", file=sys.stderr, flush=True)
             results["memory"] = measure_memory(build, os.path.join(workdir, "relay-memory"), sink, args.idle_clients)

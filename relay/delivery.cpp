@@ -679,6 +679,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                 // Connecting took a while: another worker may have taken the ready messages meanwhile.
                 continue;
             }
+            // Other workers ran while this one connected: the queue may be empty by now.
+            if (a->ready.empty()) continue;
             Item item = std::move(a->ready.front());
             a->ready.pop_front();
             if (!co_await self->deliver(*a, *open.session, std::move(item))) open = {};

@@ -33,6 +33,12 @@ namespace asio = boost::asio;
 
 constexpr std::string_view kMagic = "smtp-oauth2-relay-spool 1\n";
 constexpr int kSizeDigits = 20;
+// Enough recycled files to cover the messages in flight between intake and delivery in a burst;
+// larger files are deleted rather than kept (their blocks would sit idle until reused).
+constexpr std::size_t kMaxRecycled = 256;
+constexpr std::uint64_t kMaxRecycledSize = 1024 * 1024;
+// Parallel fdatasyncs per commit batch; the daemon's blocking pool has 4 threads (cmd_serve.cpp).
+constexpr std::size_t kSyncLanes = 4;
 
 [[noreturn]] void throw_errno(int err, const std::string& what) {
     throw std::system_error(err, std::generic_category(), what);
@@ -82,6 +88,32 @@ Spool::Spool(fs::path spool_dir) : dir_(std::move(spool_dir)) {
     ensure_directory(queue_dir(), 0700);
     ensure_directory(failed_dir(), 0700);
     ensure_directory(control_dir(), 0700);
+    ensure_directory(recycled_dir(), 0700);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(recycled_dir(), ec)) {
+        if (recycled_.size() < kMaxRecycled)
+            recycled_.push_back(entry.path().filename().string());
+        else
+            fs::remove(entry.path(), ec);
+    }
+}
+
+int Spool::open_incoming(const std::string& id) {
+    fs::path path = incoming_dir() / id;
+    std::string reuse;
+    {
+        std::lock_guard lock(recycled_mutex_);
+        if (!recycled_.empty()) {
+            reuse = std::move(recycled_.back());
+            recycled_.pop_back();
+        }
+    }
+    if (!reuse.empty() && ::rename((recycled_dir() / reuse).c_str(), path.c_str()) == 0) {
+        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) return fd;
+        ::unlink(path.c_str());
+    }
+    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
 std::vector<QueuedMessage> Spool::recover() {
@@ -170,6 +202,17 @@ QueuedMessage Spool::read(const fs::path& file) {
 }
 
 void Spool::remove(const QueuedMessage& message) {
+    if (message.size <= kMaxRecycledSize) {
+        std::unique_lock lock(recycled_mutex_);
+        if (recycled_.size() < kMaxRecycled) {
+            // Not synced: after a crash the file may be back in queue/ and be delivered again,
+            // exactly as with an unlink that did not reach the disk.
+            if (::rename(message.path.c_str(), (recycled_dir() / message.id).c_str()) == 0) {
+                recycled_.push_back(message.id);
+                return;
+            }
+        }
+    }
     std::error_code ec;
     fs::remove(message.path, ec);
     if (ec) log::error("spool_remove_failed", {{"queue_id", message.id}, {"error", ec.message()}});
@@ -248,29 +291,63 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
     Spool& spool;
     asio::any_io_executor io;
     asio::thread_pool& pool;
-    std::vector<std::shared_ptr<Entry>> waiting;
-    bool running = false;
+    std::vector<std::shared_ptr<Entry>> waiting;   // written, not yet synced
+    std::vector<std::shared_ptr<Entry>> synced;    // data synced, not yet renamed into queue/
+    bool syncing = false;
+    bool publishing = false;
     std::uint64_t batches = 0;
 
     Impl(Spool& s, asio::any_io_executor e, asio::thread_pool& p) : spool(s), io(std::move(e)), pool(p) {}
 
+    // Two stages, each one batch at a time, overlapping: while one batch is renamed and its
+    // directory synced, the next batch's data is synced. Each stage waits on a device flush, so a
+    // pipeline of two keeps the disk busy twice as often under concurrent sessions.
     void kick() {
-        if (running || waiting.empty()) return;
-        running = true;
-        ++batches;
-        asio::co_spawn(io, run(std::exchange(waiting, {}), shared_from_this()), asio::detached);
+        if (!syncing && !waiting.empty()) {
+            syncing = true;
+            ++batches;
+            asio::co_spawn(io, sync_stage(std::exchange(waiting, {}), shared_from_this()), asio::detached);
+        }
+        if (!publishing && !synced.empty()) {
+            publishing = true;
+            asio::co_spawn(io, publish_stage(std::exchange(synced, {}), shared_from_this()), asio::detached);
+        }
     }
 
-    // Runs on the pool: every file's data first, then the renames, then one directory sync.
-    void sync_batch(std::vector<std::shared_ptr<Entry>>& batch) {
-        for (auto& e : batch) {
-            if (::fdatasync(e->pending.fd) != 0) {
-                e->error = errno;
-                e->what = "fdatasync";
+    // fdatasync of every file in the batch, on this pool thread and up to kSyncLanes - 1 others:
+    // syncs issued together share the device's cache flushes, while one after another each waits
+    // for a flush of its own and a batch costs as much as its messages one by one. Helpers take
+    // files from a shared counter, so a busy (or one-thread) pool only means this thread does more;
+    // it waits just for files a helper has already taken.
+    struct SyncWork {
+        std::vector<std::shared_ptr<Entry>> files;
+        std::atomic<std::size_t> next{0};
+        std::atomic<std::size_t> finished{0};
+        void run() {
+            for (std::size_t i; (i = next.fetch_add(1)) < files.size();) {
+                Entry& e = *files[i];
+                if (::fdatasync(e.pending.fd) != 0) {
+                    e.error = errno;
+                    e.what = "fdatasync";
+                }
+                ::close(e.pending.fd);
+                e.pending.fd = -1;
+                if (finished.fetch_add(1) + 1 == files.size()) finished.notify_all();
             }
-            ::close(e->pending.fd);
-            e->pending.fd = -1;
         }
+    };
+
+    void sync_files(const std::vector<std::shared_ptr<Entry>>& batch) {
+        auto work = std::make_shared<SyncWork>();
+        work->files = batch;
+        for (std::size_t helper = 1; helper < std::min(batch.size(), kSyncLanes); ++helper)
+            asio::post(pool, [work] { work->run(); });
+        work->run();
+        for (std::size_t seen; (seen = work->finished.load()) < batch.size();) work->finished.wait(seen);
+    }
+
+    // Runs on the pool, after sync_files: the renames, then one directory sync.
+    void publish(std::vector<std::shared_ptr<Entry>>& batch) {
         bool renamed_any = false;
         for (auto& e : batch) {
             if (e->error) {
@@ -301,26 +378,44 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
         }
     }
 
-    static asio::awaitable<void> run(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
+    static void mark_failed(std::vector<std::shared_ptr<Entry>>& batch) {
+        for (auto& entry : batch)
+            if (!entry->error) {
+                entry->error = EIO;
+                entry->what = "spool sync failed";
+            }
+    }
+
+    static asio::awaitable<void> sync_stage(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
         // Named before the co_await: a lambda built inside it trips a GCC 12 coroutine bug.
-        auto job = [self, &batch] { self->sync_batch(batch); };
-        std::exception_ptr failure;
+        auto job = [self, &batch] { self->sync_files(batch); };
+        bool failed = false;
         try {
             co_await run_blocking(self->pool, std::move(job));
         } catch (...) {
-            failure = std::current_exception();
+            failed = true;
         }
-        if (failure)
-            for (auto& entry : batch)
-                if (!entry->error) {
-                    entry->error = EIO;
-                    entry->what = "spool sync failed";
-                }
+        if (failed) mark_failed(batch);
+        // Failed entries go on too: publishing removes their incoming files and answers them.
+        self->synced.insert(self->synced.end(), batch.begin(), batch.end());
+        self->syncing = false;
+        self->kick();
+    }
+
+    static asio::awaitable<void> publish_stage(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
+        auto job = [self, &batch] { self->publish(batch); };
+        bool failed = false;
+        try {
+            co_await run_blocking(self->pool, std::move(job));
+        } catch (...) {
+            failed = true;
+        }
+        if (failed) mark_failed(batch);
         for (auto& entry : batch) {
             entry->done = true;
             entry->wake.cancel();
         }
-        self->running = false;
+        self->publishing = false;
         self->kick();
     }
 };
@@ -361,7 +456,8 @@ void SpoolWriter::message_begin(const Envelope& envelope) {
     saved_errno_ = 0;
 
     fs::path path = spool_.incoming_dir() / message_.id;
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    fd_ = spool_.open_incoming(message_.id);
+    written_ = 0;
     if (fd_ < 0) {
         write_failed_ = true;
         saved_errno_ = errno;
@@ -397,6 +493,7 @@ void SpoolWriter::message_data(std::string_view bytes) {
     if (bytes.size() >= 256 * 1024) {
         try {
             write_all(fd_, bytes, spool_.incoming_dir() / message_.id);
+            written_ += bytes.size();
         } catch (const std::system_error& e) {
             write_failed_ = true;
             saved_errno_ = e.code().value();
@@ -410,6 +507,7 @@ void SpoolWriter::flush() {
     if (buffer_.empty() || write_failed_) return;
     try {
         write_all(fd_, buffer_, spool_.incoming_dir() / message_.id);
+        written_ += buffer_.size();
     } catch (const std::system_error& e) {
         write_failed_ = true;
         saved_errno_ = e.code().value();
@@ -433,6 +531,11 @@ std::pair<SpoolCommitter::Pending, QueuedMessage> SpoolWriter::finish() {
         if (!write_failed_ &&
             ::pwrite(fd_, digits.data(), digits.size(), static_cast<off_t>(size_offset_)) !=
                 static_cast<ssize_t>(digits.size())) {
+            write_failed_ = true;
+            saved_errno_ = errno ? errno : EIO;
+        }
+        // A recycled file may be longer than this message: cut it, or the reader sees a torn file.
+        if (!write_failed_ && ::ftruncate(fd_, static_cast<off_t>(written_)) != 0) {
             write_failed_ = true;
             saved_errno_ = errno ? errno : EIO;
         }

@@ -8,12 +8,18 @@
 // (dot-unstuffed, CRLF line ends). The "size" record is written last (pwrite before the sync), and a
 // reader accepts a file only when header + size equals the file length, so a torn file is
 // recognisable (the role of Postfix's END record).
+//
+// Delivered files are recycled: renamed into spool_dir/recycled/ and later renamed back into
+// incoming/ for a new message, overwritten and cut to length. Creating and deleting one inode per
+// message was the costliest step of intake under load (the benchmark's profile, issue 7: the ext4
+// inode allocator scanning past recently deleted inodes); a rename is cheap.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +59,7 @@ public:
     std::filesystem::path queue_dir() const { return dir_ / "queue"; }
     std::filesystem::path failed_dir() const { return dir_ / "failed"; }
     std::filesystem::path control_dir() const { return dir_ / "control"; }   // queue tool requests
+    std::filesystem::path recycled_dir() const { return dir_ / "recycled"; }
 
     // Every committed message, oldest first; unreadable files are moved to failed/ with a reason.
     // Leftovers in incoming/ (never acknowledged) are removed.
@@ -61,8 +68,11 @@ public:
     // Reads and checks one queue file.
     static QueuedMessage read(const std::filesystem::path& file);
 
-    // Delivered: the queue file goes away.
+    // Delivered: the queue file goes away (into recycled/ when small and there is room).
     void remove(const QueuedMessage& message);
+    // Opens incoming/<id> for writing, reusing a recycled file when there is one. The file may hold
+    // old bytes past what is written: the writer cuts it to length. Returns -1 with errno set on failure.
+    int open_incoming(const std::string& id);
     // Permanent failure: the file moves to failed/<id> with failed/<id>.reason holding `reason`.
     void move_to_failed(const QueuedMessage& message, std::string_view reason);
 
@@ -72,6 +82,8 @@ public:
 
 private:
     std::filesystem::path dir_;
+    std::mutex recycled_mutex_;
+    std::vector<std::string> recycled_;   // file names in recycled/, ready for reuse
 };
 
 // Reads the body of a queued message in chunks for the upstream session.
@@ -134,6 +146,7 @@ private:
     QueuedMessage message_;
     std::string buffer_;
     std::uint64_t size_offset_ = 0;     // where the size record's digits sit
+    std::uint64_t written_ = 0;         // bytes written so far (the file's final length at finish)
     bool write_failed_ = false;
     int saved_errno_ = 0;
 };

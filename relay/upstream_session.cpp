@@ -236,6 +236,10 @@ asio::awaitable<void> UpstreamSession::connect() {
         deadline, Stage::connect, "connecting");
     if (connect_ec) s.fail(Stage::connect, "connecting: " + describe(connect_ec));
     s.connected = true;
+    // The end of data (".\r\n") and pipelined commands are small writes behind larger ones:
+    // with Nagle's algorithm they wait for the peer's delayed ACK, ~40 ms per message.
+    error_code nodelay_ec;
+    s.stream.next_layer().set_option(tcp::no_delay(true), nodelay_ec);
 
     if (s.options.tls == conf::UpstreamTls::implicit) co_await s.handshake();
     smtp::Reply greeting = co_await s.read_reply(Stage::greeting, s.options.command_timeout);

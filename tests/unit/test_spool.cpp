@@ -159,3 +159,35 @@ TEST(Spool, QueueIdsAreUniqueAndFixedWidth) {
         previous = id;
     }
 }
+
+TEST(Spool, DeliveredFileIsRecycledAndCutToTheNextMessagesLength) {
+    TempDir dir;
+    relay::Spool spool(dir.path);
+    auto first = spool_message(spool, std::string(20000, 'a') + "\r\n");
+    spool.remove(first);
+    EXPECT_FALSE(fs::exists(first.path));
+    EXPECT_TRUE(fs::exists(spool.recycled_dir() / first.id));
+
+    // The next message reuses that file (no new inode) and is shorter: nothing of the old one remains.
+    auto second = spool_message(spool, "short\r\n");
+    EXPECT_TRUE(fs::is_empty(spool.recycled_dir()));
+    auto back = relay::Spool::read(spool.queue_dir() / second.id);
+    EXPECT_EQ(read_body(back), "short\r\n");
+    EXPECT_EQ(fs::file_size(back.path), back.body_offset + back.size);
+
+    // A recycled file left by an earlier run is reused too.
+    spool.remove(back);
+    relay::Spool restarted(dir.path);
+    auto third = spool_message(restarted, "third\r\n");
+    EXPECT_TRUE(fs::is_empty(restarted.recycled_dir()));
+    EXPECT_EQ(read_body(relay::Spool::read(restarted.queue_dir() / third.id)), "third\r\n");
+}
+
+TEST(Spool, LargeDeliveredFilesAreDeletedNotRecycled) {
+    TempDir dir;
+    relay::Spool spool(dir.path);
+    auto big = spool_message(spool, std::string(2 * 1024 * 1024, 'b'));
+    spool.remove(big);
+    EXPECT_FALSE(fs::exists(big.path));
+    EXPECT_TRUE(fs::is_empty(spool.recycled_dir()));
+}

@@ -608,6 +608,7 @@ std::optional<std::string> toml_of(const HostPort& v) {
 }
 template <class T>
 std::optional<std::string> toml_of(const std::vector<T>& items) {
+    if (items.empty()) return std::nullopt;  // an empty list and an absent key mean the same here
     std::string out = "[";
     for (const auto& item : items) out += (out.size() > 1 ? ", " : "") + toml_item(item);
     return out + "]";
@@ -644,7 +645,11 @@ std::string print_config(const Config& config) {
     }
     for (const auto& [name, account] : config.accounts) {
         out += fmt::format("\n[accounts.{}]\n", name);
-        print_table(out, account_keys, account);
+        Account shown = account;
+        // upstream_user defaults to email but is only valid (and only meaningful) for basic upstream auth.
+        if (account.upstream_auth != UpstreamAuth::plain && account.upstream_auth != UpstreamAuth::login)
+            shown.upstream_user.clear();
+        print_table(out, account_keys, shown);
     }
     return out;
 }

@@ -28,15 +28,15 @@ def test_token_imported_while_backing_off_is_used_within_seconds(relay, standin)
     time.sleep(2.5)                        # the cached access token is now stale
     send(relay.port, "queued while the token is dead")
     assert "invalid_grant" in relay.wait_for_log("token_refresh_failed")[0]
-    relay.wait_for_log("account_backoff")
+    relay.wait_for_log("account_hold")            # invalid_grant needs a person: no retry storm
     assert len(relay.queue_files()) == 1 and standin.messages() == []
 
     standin.control(add_refresh_token={"token": "fresh-refresh-token", "user": MAILBOX})
     relay.import_token("fresh-refresh-token")
     imported_at = time.monotonic()
     standin.wait_for_messages(1, timeout=15)
-    assert time.monotonic() - imported_at < 15     # the account's backoff was 120 s
-    assert "reason=\"token file changed\"" in relay.wait_for_log("account_woken")[0]
+    assert time.monotonic() - imported_at < 15     # the account was on hold and its backoff 120 s
+    assert "reason=\"token file changed\"" in relay.wait_for_log("account_released")[0]
 
 
 def test_sighup_with_broken_config_keeps_the_old_one_and_says_why(relay, standin):

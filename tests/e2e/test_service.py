@@ -211,7 +211,7 @@ def test_json_log_lines_carry_every_per_message_field(relay, standin):
         if any(e["event"] == "deferred" for e in lines):
             break
         time.sleep(0.1)
-    standin.control(fail_mail_with="550 5.7.60 SendAs denied")
+    standin.control(fail_mail_with="554 5.6.0 Message content rejected")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         lines = [json.loads(line) for line in relay.log().splitlines() if line.strip()]
@@ -233,7 +233,7 @@ def test_json_log_lines_carry_every_per_message_field(relay, standin):
     deferred = events["deferred"][0]
     assert deferred["upstream_reply"].startswith("451 4.7.500") and deferred["next_try_in_s"] >= 1 and deferred["attempt"] == 1
     failed = events["failed"][0]
-    assert failed["queue_id"] == deferred["queue_id"] and "550 5.7.60" in failed["upstream_reply"]
+    assert failed["queue_id"] == deferred["queue_id"] and "554 5.6.0" in failed["upstream_reply"]
 
 
 def test_journal_entries_have_upper_case_fields_and_auto_detection(relay, tmp_path, monkeypatch):

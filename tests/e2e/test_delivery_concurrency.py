@@ -77,7 +77,7 @@ def test_worker_connecting_after_the_queue_drained_waits_instead_of_crashing(rel
     try:
         relay.accounts["office"].update(upstream=f"127.0.0.1:{upstream.port}", upstream_tls="none",
                                         upstream_auth="none", max_connections=3)
-        relay.start()
+        relay.start(import_token=False)  # upstream_auth = "none": no token to import
         data = f"From: {MAILBOX}\r\nTo: boss@example.com\r\nSubject: burst\r\n\r\nscan\r\n".encode()
         with smtplib.SMTP("127.0.0.1", relay.port, timeout=20) as client:
             assert client.sendmail(MAILBOX, ["boss@example.com"], data) == {}

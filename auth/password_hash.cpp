@@ -112,19 +112,25 @@ bool verify_password(const PasswordHash& stored, std::string_view password) {
     return equal(pbkdf2(password, stored.salt, stored.iterations, stored.hash.size()), stored.hash);
 }
 
-bool verify_password_cached(std::string_view user, std::string_view stored_text, std::string_view password) {
+std::optional<bool> cached_password_verdict(std::string_view user, std::string_view stored_text,
+                                            std::string_view password) {
     auto stored = parse_password_hash(stored_text);
     if (!stored) return false;
     const std::string digest = quick_digest(stored->salt, password);
-    {
-        std::lock_guard lock(cache_mutex);
-        auto it = cache.find(user);
-        if (it != cache.end() && it->second.stored_text == stored_text) {
-            if (!it->second.success.empty() && equal(it->second.success, digest)) return true;
-            for (const auto& failed : it->second.failures)
-                if (equal(failed, digest)) return false;
-        }
-    }
+    std::lock_guard lock(cache_mutex);
+    auto it = cache.find(user);
+    if (it == cache.end() || it->second.stored_text != stored_text) return std::nullopt;
+    if (!it->second.success.empty() && equal(it->second.success, digest)) return true;
+    for (const auto& failed : it->second.failures)
+        if (equal(failed, digest)) return false;
+    return std::nullopt;
+}
+
+bool verify_password_cached(std::string_view user, std::string_view stored_text, std::string_view password) {
+    if (auto verdict = cached_password_verdict(user, stored_text, password)) return *verdict;
+    auto stored = parse_password_hash(stored_text);
+    if (!stored) return false;
+    const std::string digest = quick_digest(stored->salt, password);
     const bool ok = verify_password(*stored, password);
     std::lock_guard lock(cache_mutex);
     CacheEntry& entry = cache[std::string(user)];

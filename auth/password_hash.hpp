@@ -38,9 +38,14 @@ bool verify_password(const PasswordHash& stored, std::string_view password);
 
 // verify_password with memory: after one KDF run for (user, stored hash) it remembers a salted
 // SHA-256 of the password that matched (and of the last few that did not), so a device that logs in
-// every minute, or keeps retrying a wrong password, costs one KDF run, not one per login (AUTH is
-// answered on the I/O thread). A new password, or a changed hash after a reload, runs the KDF again.
+// every minute, or keeps retrying a wrong password, costs one KDF run, not one per login. A new
+// password, or a changed hash after a reload, runs the KDF again.
 // Thread-safe; process-wide.
 bool verify_password_cached(std::string_view user, std::string_view stored_text, std::string_view password);
+
+// The cache alone, without a KDF run: true/false when this password was seen for (user, stored hash),
+// nullopt when only verify_password_cached (slow: run it off the I/O thread) can tell.
+std::optional<bool> cached_password_verdict(std::string_view user, std::string_view stored_text,
+                                            std::string_view password);
 
 }  // namespace relay::auth

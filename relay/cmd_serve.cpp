@@ -98,7 +98,7 @@ int run_serve(const std::vector<std::string>& args) {
         auth::CurlHttpClient http;
         SpoolCommitter committer(spool, io.get_executor(), blocking);
         DeliveryAgent delivery(io.get_executor(), blocking, spool, config, http, token_store);
-        SmtpServer server(io.get_executor(), config, spool, committer,
+        SmtpServer server(io.get_executor(), config, spool, committer, blocking,
                           [&delivery](QueuedMessage m) { delivery.enqueue(std::move(m)); });
         // Service endpoints (issue 5): status over the control socket, optional /metrics. Bound before
         // anything touches the spool, so a second relay on the same config stops here.

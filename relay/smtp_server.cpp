@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "auth/password_hash.hpp"
+#include "relay/blocking.hpp"
 #include "relay/client_limits.hpp"
 #include "relay/client_stream.hpp"
 #include "relay/local_tls.hpp"
@@ -65,14 +66,22 @@ RelaySessionHooks::RelaySessionHooks(std::shared_ptr<const conf::Config> config,
 smtp::SessionHooks::AuthResult RelaySessionHooks::authenticate(std::string_view user, std::string_view password) {
     const conf::User* u = config_->find_user(std::string(user));
     if (u && !u->password_hash.empty()) {
-        // PBKDF2 runs here, on the I/O thread, only for the first login with a password (then cached).
-        if (!auth::verify_password_cached(u->name, u->password_hash, password)) return {};
+        // A password seen before is answered from the cache; a new one needs PBKDF2, off this thread.
+        auto verdict = auth::cached_password_verdict(u->name, u->password_hash, password);
+        if (!verdict) return {.needs_slow_check = true};
+        if (!*verdict) return {};
         return {true, u->account};
     }
     // Compare even for unknown users so timing does not reveal which names exist.
     std::string_view expected = u ? std::string_view(u->password.reveal()) : std::string_view("\x01unknown-user");
     bool ok = constant_time_equal(expected, password) && u != nullptr && !u->password.empty();
     if (!ok) return {};
+    return {true, u->account};
+}
+
+smtp::SessionHooks::AuthResult RelaySessionHooks::authenticate_slow(std::string_view user, std::string_view password) {
+    const conf::User* u = config_->find_user(std::string(user));
+    if (!u || u->password_hash.empty() || !auth::verify_password_cached(u->name, u->password_hash, password)) return {};
     return {true, u->account};
 }
 
@@ -110,6 +119,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     std::shared_ptr<const conf::Config> config;
     Spool& spool;
     SpoolCommitter& committer;
+    asio::thread_pool& blocking;      // password hash checks
     QueuedHandler on_queued;
     DirectHandler direct;
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
@@ -121,8 +131,9 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     std::shared_ptr<asio::ssl::context> tls_context;   // set at start(); STARTTLS and listen_tls use it
     ClientLimits limits;
 
-    Impl(asio::any_io_executor e, std::shared_ptr<const conf::Config> c, Spool& s, SpoolCommitter& sc, QueuedHandler h)
-        : io(std::move(e)), config(std::move(c)), spool(s), committer(sc), on_queued(std::move(h)),
+    Impl(asio::any_io_executor e, std::shared_ptr<const conf::Config> c, Spool& s, SpoolCommitter& sc,
+         asio::thread_pool& b, QueuedHandler h)
+        : io(std::move(e)), config(std::move(c)), spool(s), committer(sc), blocking(b), on_queued(std::move(h)),
           limits(limit_settings(*config)) {}
 
     static ClientLimits::Settings limit_settings(const conf::Config& config) {
@@ -332,6 +343,19 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                             out = co_await commit(self, writer, smtp, peer);
                         continue;
                     }
+                    if (step.next == smtp::ServerSession::Next::verify_credentials) {
+                        co_await write_all(c, out, limits.command_timeout);
+                        auto [name, password] = smtp.pending_credentials();
+                        auto check = [&hooks, name, password] { return hooks.authenticate_slow(name, password); };
+                        smtp::SessionHooks::AuthResult verdict = co_await run_blocking(self->blocking, std::move(check));
+                        smtp::ServerSession::Step answered = smtp.credentials_verified(std::move(verdict));
+                        out += answered.replies;
+                        if (answered.next == smtp::ServerSession::Next::close) {
+                            open = false;
+                            break;
+                        }
+                        continue;
+                    }
                     if (step.next == smtp::ServerSession::Next::start_tls) start_tls = true;
                     if (step.next == smtp::ServerSession::Next::close) open = false;
                     break;
@@ -440,8 +464,8 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
 };
 
 SmtpServer::SmtpServer(asio::any_io_executor io, std::shared_ptr<const conf::Config> config, Spool& spool,
-                       SpoolCommitter& committer, QueuedHandler on_queued)
-    : impl_(std::make_shared<Impl>(std::move(io), config, spool, committer, std::move(on_queued))) {}
+                       SpoolCommitter& committer, asio::thread_pool& blocking, QueuedHandler on_queued)
+    : impl_(std::make_shared<Impl>(std::move(io), std::move(config), spool, committer, blocking, std::move(on_queued))) {}
 
 SmtpServer::~SmtpServer() = default;
 

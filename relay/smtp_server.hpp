@@ -13,6 +13,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "conf/config.hpp"
 #include "relay/smtp_server_session.hpp"
@@ -25,6 +26,7 @@ class RelaySessionHooks : public smtp::SessionHooks {
 public:
     RelaySessionHooks(std::shared_ptr<const conf::Config> config, std::string client_address);
     AuthResult authenticate(std::string_view user, std::string_view password) override;
+    AuthResult authenticate_slow(std::string_view user, std::string_view password) override;
     RouteResult route(std::string_view user, std::string_view user_account, std::string_view mail_from) override;
     void note(std::string_view what, std::string_view detail) override;
     std::string auth_refusal() override;
@@ -46,7 +48,7 @@ public:
     using DirectHandler = std::function<boost::asio::awaitable<std::string>(QueuedMessage)>;
 
     SmtpServer(boost::asio::any_io_executor io, std::shared_ptr<const conf::Config> config, Spool& spool,
-               SpoolCommitter& committer, QueuedHandler on_queued);
+               SpoolCommitter& committer, boost::asio::thread_pool& blocking, QueuedHandler on_queued);
     ~SmtpServer();
 
     // Binds every listen address; throws std::system_error naming the address that failed.

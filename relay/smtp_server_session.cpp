@@ -26,6 +26,7 @@ enum class Stage {
     auth_login_password,  // sent "334 UGFzc3dvcmQ6" (Password:)
     data,                 // receiving the body
     awaiting_commit,      // body complete; the I/O layer is making it durable
+    awaiting_credentials, // AUTH needs the slow password check; the I/O layer runs it off-thread
 };
 
 constexpr std::string_view kLineTooLong = "500 5.5.2 Error: line too long";
@@ -63,6 +64,8 @@ struct ServerSession::State {
     std::string user;
     std::string user_account;
     WipedString login_user;          // AUTH LOGIN: the name, between the two 334s
+    std::string pending_user;        // AUTH waiting for the slow check (Stage::awaiting_credentials)
+    WipedString pending_password;
 
     struct Transaction {
         bool open = false;           // MAIL accepted
@@ -356,6 +359,18 @@ struct ServerSession::State {
     void check_credentials(std::string_view name, std::string_view password) {
         if (name.empty()) return check_failed(name);
         SessionHooks::AuthResult result = hooks.authenticate(name, password);
+        if (result.needs_slow_check) {
+            // A KDF run takes a fraction of a second: the I/O layer does it on a worker thread.
+            pending_user.assign(name);
+            pending_password.value.assign(password);
+            stage = Stage::awaiting_credentials;
+            step->next = Next::verify_credentials;
+            return;
+        }
+        credentials_checked(name, std::move(result));
+    }
+
+    void credentials_checked(std::string_view name, SessionHooks::AuthResult result) {
         if (!result.ok) return check_failed(name);
         authenticated = true;
         user.assign(name);
@@ -426,7 +441,7 @@ struct ServerSession::State {
                 pos += body(input.substr(pos));
                 continue;
             }
-            if (stage == Stage::awaiting_commit) break;
+            if (stage == Stage::awaiting_commit || stage == Stage::awaiting_credentials) break;
             const std::string_view rest = input.substr(pos);
             const std::size_t eol = rest.find("\r\n");
             if (eol == std::string_view::npos) {
@@ -466,6 +481,7 @@ std::string ServerSession::greeting() const {
 ServerSession::Step ServerSession::feed(std::string_view input) {
     State& s = *state_;
     if (s.stage == Stage::awaiting_commit) throw std::logic_error("ServerSession::feed while a message commit is pending");
+    if (s.stage == Stage::awaiting_credentials) throw std::logic_error("ServerSession::feed while credentials are being checked");
     Step step;
     if (s.closed) {
         step.next = Next::close;
@@ -499,6 +515,25 @@ std::string ServerSession::commit_finished(const std::optional<std::string>& que
     // Not counted as a client error: the failure is ours.
     if (queue_id) return "250 2.0.0 Ok: queued as " + *queue_id + "\r\n";
     return std::string(error_reply.empty() ? kQueueWriteError : error_reply) + "\r\n";
+}
+
+std::pair<std::string, std::string> ServerSession::pending_credentials() const {
+    return {state_->pending_user, state_->pending_password.value};
+}
+
+ServerSession::Step ServerSession::credentials_verified(SessionHooks::AuthResult result) {
+    State& s = *state_;
+    if (s.stage != Stage::awaiting_credentials) throw std::logic_error("ServerSession::credentials_verified without AUTH");
+    Step step;
+    s.step = &step;
+    s.stage = Stage::ready;
+    std::string name = std::move(s.pending_user);
+    s.pending_user.clear();
+    OPENSSL_cleanse(s.pending_password.value.data(), s.pending_password.value.size());
+    s.pending_password.value.clear();
+    s.credentials_checked(name, std::move(result));
+    s.step = nullptr;
+    return step;
 }
 
 std::string ServerSession::timeout_reply() const {

@@ -39,9 +39,13 @@ public:
     struct AuthResult {
         bool ok = false;
         std::string account;    // the user's upstream account when ok
+        bool needs_slow_check = false;  // only authenticate_slow() can tell (a password hash KDF)
     };
-    // Checks a local user's password (AUTH PLAIN/LOGIN).
+    // Checks a local user's password (AUTH PLAIN/LOGIN), cheaply: on the I/O thread.
     virtual AuthResult authenticate(std::string_view user, std::string_view password) = 0;
+    // The expensive check authenticate() asked for; runs on a worker thread, so it must only read
+    // immutable state (the config snapshot) or lock what it shares.
+    virtual AuthResult authenticate_slow(std::string_view user, std::string_view password) { return {}; }
 
     struct RouteResult {
         bool ok = false;
@@ -80,6 +84,8 @@ public:
         read_more,       // write `replies`, then read more bytes and feed them
         start_tls,       // write `replies` (the 220), discard unread input, handshake, call tls_started()
         commit_message,  // write `replies` (may be empty), make the message durable, call commit_finished()
+        verify_credentials,  // write `replies`, run hooks.authenticate_slow(pending_credentials()) off the
+                             // I/O thread, then feed its result to credentials_verified()
         close,           // write `replies`, then close the connection
     };
     struct Step {
@@ -109,6 +115,12 @@ public:
     // Returns the reply to send, CRLF included.
     std::string commit_finished(const std::optional<std::string>& queue_id,
                                 std::string_view error_reply = {});
+
+    // After Next::verify_credentials: the user and password to check (the password is wiped from
+    // the session once credentials_verified() is called).
+    std::pair<std::string, std::string> pending_credentials() const;
+    // The slow check's verdict; returns the reply (235, or 535 and maybe a close after too many errors).
+    Step credentials_verified(SessionHooks::AuthResult result);
 
     // Reply (CRLF included) for an idle/command timeout detected by the I/O layer: "421 4.4.2 ...".
     std::string timeout_reply() const;

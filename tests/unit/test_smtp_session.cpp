@@ -720,3 +720,38 @@ TEST(SmtpSession, RandomInputKeepsBufferingBounded) {
     }
     EXPECT_GT(reads, 300 * 20);   // sessions ran long enough to mean something
 }
+
+// A password only a KDF can check: the session hands it to the I/O layer (Next::verify_credentials)
+// instead of blocking, consumes nothing more, and answers once the verdict comes back.
+struct SlowHooks : FakeHooks {
+    AuthResult authenticate(std::string_view, std::string_view) override { return {.needs_slow_check = true}; }
+    AuthResult authenticate_slow(std::string_view user, std::string_view password) override {
+        return FakeHooks::authenticate(user, password);
+    }
+};
+
+TEST(SmtpSession, SlowPasswordCheckIsHandedToTheIoLayer) {
+    SlowHooks hooks;
+    FakeSink sink;
+    ServerSession session(base_policy(), hooks, sink, "192.0.2.9");
+    session.feed("EHLO c\r\n");
+    auto step = session.feed("AUTH PLAIN AGFsaWNlAHMzY3JldC1wdw==\r\n");
+    EXPECT_EQ(step.next, ServerSession::Next::verify_credentials);
+    EXPECT_EQ(step.replies, "");
+    EXPECT_THROW(session.feed("NOOP\r\n"), std::logic_error);
+    auto [user, password] = session.pending_credentials();
+    EXPECT_EQ(user, "alice");
+    auto answered = session.credentials_verified(hooks.authenticate_slow(user, password));
+    EXPECT_EQ(answered.replies, "235 2.7.0 Authentication successful\r\n");
+    EXPECT_TRUE(session.authenticated());
+    EXPECT_EQ(session.pending_credentials().second, "");   // wiped
+
+    ServerSession wrong(base_policy(), hooks, sink, "192.0.2.9");
+    wrong.feed("EHLO c\r\n");
+    ASSERT_EQ(wrong.feed("AUTH PLAIN AGFsaWNlAHdyb25n\r\n").next, ServerSession::Next::verify_credentials);
+    auto [u2, p2] = wrong.pending_credentials();
+    auto refused = wrong.credentials_verified(hooks.authenticate_slow(u2, p2));
+    EXPECT_EQ(refused.replies, "535 5.7.8 Authentication credentials invalid\r\n");
+    EXPECT_FALSE(wrong.authenticated());
+    EXPECT_EQ(wrong.feed("NOOP\r\n").replies, "250 2.0.0 Ok\r\n");
+}

@@ -13,6 +13,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
@@ -343,11 +344,14 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                               {"rcpt_count", item.message.envelope.rcpt_to.size()},
                               {"upstream_reply", reason}, {"attempt", item.attempts},
                               {"delay_ms", ms_since(item.message.received)}});
-        try {
-            spool.move_to_failed(item.message, reason);
-        } catch (const std::exception& e) {
-            log::error("spool_move_failed", {{"queue_id", item.message.id}, {"error", e.what()}});
-        }
+        // The move syncs two directories: on the pool, not the I/O thread.
+        asio::post(pool, [&spool = spool, message = item.message, reason] {
+            try {
+                spool.move_to_failed(message, reason);
+            } catch (const std::exception& e) {
+                log::error("spool_move_failed", {{"queue_id", message.id}, {"error", e.what()}});
+            }
+        });
     }
 
     // bounce = true: an RFC 3464 report to the sender, queued through the same account.

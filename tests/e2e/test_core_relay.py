@@ -255,3 +255,21 @@ def test_no_secret_reaches_the_log(relay, standin):
     for secret in (CLIENT_SECRET, LOCAL_PASSWORD, "initial-refresh-token", stored["refresh_token"],
                    stored["access_token"], base64.b64encode(stored["access_token"].encode()).decode()[:40]):
         assert secret not in log
+
+
+def test_msmtp_with_starttls_and_auth_like_a_cron_job(relay, standin, tmp_path):
+    """msmtp, as cron scripts use it: STARTTLS to the relay (its generated certificate, verified for
+    the relay's hostname), AUTH PLAIN, recipients on the command line, the message on stdin."""
+    relay.settings["hostname"] = "localhost"     # the generated certificate's name, which msmtp checks
+    relay.start()
+    cert = os.path.join(relay.state_dir, "tls", "cert.pem")
+    mail = message("nightly backup report", ["backup finished: 42 files", ".dotfile kept"])
+    result = subprocess.run(["msmtp", "--host=localhost", f"--port={relay.port}", "--tls=on", "--tls-starttls=on",
+                             f"--tls-trust-file={cert}", "--auth=plain", f"--user={LOCAL_USER}",
+                             f"--passwordeval=echo {LOCAL_PASSWORD}", f"--from={MAILBOX}", "ops@example.com"],
+                            input=mail, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    envelope, body = standin.wait_for_messages(1, timeout=20)[0]
+    assert body.endswith(mail) and body.startswith(b"Date: ")   # msmtp adds the missing Date header
+    assert envelope["rcpt_to"] == ["ops@example.com"]
+    assert "user=scanner" in relay.log_lines("received")[0]

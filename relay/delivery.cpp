@@ -640,6 +640,22 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         rearm(a);
     }
 
+    // Replaces a stale or broken session with a newly authenticated one; the failure when that fails
+    // (logged here unless it puts the account on hold, which logs its own line).
+    asio::awaitable<std::optional<AccountFailure>> reopen(Account& a, OpenSession& open) {
+        if (open.session) co_await open.session->quit();
+        open = {};
+        std::optional<AccountFailure> failure;
+        try {
+            open = co_await open_session(a);
+        } catch (const AccountFailure& f) {
+            failure = f;
+        }
+        if (failure && !failure->hold_action)
+            log::warning("upstream_unavailable", {{"account", a.config.name}, {"error", failure->reason}});
+        co_return failure;
+    }
+
     static asio::awaitable<void> worker(std::shared_ptr<Impl> self, Account* a) {
         OpenSession open;
         while (!self->stopping) {
@@ -654,29 +670,19 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                 continue;
             }
             if (!open.usable()) {
-                if (open.session) co_await open.session->quit();
-                open = {};
-                std::string failure;
-                std::optional<std::string> hold;
-                try {
-                    open = co_await self->open_session(*a);
-                } catch (const AccountFailure& f) {
-                    failure = f.reason;
-                    hold = f.hold_action;
-                }
-                if (hold) {
-                    self->hold_account(*a, failure, *hold);
+                std::optional<AccountFailure> failure = co_await self->reopen(*a, open);
+                if (failure && failure->hold_action) {
+                    self->hold_account(*a, failure->reason, *failure->hold_action);
                     break;
                 }
-                if (!failure.empty()) {
-                    log::warning("upstream_unavailable", {{"account", a->config.name}, {"error", failure}});
-                    self->back_off_account(*a, failure);
+                if (failure) {
+                    self->back_off_account(*a, failure->reason);
                     // Charge one attempt to the oldest ready message so its log shows the trouble.
                     if (!a->ready.empty()) {
                         Item item = std::move(a->ready.front());
                         a->ready.pop_front();
                         ++item.attempts;
-                        self->defer(*a, std::move(item), failure);
+                        self->defer(*a, std::move(item), failure->reason);
                     }
                     break;
                 }
@@ -718,20 +724,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             ++a.direct_open;
         }
         if (!open.usable()) {
-            if (open.session) co_await open.session->quit();
-            open = {};
-            std::string failure;
-            std::optional<std::string> hold;
-            try {
-                open = co_await open_session(a);
-            } catch (const AccountFailure& f) {
-                failure = f.reason;
-                hold = f.hold_action;
-            }
-            if (!failure.empty()) {
+            std::optional<AccountFailure> failure = co_await reopen(a, open);
+            if (failure) {
                 --a.direct_open;
-                log::warning("upstream_unavailable", {{"account", a.config.name}, {"error", failure}});
-                if (hold) hold_account(a, failure, *hold);
+                if (failure->hold_action) hold_account(a, failure->reason, *failure->hold_action);
                 kick(a);
                 co_return "451 4.4.1 Error: cannot deliver through the upstream now; try again later";
             }

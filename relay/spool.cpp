@@ -386,9 +386,9 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
             }
     }
 
-    static asio::awaitable<void> sync_stage(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
-        // Named before the co_await: a lambda built inside it trips a GCC 12 coroutine bug.
-        auto job = [self, &batch] { self->sync_files(batch); };
+    // Runs one stage's blocking work on the pool; if it throws, every entry not yet failed fails.
+    template <class Job>
+    static asio::awaitable<void> on_pool(std::shared_ptr<Impl> self, std::vector<std::shared_ptr<Entry>>& batch, Job job) {
         bool failed = false;
         try {
             co_await run_blocking(self->pool, std::move(job));
@@ -396,6 +396,12 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
             failed = true;
         }
         if (failed) mark_failed(batch);
+    }
+
+    static asio::awaitable<void> sync_stage(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
+        // Named before the co_await: a lambda built inside it trips a GCC 12 coroutine bug.
+        auto job = [self, &batch] { self->sync_files(batch); };
+        co_await on_pool(self, batch, std::move(job));
         // Failed entries go on too: publishing removes their incoming files and answers them.
         self->synced.insert(self->synced.end(), batch.begin(), batch.end());
         self->syncing = false;
@@ -404,13 +410,7 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
 
     static asio::awaitable<void> publish_stage(std::vector<std::shared_ptr<Entry>> batch, std::shared_ptr<Impl> self) {
         auto job = [self, &batch] { self->publish(batch); };
-        bool failed = false;
-        try {
-            co_await run_blocking(self->pool, std::move(job));
-        } catch (...) {
-            failed = true;
-        }
-        if (failed) mark_failed(batch);
+        co_await on_pool(self, batch, std::move(job));
         for (auto& entry : batch) {
             entry->done = true;
             entry->wake.cancel();

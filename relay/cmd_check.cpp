@@ -71,8 +71,39 @@ private:
     std::size_t at_ = 0;
 };
 
+// Reports a failed token request under `step`: unreachable endpoint, or the endpoint's refusal.
+void report_token_error(Report& report, const auth::TokenError& e, const conf::Account& account, const std::string& step) {
+    if (e.http_status() == 0) {
+        report.fail("token endpoint reachable (" + account.token_url + ")", check::diagnose_token(e, account));
+    } else {
+        report.ok("token endpoint reachable (" + account.token_url + ")");
+        report.fail(step, check::diagnose_token(e, account));
+    }
+}
+
+// App-only account: one client credentials grant (secret or signed assertion); nothing is stored.
+std::optional<std::string> app_token_steps(Report& report, const conf::Account& account) {
+    const auto now = auth::Clock::now();
+    const std::string step = "app token issued (client credentials)";
+    try {
+        auth::CurlHttpClient http;
+        auth::TokenSet set = auth::request_token(http, account, auth::client_credentials_form(account, now), now);
+        report.ok("token endpoint reachable (" + account.token_url + ")");
+        const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(set.expires_at - now).count();
+        report.ok(fmt::format("{} (access token valid {} min)", step, minutes));
+        return set.access_token;
+    } catch (const auth::TokenError& e) {
+        report_token_error(report, e, account, step);
+    } catch (const std::exception& e) {
+        // The certificate or key could not be read or used to sign the assertion.
+        report.fail(step, {e.what(), "check client_certificate_file and client_key_file of account " + account.name});
+    }
+    return std::nullopt;
+}
+
 // Refreshes once; returns the access token, or nullopt after reporting why not.
 std::optional<std::string> token_steps(Report& report, const conf::Config& config, const conf::Account& account) {
+    if (account.auth == conf::AuthMode::client_credentials) return app_token_steps(report, account);
     auth::TokenStore store(config.relay.state_dir);
     std::optional<auth::StoredTokens> stored;
     try {
@@ -104,12 +135,7 @@ std::optional<std::string> token_steps(Report& report, const conf::Config& confi
         report.ok(fmt::format("refresh token works (access token valid {} min)", minutes));
         return set.access_token;
     } catch (const auth::TokenError& e) {
-        if (e.http_status() == 0) {
-            report.fail("token endpoint reachable (" + account.token_url + ")", check::diagnose_token(e, account));
-        } else {
-            report.ok("token endpoint reachable (" + account.token_url + ")");
-            report.fail("refresh token works", check::diagnose_token(e, account));
-        }
+        report_token_error(report, e, account, "refresh token works");
         return std::nullopt;
     }
 }

@@ -189,3 +189,16 @@ def test_basic_auth_upstream_uses_the_password_file_and_no_token(relay, standin,
     assert envelope["auth_mechanism"] == mechanism.upper() and envelope["auth_user"] == MAILBOX
     assert standin.stats()["token_requests"] == {}
     assert password not in relay.log()
+
+
+def test_check_passes_for_an_app_only_account_and_sends_the_test_message(relay, standin):
+    standin.control(app_mailboxes=[MAILBOX])
+    relay.accounts["office"] = app_account(standin)
+    result = relay.run("check", "--account", "office", "--send-test", "boss@example.com", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[ ok ] app token issued (client credentials)" in result.stdout, result.stdout
+    assert "no refresh token" not in result.stdout
+    envelope, _ = standin.wait_for_messages(1, timeout=20)[0]
+    assert envelope["rcpt_to"] == ["boss@example.com"]
+    assert_token_file_absent(relay)
+    assert CLIENT_SECRET not in result.stdout + result.stderr

@@ -19,8 +19,8 @@ foreach(page smtp-oauth2-relay.8 smtp-oauth2-relay.toml.5)
   string(REGEX MATCH "[0-9]$" section ${page})
   add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/man/${page}.gz
     COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
-    COMMAND gzip -9n -c ${CMAKE_SOURCE_DIR}/man/${page} > ${CMAKE_BINARY_DIR}/man/${page}.gz
-    DEPENDS ${CMAKE_SOURCE_DIR}/man/${page} VERBATIM)
+    COMMAND gzip -9n -c ${CMAKE_SOURCE_DIR}/systemd/man/${page} > ${CMAKE_BINARY_DIR}/man/${page}.gz
+    DEPENDS ${CMAKE_SOURCE_DIR}/systemd/man/${page} VERBATIM)
   list(APPEND RELAY_MAN_PAGES ${CMAKE_BINARY_DIR}/man/${page}.gz)
   install(FILES ${CMAKE_BINARY_DIR}/man/${page}.gz DESTINATION share/man/man${section})
 endforeach()
@@ -42,8 +42,8 @@ set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser | systemd")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
-  ${CMAKE_SOURCE_DIR}/packaging/postinst ${CMAKE_SOURCE_DIR}/packaging/prerm
-  ${CMAKE_SOURCE_DIR}/packaging/postrm ${CMAKE_SOURCE_DIR}/packaging/conffiles)
+  ${CMAKE_SOURCE_DIR}/systemd/packaging/postinst ${CMAKE_SOURCE_DIR}/systemd/packaging/prerm
+  ${CMAKE_SOURCE_DIR}/systemd/packaging/postrm ${CMAKE_SOURCE_DIR}/systemd/packaging/conffiles)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_GENERATOR DEB)
 include(CPack)

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <fstream>
+#include <cstring>
 #include <sys/inotify.h>
 #include <system_error>
 #include <unistd.h>
@@ -124,19 +125,28 @@ struct ControlWatcher::Impl : std::enable_shared_from_this<Impl> {
         if (!requests.empty()) on_requests(std::move(requests));
     }
 
+    // Which watched directories the events in `buffer` concern. A plain function: an inotify_event
+    // (a flexible array member) cannot live in a coroutine frame, and it is copied out with memcpy
+    // because the buffer in that frame is not aligned for it.
+    static std::pair<bool, bool> scan_events(const char* buffer, std::size_t n, int control_wd, int tokens_wd) {
+        bool control = false, tokens = false;
+        for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
+            inotify_event event;
+            std::memcpy(&event, buffer + at, sizeof event);
+            if (event.wd == control_wd) control = true;
+            if (event.wd == tokens_wd) tokens = true;
+            if (event.mask & IN_Q_OVERFLOW) control = tokens = true;
+            at += sizeof(inotify_event) + event.len;
+        }
+        return {control, tokens};
+    }
+
     static asio::awaitable<void> watch(std::shared_ptr<Impl> self) {
-        alignas(inotify_event) char buffer[8192];
+        char buffer[8192];
         while (!self->stopped) {
             auto [ec, n] = co_await self->stream.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
             if (ec) break;
-            bool control = false, tokens = false;
-            for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
-                const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
-                if (event->wd == self->control_wd) control = true;
-                if (event->wd == self->tokens_wd) tokens = true;
-                if (event->mask & IN_Q_OVERFLOW) control = tokens = true;
-                at += sizeof(inotify_event) + event->len;
-            }
+            auto [control, tokens] = scan_events(buffer, n, self->control_wd, self->tokens_wd);
             if (control) self->deliver_requests();
             if (tokens) self->on_tokens();
         }

@@ -8,29 +8,16 @@
 #include <unistd.h>
 
 #include "conf/config.hpp"
+#include "config_test_support.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace relay::conf;
+using relay::conf::config_testing::errors_of;
+using relay::conf::config_testing::kAccount;
 using namespace std::chrono_literals;
 namespace ip = boost::asio::ip;
-
-const std::string kAccount = R"(
-[accounts.office]
-tenant = "contoso.onmicrosoft.com"
-client_id = "cid"
-email = "scanner@contoso.com"
-)";
-
-std::vector<std::string> errors_of(const std::string& text) {
-    try {
-        parse_config(text, "t.toml");
-    } catch (const ConfigError& e) {
-        return e.errors();
-    }
-    return {};
-}
 
 std::string joined(const std::vector<std::string>& lines) {
     std::string out;

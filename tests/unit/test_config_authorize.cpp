@@ -4,26 +4,13 @@
 #include <gtest/gtest.h>
 
 #include "conf/config.hpp"
+#include "config_test_support.hpp"
 
 using namespace relay::conf;
+using relay::conf::config_testing::errors_of;
+using relay::conf::config_testing::kAccount;
 
 namespace {
-
-std::vector<std::string> errors_of(const std::string& text) {
-    try {
-        parse_config(text, "t.toml");
-    } catch (const ConfigError& e) {
-        return e.errors();
-    }
-    return {};
-}
-
-const std::string kAccount = R"(
-[accounts.office]
-tenant = "contoso.onmicrosoft.com"
-client_id = "cid"
-email = "scanner@contoso.com"
-)";
 
 }  // namespace
 

@@ -9,21 +9,14 @@
 #include <unistd.h>
 
 #include "conf/config.hpp"
+#include "config_test_support.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace relay::conf;
+using relay::conf::config_testing::errors_of;
 using namespace std::chrono_literals;
-
-std::vector<std::string> errors_of(const std::string& text) {
-    try {
-        parse_config(text, "t.toml");
-    } catch (const ConfigError& e) {
-        return e.errors();
-    }
-    return {};
-}
 
 Account only_account(const std::string& text) { return parse_config(text, "t.toml").accounts.begin()->second; }
 

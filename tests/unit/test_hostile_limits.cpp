@@ -3,19 +3,14 @@
 #include <gtest/gtest.h>
 
 #include "conf/config.hpp"
+#include "config_test_support.hpp"
 #include "relay/client_limits.hpp"
 
 namespace {
 
 using namespace relay;
 using namespace std::chrono_literals;
-
-const std::string kAccount = R"(
-[accounts.office]
-tenant = "contoso.onmicrosoft.com"
-client_id = "cid"
-email = "scanner@contoso.com"
-)";
+using relay::conf::config_testing::kAccount;
 
 std::string errors_of(const std::string& relay_table) {
     try {

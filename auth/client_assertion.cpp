@@ -13,9 +13,13 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
-#include "auth/base64.hpp"
+#include "relay/core/base64.hpp"
 
 namespace relay::auth {
+
+using core::base64_decode;
+using core::base64_encode;
+using core::base64url_encode;
 namespace {
 
 namespace json = boost::json;

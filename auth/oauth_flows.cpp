@@ -7,10 +7,14 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-#include "auth/base64.hpp"
+#include "relay/core/base64.hpp"
 #include "auth/token_endpoint.hpp"
 
 namespace relay::auth {
+
+using core::base64_decode;
+using core::base64_encode;
+using core::base64url_encode;
 namespace {
 
 namespace json = boost::json;

@@ -14,14 +14,13 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-#include "auth/base64.hpp"
 
 namespace relay::auth {
+
 namespace {
 
-constexpr std::string_view kPrefix = "$pbkdf2-sha256$";
 constexpr std::size_t kSaltBytes = 16;
-constexpr std::size_t kHashBytes = 32;
+constexpr std::size_t kHashBytes = kPbkdf2HashBytes;
 
 std::string pbkdf2(std::string_view password, std::string_view salt, std::uint32_t iterations, std::size_t size) {
     std::string out(size, '\0');
@@ -59,39 +58,6 @@ std::mutex cache_mutex;
 std::map<std::string, CacheEntry, std::less<>> cache;
 
 }  // namespace
-
-std::string PasswordHash::to_string() const {
-    return fmt::format("{}{}${}${}", kPrefix, iterations, base64_encode(salt), base64_encode(hash));
-}
-
-std::optional<PasswordHash> parse_password_hash(std::string_view text, std::string* why) {
-    auto fail = [&](std::string reason) -> std::optional<PasswordHash> {
-        if (why) *why = std::move(reason);
-        return std::nullopt;
-    };
-    if (!text.starts_with(kPrefix))
-        return fail("expected \"$pbkdf2-sha256$<iterations>$<salt>$<hash>\" as printed by `smtp-oauth2-relay hash-password`");
-    std::string_view rest = text.substr(kPrefix.size());
-    const auto d1 = rest.find('$');
-    const auto d2 = d1 == std::string_view::npos ? d1 : rest.find('$', d1 + 1);
-    if (d2 == std::string_view::npos || rest.find('$', d2 + 1) != std::string_view::npos)
-        return fail("expected four '$'-separated parts after \"$pbkdf2-sha256$\"");
-    PasswordHash h;
-    std::string_view count = rest.substr(0, d1);
-    auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), h.iterations);
-    if (count.empty() || ec != std::errc{} || end != count.data() + count.size())
-        return fail("the iteration count is not a number");
-    if (h.iterations < kPbkdf2MinIterations || h.iterations > kPbkdf2MaxIterations)
-        return fail(fmt::format("the iteration count must be between {} and {} (hash-password uses {})",
-                                kPbkdf2MinIterations, kPbkdf2MaxIterations, kPbkdf2Iterations));
-    auto salt = base64_decode(rest.substr(d1 + 1, d2 - d1 - 1));
-    auto hash = base64_decode(rest.substr(d2 + 1));
-    if (!salt || salt->size() < 8) return fail("the salt is not base64 of at least 8 bytes");
-    if (!hash || hash->size() != kHashBytes) return fail("the hash is not base64 of 32 bytes");
-    h.salt = std::move(*salt);
-    h.hash = std::move(*hash);
-    return h;
-}
 
 PasswordHash hash_password_with_salt(std::string_view password, std::string salt, std::uint32_t iterations) {
     PasswordHash h;

@@ -1,6 +1,5 @@
 // Salted password hashes for local [[users]] (`password_hash`), so the config file need not hold
-// the passwords printers and scripts log in with. Format, in the style of passlib's modular crypt:
-//   $pbkdf2-sha256$<iterations>$<base64 salt>$<base64 hash>
+// the passwords printers and scripts log in with. The stored format lives in conf/password_hash_format.hpp.
 // PBKDF2-HMAC-SHA256 (RFC 8018 section 5.2) with a 16-byte random salt and a 32-byte result, standard
 // base64 (RFC 4648 section 4) with padding. PBKDF2 rather than scrypt: no memory cost to tune on
 // small relay hosts, and OWASP's iteration advice for it is simple to follow.
@@ -11,23 +10,16 @@
 #include <string>
 #include <string_view>
 
+#include "conf/password_hash_format.hpp"
+
 namespace relay::auth {
 
-// OWASP (2021) recommends at least 310,000 iterations of PBKDF2-HMAC-SHA256.
-constexpr std::uint32_t kPbkdf2Iterations = 310000;
-// Below this a stored hash is refused at config load: it would be too cheap to brute-force.
-constexpr std::uint32_t kPbkdf2MinIterations = 200000;
-constexpr std::uint32_t kPbkdf2MaxIterations = 10000000;
-
-struct PasswordHash {
-    std::uint32_t iterations = 0;
-    std::string salt;    // raw bytes
-    std::string hash;    // raw bytes
-    std::string to_string() const;
-};
-
-// nullopt with `why` set when `text` is not a well-formed hash of this module.
-std::optional<PasswordHash> parse_password_hash(std::string_view text, std::string* why = nullptr);
+using conf::kPbkdf2HashBytes;
+using conf::kPbkdf2Iterations;
+using conf::kPbkdf2MaxIterations;
+using conf::kPbkdf2MinIterations;
+using conf::parse_password_hash;
+using conf::PasswordHash;
 
 // A new hash of `password` with a random salt (RAND_bytes).
 PasswordHash hash_password(std::string_view password, std::uint32_t iterations = kPbkdf2Iterations);

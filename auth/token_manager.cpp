@@ -21,8 +21,8 @@
 
 #include <fmt/format.h>
 
-#include "relay/blocking.hpp"
-#include "relay/log.hpp"
+#include "relay/core/blocking.hpp"
+#include "relay/core/log.hpp"
 
 namespace relay::auth {
 

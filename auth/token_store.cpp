@@ -13,7 +13,7 @@
 
 #include <boost/json.hpp>
 
-#include "relay/durable_file.hpp"
+#include "relay/core/durable_file.hpp"
 
 namespace relay::auth {
 namespace {

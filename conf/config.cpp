@@ -13,9 +13,9 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
-#include "auth/password_hash.hpp"
 #include "conf/config.hpp"
 #include "conf/config_detail.hpp"
+#include "conf/password_hash_format.hpp"
 #include "conf/redirect_uri.hpp"
 #include "conf/value_reader.hpp"
 
@@ -480,7 +480,7 @@ void Loader::read_users(const toml::table& root, Config& config) {
         else if (!password && !hash)
             fail(table->source(), label + ": missing required key 'password' (or 'password_hash') in [[users]]");
         std::string why;
-        if (hash && !password && !user.password_hash.empty() && !auth::parse_password_hash(user.password_hash, &why))
+        if (hash && !password && !user.password_hash.empty() && !parse_password_hash(user.password_hash, &why))
             fail(position_of(*table, "password_hash"), fmt::format("{}.password_hash: {}", label, why));
         if (!user.name.empty()) {
             const auto line = position_of(*table, "name").begin.line;

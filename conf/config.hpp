@@ -14,6 +14,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "relay/core/log.hpp"
+
 namespace relay::conf {
 
 // A secret value (client secret, password). It never converts to a string implicitly and prints
@@ -47,15 +49,14 @@ struct Network {
 enum class Provider { microsoft, google, custom };
 enum class UpstreamTls { starttls, implicit, none };
 enum class UpstreamAuth { xoauth2, oauthbearer, plain, login, none };
-enum class LogLevel { debug, info, warning, error };
+using LogLevel = log::Level;
 // delegated: a user signed in once and the relay keeps the refresh token; client_credentials: the
 // app itself gets tokens (RFC 6749 4.4) with a secret or a certificate, no refresh token to keep.
 enum class AuthMode { delegated, client_credentials };
 // Microsoft's national clouds differ from the global one in host names only.
 enum class Cloud { global, usgov, china };
 enum class DeliveryMode { queue, direct };
-// automatic: journal when stderr is journald's stream ($JOURNAL_STREAM), else text.
-enum class LogFormat { automatic, text, json, journal };
+using LogFormat = log::Format;
 
 struct RelaySettings {
     std::vector<HostPort> listen;                   // default ["127.0.0.1:2525"]

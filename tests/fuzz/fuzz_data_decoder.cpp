@@ -10,7 +10,7 @@
 
 #include <fuzzer/FuzzedDataProvider.h>
 
-#include "relay/data_decoder.hpp"
+#include "relay/smtp/data_decoder.hpp"
 
 namespace {
 

@@ -10,7 +10,7 @@
 
 #include <fuzzer/FuzzedDataProvider.h>
 
-#include "relay/smtp_server_session.hpp"
+#include "relay/smtp/server_session.hpp"
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "auth/base64.hpp"
+#include "relay/core/base64.hpp"
 #include "auth/client_assertion.hpp"
 #include "auth/token_endpoint.hpp"
 
@@ -23,6 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace relay::auth;
+using namespace relay::core;
 
 std::string from_base64url(std::string text) {
     for (char& c : text) c = c == '-' ? '+' : c == '_' ? '/' : c;

@@ -1,10 +1,11 @@
 // base64 (RFC 4648 section 10 test vectors, strictness) and the SASL responses byte for byte.
 #include <gtest/gtest.h>
 
-#include "auth/base64.hpp"
+#include "relay/core/base64.hpp"
 #include "auth/sasl.hpp"
 
 using namespace relay::auth;
+using namespace relay::core;
 
 TEST(Base64, Rfc4648Vectors) {
     const std::pair<const char*, const char*> vectors[] = {

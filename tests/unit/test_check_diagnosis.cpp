@@ -2,7 +2,7 @@
 // (token endpoint errors as the identity platform sends them, and upstream SMTP replies).
 #include <gtest/gtest.h>
 
-#include "relay/check_diagnosis.hpp"
+#include "relay/cli/check_diagnosis.hpp"
 
 using namespace relay;
 using Stage = UpstreamError::Stage;

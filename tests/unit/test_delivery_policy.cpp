@@ -3,13 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "conf/config.hpp"
-#include "relay/account_hold.hpp"
-#include "relay/delivery_outcome.hpp"
-#include "relay/dsn.hpp"
-#include "relay/queue_control.hpp"
-#include "relay/queue_state.hpp"
-#include "relay/rate_limiter.hpp"
-#include "relay/routing.hpp"
+#include "relay/delivery/account_hold.hpp"
+#include "relay/delivery/delivery_outcome.hpp"
+#include "relay/delivery/dsn.hpp"
+#include "relay/spool/queue_control.hpp"
+#include "relay/spool/queue_state.hpp"
+#include "relay/delivery/rate_limiter.hpp"
+#include "relay/intake/routing.hpp"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <system_error>
 #include <unistd.h>
 
-#include "relay/durable_file.hpp"
+#include "relay/core/durable_file.hpp"
 
 namespace fs = std::filesystem;
 

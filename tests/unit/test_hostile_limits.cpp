@@ -4,7 +4,7 @@
 
 #include "conf/config.hpp"
 #include "config_test_support.hpp"
-#include "relay/client_limits.hpp"
+#include "relay/intake/client_limits.hpp"
 
 namespace {
 

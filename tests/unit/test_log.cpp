@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "relay/log.hpp"
+#include "relay/core/log.hpp"
 
 using relay::log::Level;
 

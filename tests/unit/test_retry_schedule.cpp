@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "relay/retry_schedule.hpp"
+#include "relay/delivery/retry_schedule.hpp"
 
 using namespace std::chrono_literals;
 

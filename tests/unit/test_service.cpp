@@ -8,11 +8,11 @@
 #include <boost/json.hpp>
 
 #include "conf/config.hpp"
-#include "relay/admin_server.hpp"
-#include "relay/log.hpp"
-#include "relay/metrics.hpp"
-#include "relay/sendmail_message.hpp"
-#include "relay/upstream_queue_id.hpp"
+#include "relay/service/admin_server.hpp"
+#include "relay/core/log.hpp"
+#include "relay/service/metrics.hpp"
+#include "relay/cli/sendmail_message.hpp"
+#include "relay/delivery/upstream_queue_id.hpp"
 
 namespace {
 

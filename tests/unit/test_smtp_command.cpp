@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include "relay/smtp_command.hpp"
+#include "relay/smtp/command.hpp"
 
 using namespace relay::smtp;
 

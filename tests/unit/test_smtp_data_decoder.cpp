@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/data_decoder.hpp"
+#include "relay/smtp/data_decoder.hpp"
 
 using relay::smtp::DataDecoder;
 using relay::smtp::DataError;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/smtp_reply.hpp"
+#include "relay/smtp/reply.hpp"
 
 using relay::smtp::DotStuffer;
 using relay::smtp::Reply;

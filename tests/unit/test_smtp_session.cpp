@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/smtp_server_session.hpp"
+#include "relay/smtp/server_session.hpp"
 
 using namespace relay::smtp;
 using relay::Envelope;

@@ -11,7 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
-#include "relay/spool.hpp"
+#include "relay/spool/spool.hpp"
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;

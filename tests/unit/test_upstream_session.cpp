@@ -13,7 +13,7 @@
 #include <system_error>
 #include <unistd.h>
 
-#include "relay/upstream_session.hpp"
+#include "relay/delivery/upstream_session.hpp"
 
 namespace asio = boost::asio;
 using relay::BodyReader;

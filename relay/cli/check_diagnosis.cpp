@@ -1,0 +1,111 @@
+// Cause and fix for each failure `check` knows (see check_diagnosis.hpp and PROVIDERS.md).
+#include "relay/cli/check_diagnosis.hpp"
+
+#include <fmt/format.h>
+
+namespace relay::check {
+namespace {
+
+bool contains(const std::string& text, std::string_view what) { return text.find(what) != std::string::npos; }
+
+std::string authorize_command(const conf::Account& account) {
+    return fmt::format("run `smtp-oauth2-relay authorize --account {}` and sign in as {}", account.name, account.email);
+}
+
+}  // namespace
+
+Diagnosis diagnose_token(const auth::TokenError& e, const conf::Account& account) {
+    const std::string& d = e.description();
+    if (e.http_status() == 0)
+        return {fmt::format("the token endpoint {} cannot be reached: {}", account.token_url, d),
+                "check the host's DNS, firewall or HTTPS proxy and that token_url (or tenant) is right; "
+                "outbound HTTPS to the identity platform must be allowed"};
+    if (contains(d, "AADSTS90002") || e.oauth_error() == "invalid_tenant" || contains(d, "AADSTS900023"))
+        return {fmt::format("wrong tenant: the identity platform does not know tenant \"{}\" ({})", account.tenant,
+                            e.oauth_error()),
+                "set tenant to your directory's primary domain (e.g. contoso.onmicrosoft.com) or its tenant id, as "
+                "shown in Entra ID > Overview"};
+    switch (e.kind()) {
+    case auth::TokenFailure::invalid_grant:
+        return {"the refresh token is expired, revoked or was issued for another app (invalid_grant" +
+                    std::string(contains(d, "AADSTS") ? ", " + d.substr(0, d.find(':')) : "") + ")",
+                authorize_command(account)};
+    case auth::TokenFailure::invalid_client:
+        if (contains(d, "AADSTS7000218"))
+            return {"the app is a confidential client but no client secret is configured (AADSTS7000218)",
+                    "set client_secret (or client_secret_file) for account " + account.name +
+                        ", or enable \"Allow public client flows\" in the app registration"};
+        if (contains(d, "AADSTS700016") || e.oauth_error() == "unauthorized_client")
+            return {"the client id is not known in this tenant (" + e.oauth_error() + ")",
+                    "check client_id (Application (client) ID in Entra ID > App registrations) and tenant"};
+        return {"the client secret is wrong or expired (invalid_client, AADSTS7000215)",
+                "create a new client secret in Entra ID > App registrations > Certificates & secrets and put its "
+                "Value (not its ID) into client_secret for account " + account.name};
+    case auth::TokenFailure::consent_required:
+        return {"consent for SMTP.Send is missing (AADSTS65001)",
+                "an admin grants consent in Entra ID > App registrations > API permissions (Grant admin consent), "
+                "then " + authorize_command(account)};
+    case auth::TokenFailure::temporary:
+        return {fmt::format("the token endpoint is temporarily unavailable (HTTP {}, {})", e.http_status(), e.oauth_error()),
+                "try again in a few minutes; the relay itself keeps retrying"};
+    case auth::TokenFailure::other:
+        break;
+    }
+    return {e.what(), e.admin_hint(account.name)};
+}
+
+Diagnosis diagnose_upstream(UpstreamError::Stage stage, const std::string& message,
+                            const std::optional<smtp::Reply>& reply, const conf::Account& account,
+                            const std::string& sender) {
+    using Stage = UpstreamError::Stage;
+    const std::string where = account.upstream.to_string();
+    if (!reply) {
+        if (stage == Stage::connect) {
+            if (contains(message, "refused"))
+                return {fmt::format("connection refused by {}: nothing listens there", where),
+                        "check upstream (host:port) for account " + account.name +
+                            "; Office 365 is smtp.office365.com:587; a firewall may reject outbound port 587"};
+            return {fmt::format("cannot connect to {}: {}", where, message),
+                    "check DNS and that outbound TCP to " + where + " is allowed (many networks block port 587/465)"};
+        }
+        if (stage == Stage::tls)
+            return {fmt::format("TLS verification of {} failed: {}", where, message),
+                    "the server's certificate is not trusted or not for this host name: check the upstream host name, "
+                    "the system CA bundle (ca-certificates) or upstream_ca_file; a TLS-inspecting firewall must let "
+                    "port 587 through untouched"};
+        return {fmt::format("the connection to {} failed: {}", where, message),
+                "check the network path to the upstream and try again"};
+    }
+    const std::string text = reply->text();
+    const std::string enhanced = reply->enhanced();
+    if (enhanced == "5.7.139" || contains(text, "SmtpClientAuthentication is disabled")) {
+        if (contains(text, "Mailbox"))
+            return {"SMTP AUTH is disabled for the mailbox " + account.email + " (535 5.7.139)",
+                    fmt::format("an Exchange admin runs in Exchange Online PowerShell: Set-CASMailbox -Identity {} "
+                                "-SmtpClientAuthenticationDisabled $false", account.email)};
+        return {"SMTP AUTH is disabled for the tenant (535 5.7.139)",
+                fmt::format("an Exchange admin runs in Exchange Online PowerShell: Set-TransportConfig "
+                            "-SmtpClientAuthenticationDisabled $false (or, for this mailbox only: Set-CASMailbox "
+                            "-Identity {} -SmtpClientAuthenticationDisabled $false)", account.email)};
+    }
+    if (enhanced == "5.7.60" || enhanced == "5.2.252" || contains(text, "SendAsDenied") ||
+        contains(text, "permission to send as") || contains(text, "permissions to send as"))
+        return {fmt::format("the mailbox {} may not send as {} ({})", account.email,
+                            sender.empty() ? "this sender" : sender, enhanced.empty() ? "SendAsDenied" : enhanced),
+                fmt::format("send with MAIL FROM {}, or have an Exchange admin grant SendAs: Add-RecipientPermission "
+                            "-Identity <sender mailbox> -Trustee {} -AccessRights SendAs", account.email, account.email)};
+    if (enhanced == "5.7.30")
+        return {"basic authentication is not accepted for SMTP submission (5.7.30)",
+                "use upstream_auth = \"xoauth2\" with an authorized account"};
+    if (stage == Stage::auth && reply->code == 535)
+        return {fmt::format("{} refused the access token for {} ({})", where, account.email, text),
+                "the person who signed in must be " + account.email + " (or have SendAs on it) and the app needs the "
+                "delegated SMTP.Send permission; " + authorize_command(account)};
+    if (stage == Stage::auth)
+        return {fmt::format("AUTH failed at {}: {}", where, text),
+                "check upstream_auth for account " + account.name + " and that the server offers that mechanism"};
+    return {fmt::format("{} answered {}", where, text),
+            reply->transient() ? "a temporary refusal: try again later" : "see the reply text; the relay would bounce such mail"};
+}
+
+}  // namespace relay::check

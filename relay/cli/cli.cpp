@@ -1,0 +1,91 @@
+// Option parsing, config loading with error reporting, and the command table.
+#include "relay/cli/cli.hpp"
+
+#include <cstdio>
+
+namespace relay::cli {
+
+const char* const kTokenHelp = R"(usage: smtp-oauth2-relay token import --account NAME [--config FILE]
+
+  token import   reads a refresh token on stdin, redeems it once at the account's token endpoint
+                 (proving it works) and stores the result in state_dir/tokens/NAME.json (mode 0600).
+                 A running relay picks the new token up within seconds, even while it backs off.
+)";
+
+std::string ParsedOptions::get(const std::string& name, std::string fallback) const {
+    auto it = values.find(name);
+    return it == values.end() ? fallback : it->second;
+}
+
+std::optional<ParsedOptions> parse_options(const std::string& command, const std::vector<std::string>& args,
+                                           const std::vector<OptionSpec>& specs, const char* help) {
+    std::vector<OptionSpec> all = specs;
+    all.push_back({"--config", true});
+    ParsedOptions parsed;
+    auto usage = [&](const std::string& problem) -> std::optional<ParsedOptions> {
+        std::fprintf(stderr, "smtp-oauth2-relay %s: %s\n\n%s", command.c_str(), problem.c_str(), help);
+        return std::nullopt;
+    };
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        std::string arg = args[i];
+        if (arg == "--help" || arg == "-h") {
+            parsed.help = true;
+            continue;
+        }
+        if (!arg.starts_with("--")) {
+            parsed.positional.push_back(arg);
+            continue;
+        }
+        std::string value;
+        bool inline_value = false;
+        if (auto eq = arg.find('='); eq != std::string::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            inline_value = true;
+        }
+        const OptionSpec* spec = nullptr;
+        for (const auto& s : all)
+            if (s.name == arg) spec = &s;
+        if (!spec) return usage("unknown option " + arg);
+        if (spec->takes_value && !inline_value) {
+            if (i + 1 >= args.size()) return usage("option " + arg + " needs a value");
+            value = args[++i];
+        } else if (!spec->takes_value && inline_value) {
+            return usage("option " + arg + " takes no value");
+        }
+        parsed.values[arg] = value;
+    }
+    if (parsed.help) {
+        std::fputs(help, stdout);
+    }
+    return parsed;
+}
+
+std::optional<conf::Config> load_config_or_report(const ParsedOptions& options) {
+    std::string path = options.get("--config", kDefaultConfig);
+    try {
+        return conf::load_config(path);
+    } catch (const conf::ConfigError& e) {
+        for (const auto& line : e.errors()) std::fprintf(stderr, "%s\n", line.c_str());
+        std::fprintf(stderr, "smtp-oauth2-relay: configuration has %zu error%s\n", e.errors().size(),
+                     e.errors().size() == 1 ? "" : "s");
+        return std::nullopt;
+    }
+}
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> table = {
+        {"serve", run_serve},
+        {"token import", run_token_import},
+        {"authorize", run_authorize},
+        {"check", run_check},
+        {"hash-password", run_hash_password},
+        {"queue", run_queue},
+        {"config", run_config},
+        {"status", run_status},
+        {"sendmail", run_sendmail},
+    };
+    return table;
+}
+
+}  // namespace relay::cli

@@ -1,0 +1,289 @@
+// `queue list|show|retry|delete|hold|release`: the admin's view of the spool and the levers on it,
+// safe while the relay runs. The tools read the spool files directly; they change only what the
+// relay never writes (the .hold marker, failed/ files moved back into queue/, deleted files) and
+// tell a running relay through a request file in spool_dir/control/ (see queue_control.hpp). A
+// request left while the relay is stopped is handled at its next start.
+#include <cstdio>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "relay/cli/cli.hpp"
+#include "relay/core/durable_file.hpp"
+#include "relay/spool/queue_control.hpp"
+#include "relay/spool/queue_state.hpp"
+#include "relay/spool/spool.hpp"
+
+namespace relay::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kQueueHelp = R"(usage: smtp-oauth2-relay queue SUBCOMMAND [--config FILE]
+
+  queue list                      every queued and failed message: id, age, account, sender,
+                                  recipients, size, attempts, next try, status, last reply
+  queue show ID                   one message: envelope, state, failure reason, header
+  queue retry ID                  try ID now (a failed ID goes back into the queue); lifts an account hold
+  queue retry --all               try every queued message now and lift every account hold
+  queue retry --failed            move every failed message back into the queue and try it
+  queue delete ID                 remove ID (queued or failed) for good
+  queue hold ID                   keep ID in the queue without trying it
+  queue release ID                undo hold
+
+Safe while the relay runs: the running relay is told through spool_dir/control/. A message being
+sent at the moment of `delete` may still be delivered.
+)";
+
+struct Entry {
+    QueuedMessage message;
+    std::optional<MessageState> state;
+    bool held = false;
+    bool failed = false;
+    std::string reason;     // failed/<id>.reason
+    std::string broken;     // why the file could not be read
+};
+
+bool plain_id(const std::string& id) { return parse_request("hold " + id).has_value(); }
+
+std::string read_small_file(const fs::path& path) {
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) return {};
+    std::string text(4096, '\0');
+    text.resize(std::fread(text.data(), 1, text.size(), f));
+    std::fclose(f);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    return text;
+}
+
+Entry load(const fs::path& file, bool failed) {
+    Entry e;
+    e.failed = failed;
+    e.message.id = file.filename().string();
+    e.message.path = file;
+    try {
+        e.message = Spool::read(file);
+    } catch (const std::exception& ex) {
+        e.broken = ex.what();
+    }
+    if (failed) {
+        e.reason = read_small_file(fs::path(file.string() + ".reason"));
+    } else {
+        e.state = read_state(file);
+        e.held = fs::exists(hold_path(file));
+    }
+    return e;
+}
+
+std::vector<Entry> load_dir(const fs::path& dir, bool failed) {
+    std::vector<fs::path> files;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec))
+        if (entry.is_regular_file() && !is_sidecar_name(entry.path().filename().string())) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    std::vector<Entry> out;
+    for (const auto& f : files) out.push_back(load(f, failed));
+    return out;
+}
+
+std::string span(std::int64_t seconds) {
+    if (seconds < 0) seconds = 0;
+    if (seconds < 120) return fmt::format("{}s", seconds);
+    if (seconds < 7200) return fmt::format("{}m", seconds / 60);
+    if (seconds < 172800) return fmt::format("{}h", seconds / 3600);
+    return fmt::format("{}d", seconds / 86400);
+}
+
+std::int64_t seconds_between(SystemClock::time_point from, SystemClock::time_point to) {
+    return std::chrono::duration_cast<std::chrono::seconds>(to - from).count();
+}
+
+std::string status_of(const Entry& e) {
+    if (e.failed) return "failed";
+    if (!e.broken.empty()) return "unreadable";
+    if (e.held) return "held";
+    if (e.state && e.state->attempts > 0) return "deferred";
+    return "queued";
+}
+
+std::string next_try_of(const Entry& e, SystemClock::time_point now) {
+    if (e.failed || e.held || !e.broken.empty()) return "-";
+    if (!e.state || e.state->next_try <= now) return "now";
+    return "in " + span(seconds_between(now, e.state->next_try));
+}
+
+int list(const Spool& spool) {
+    auto now = SystemClock::now();
+    auto entries = load_dir(spool.queue_dir(), false);
+    auto failed = load_dir(spool.failed_dir(), true);
+    entries.insert(entries.end(), failed.begin(), failed.end());
+    std::printf("%-16s %5s %-10s %-28s %5s %9s %8s %-8s %-10s %s\n", "ID", "AGE", "ACCOUNT", "FROM", "RCPTS",
+                "SIZE", "ATTEMPTS", "NEXT", "STATUS", "LAST REPLY");
+    for (const auto& e : entries) {
+        const auto& m = e.message;
+        std::string from = m.envelope.mail_from.empty() ? "<>" : m.envelope.mail_from;
+        auto rcpts = e.state && !e.state->rcpt_left.empty() ? e.state->rcpt_left.size() : m.envelope.rcpt_to.size();
+        std::string last = e.failed ? e.reason : e.state ? e.state->last_reply : "";
+        if (!e.broken.empty()) last = e.broken;
+        std::printf("%-16s %5s %-10s %-28s %5zu %9llu %8u %-8s %-10s %s\n", m.id.c_str(),
+                    m.received == SystemClock::time_point{} ? "?" : span(seconds_between(m.received, now)).c_str(),
+                    m.envelope.account.c_str(), from.c_str(), rcpts, static_cast<unsigned long long>(m.size),
+                    e.state ? e.state->attempts : 0u, next_try_of(e, now).c_str(), status_of(e).c_str(), last.c_str());
+    }
+    std::printf("%zu queued, %zu failed\n", entries.size() - failed.size(), failed.size());
+    return kOk;
+}
+
+std::optional<Entry> find(const Spool& spool, const std::string& id) {
+    if (fs::exists(spool.queue_dir() / id)) return load(spool.queue_dir() / id, false);
+    if (fs::exists(spool.failed_dir() / id)) return load(spool.failed_dir() / id, true);
+    return std::nullopt;
+}
+
+int show(const Spool& spool, const std::string& id) {
+    auto e = find(spool, id);
+    if (!e) {
+        std::fprintf(stderr, "smtp-oauth2-relay queue show: no message %s\n", id.c_str());
+        return kRuntimeError;
+    }
+    const auto& m = e->message;
+    std::printf("id: %s\nstatus: %s\nfile: %s\n", m.id.c_str(), status_of(*e).c_str(), m.path.c_str());
+    if (!e->broken.empty()) {
+        std::printf("error: %s\n", e->broken.c_str());
+        return kOk;
+    }
+    std::time_t received = SystemClock::to_time_t(m.received);
+    char when[64];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&received));
+    std::printf("received: %s\naccount: %s\nfrom: <%s>\n", when, m.envelope.account.c_str(), m.envelope.mail_from.c_str());
+    for (const auto& r : m.envelope.rcpt_to) std::printf("rcpt: <%s>\n", r.c_str());
+    std::printf("size: %llu\nclient: %s\n", static_cast<unsigned long long>(m.size), m.envelope.client_address.c_str());
+    if (!m.envelope.user.empty()) std::printf("user: %s\n", m.envelope.user.c_str());
+    if (m.envelope.dsn) std::printf("dsn: yes (a delivery report made by the relay)\n");
+    if (e->state) {
+        std::printf("attempts: %u\nnext try: %s\nlast reply: %s\n", e->state->attempts,
+                    next_try_of(*e, SystemClock::now()).c_str(), e->state->last_reply.c_str());
+        for (const auto& r : e->state->rcpt_left) std::printf("still to do: <%s>\n", r.c_str());
+    }
+    if (e->failed) std::printf("reason: %s\n", e->reason.c_str());
+    std::printf("\n");
+    SpoolBodyReader body(m);
+    std::string header;
+    char buffer[4096];
+    while (header.size() < 65536) {
+        std::size_t n = body.read(buffer, sizeof buffer);
+        if (n == 0) break;
+        header.append(buffer, n);
+        if (auto end = header.find("\r\n\r\n"); end != std::string::npos) {
+            header.resize(end + 2);
+            break;
+        }
+    }
+    for (char c : header)
+        if (c != '\r') std::putchar(c);
+    return kOk;
+}
+
+// failed/<id> goes back to queue/<id>; its reason file is dropped. Throws std::system_error.
+void unfail(const Spool& spool, const std::string& id) {
+    fs::path from = spool.failed_dir() / id, to = spool.queue_dir() / id;
+    fs::rename(from, to);
+    fsync_directory(spool.queue_dir());
+    std::error_code ec;
+    fs::remove(fs::path(from.string() + ".reason"), ec);
+    fsync_directory(spool.failed_dir());
+}
+
+void tell(const Spool& spool, ControlRequest::Verb verb, const std::string& id) {
+    submit_request(spool.control_dir(), ControlRequest{verb, id});
+}
+
+int act(const Spool& spool, const std::string& sub, const ParsedOptions& o) {
+    using Verb = ControlRequest::Verb;
+    const std::string id = o.positional.size() > 1 ? o.positional[1] : "";
+    if (sub == "retry" && o.has("--all")) {
+        tell(spool, Verb::retry_all, "");
+        std::printf("every queued message will be tried now\n");
+        return kOk;
+    }
+    if (sub == "retry" && o.has("--failed")) {
+        std::size_t n = 0;
+        for (const auto& e : load_dir(spool.failed_dir(), true)) {
+            if (!e.broken.empty()) continue;   // an unreadable file would only fail again
+            unfail(spool, e.message.id);
+            tell(spool, Verb::retry, e.message.id);
+            ++n;
+        }
+        std::printf("%zu failed message%s queued again\n", n, n == 1 ? "" : "s");
+        return kOk;
+    }
+    auto entry = find(spool, id);
+    if (!entry) {
+        std::fprintf(stderr, "smtp-oauth2-relay queue %s: no message %s\n", sub.c_str(), id.c_str());
+        return kRuntimeError;
+    }
+    const fs::path file = spool.queue_dir() / id;
+    if (sub == "retry") {
+        if (entry->failed) unfail(spool, id);
+        tell(spool, Verb::retry, id);
+        std::printf("%s will be tried now\n", id.c_str());
+    } else if (sub == "delete") {
+        if (entry->failed) {
+            fs::remove(spool.failed_dir() / id);
+            fs::remove(fs::path((spool.failed_dir() / id).string() + ".reason"));
+        } else {
+            fs::remove(file);
+            remove_sidecars(file);
+            tell(spool, Verb::remove, id);
+        }
+        std::printf("%s deleted\n", id.c_str());
+    } else if (entry->failed) {
+        std::fprintf(stderr, "smtp-oauth2-relay queue %s: %s has failed; use queue retry or delete\n", sub.c_str(), id.c_str());
+        return kRuntimeError;
+    } else if (sub == "hold") {
+        write_file_durably(hold_path(file), "held by smtp-oauth2-relay queue hold\n", 0600);
+        tell(spool, Verb::hold, id);
+        std::printf("%s held\n", id.c_str());
+    } else {
+        fs::remove(hold_path(file));
+        tell(spool, Verb::release, id);
+        std::printf("%s released\n", id.c_str());
+    }
+    return kOk;
+}
+
+}  // namespace
+
+int run_queue(const std::vector<std::string>& args) {
+    auto options = parse_options("queue", args, {{"--all", false}, {"--failed", false}}, kQueueHelp);
+    if (!options) return kUsageError;
+    if (options->help) return kOk;
+    const auto& pos = options->positional;
+    const std::string sub = pos.empty() ? "" : pos[0];
+    const bool takes_id = sub == "show" || sub == "delete" || sub == "hold" || sub == "release" ||
+                          (sub == "retry" && !options->has("--all") && !options->has("--failed"));
+    std::string problem;
+    if (sub.empty()) problem = "missing subcommand";
+    else if (sub != "list" && !takes_id && sub != "retry") problem = "unknown subcommand '" + sub + "'";
+    else if (takes_id && (pos.size() != 2 || !plain_id(pos[1]))) problem = "expected one message ID (16 hex digits)";
+    else if (!takes_id && pos.size() != 1) problem = "unexpected argument '" + pos[1] + "'";
+    else if ((options->has("--all") || options->has("--failed")) && sub != "retry") problem = "--all and --failed go with retry";
+    else if (options->has("--all") && options->has("--failed")) problem = "use --all or --failed, not both";
+    if (!problem.empty()) {
+        std::fprintf(stderr, "smtp-oauth2-relay queue: %s\n\n%s", problem.c_str(), kQueueHelp);
+        return kUsageError;
+    }
+    auto config = load_config_or_report(*options);
+    if (!config) return kUsageError;
+    try {
+        Spool spool(config->relay.spool_dir);
+        if (sub == "list") return list(spool);
+        if (sub == "show") return show(spool, pos[1]);
+        return act(spool, sub, *options);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "smtp-oauth2-relay queue %s: %s\n", sub.c_str(), e.what());
+        return kRuntimeError;
+    }
+}
+
+}  // namespace relay::cli

@@ -1,0 +1,167 @@
+// `serve`: wires config, spool, token managers, delivery and the SMTP listeners onto one I/O thread
+// plus a small pool for blocking work, then runs until SIGTERM/SIGINT.
+#include <utility>
+
+#include <cstdio>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <fmt/format.h>
+
+#include "auth/http_client.hpp"
+#include "auth/token_store.hpp"
+#include "relay/service/admin_server.hpp"
+#include "relay/cli/cli.hpp"
+#include "relay/delivery/delivery.hpp"
+#include "relay/core/durable_file.hpp"
+#include "relay/spool/queue_control.hpp"
+#include "relay/core/log.hpp"
+#include "relay/service/metrics.hpp"
+#include "relay/service/sd_notify.hpp"
+#include "relay/service/status.hpp"
+#include "relay/intake/smtp_server.hpp"
+#include "relay/spool/spool.hpp"
+
+namespace relay::cli {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+constexpr const char* kServeHelp = R"(usage: smtp-oauth2-relay serve [--config FILE]
+
+Runs the relay in the foreground and logs to stderr. SIGTERM or SIGINT stop it gracefully: the
+listeners close, transactions in flight finish (up to 10 s), undelivered mail stays in the spool
+for the next start.
+)";
+
+constexpr auto kDrainDeadline = 10s;
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ",") + i;
+    return out;
+}
+
+// SIGHUP: re-read the config file. A broken file changes nothing; the running config stays.
+void reload(std::shared_ptr<const conf::Config>& current, SmtpServer& server, DeliveryAgent& delivery) {
+    log::info("reloading", {{"config", current->source.string()}});
+    std::shared_ptr<const conf::Config> next;
+    try {
+        next = std::make_shared<const conf::Config>(conf::load_config(current->source));
+    } catch (const conf::ConfigError& e) {
+        for (const auto& line : e.errors()) log::error("reload_config_error", {{"error", line}});
+        log::error("reload_failed", {{"detail", "configuration has errors; keeping the running configuration"}});
+        return;
+    }
+    try {
+        log::set_level(next->relay.log_level);
+        log::set_format(next->relay.log_format);
+        server.update_config(next);
+        delivery.update_config(next);
+        current = next;
+        log::info("reloaded", {{"accounts", current->accounts.size()}, {"users", current->users.size()}});
+    } catch (const std::exception& e) {
+        log::error("reload_failed", {{"error", e.what()}});
+    }
+}
+
+}  // namespace
+
+int run_serve(const std::vector<std::string>& args) {
+    auto options = parse_options("serve", args, {}, kServeHelp);
+    if (!options) return kUsageError;
+    if (options->help) return kOk;
+    if (!options->positional.empty()) {
+        std::fprintf(stderr, "smtp-oauth2-relay serve: unexpected argument '%s'\n\n%s",
+                     options->positional[0].c_str(), kServeHelp);
+        return kUsageError;
+    }
+    auto loaded = load_config_or_report(*options);
+    if (!loaded) return kUsageError;
+    auto config = std::make_shared<const conf::Config>(std::move(*loaded));
+    log::set_level(config->relay.log_level);
+    log::set_format(config->relay.log_format);
+    log::set_observer(&metrics::observe);
+
+    try {
+        asio::io_context io(1);
+        asio::thread_pool blocking(4);  // fsync and libcurl only; the I/O thread never blocks on them
+        Spool spool(config->relay.spool_dir);
+        auth::TokenStore token_store(config->relay.state_dir);
+        auth::CurlHttpClient http;
+        SpoolCommitter committer(spool, io.get_executor(), blocking);
+        DeliveryAgent delivery(io.get_executor(), blocking, spool, config, http, token_store);
+        SmtpServer server(io.get_executor(), config, spool, committer, blocking,
+                          [&delivery](QueuedMessage m) { delivery.enqueue(std::move(m)); });
+        // Service endpoints (issue 5): status over the control socket, optional /metrics. Bound before
+        // anything touches the spool, so a second relay on the same config stops here.
+        const auto started = SystemClock::now();
+        AdminServer admin(io.get_executor());
+        std::error_code made;
+        std::filesystem::create_directories(config->relay.control_socket.parent_path(), made);
+        admin.listen_control(config->relay.control_socket, [&](std::string_view command) -> std::string {
+            if (command != "status") return "{\"error\":\"unknown command; try status\"}\n";
+            return boost::json::serialize(status_snapshot(server, delivery, admin.addresses(), started)) + "\n";
+        });
+        if (config->relay.metrics_listen.port != 0)
+            admin.listen_metrics(config->relay.metrics_listen, [&] { return metrics::render(status_gauges(delivery)); });
+        server.set_direct_handler([&delivery](QueuedMessage m) { return delivery.deliver_direct(std::move(m)); });
+        server.start();
+        delivery.start(spool.recover());
+        // Queue tools (queue retry/hold/release/delete) and new token files reach us through inotify.
+        ensure_directory(config->relay.state_dir / "tokens", 0700);
+        ControlWatcher control(io.get_executor(), spool.control_dir(), config->relay.state_dir / "tokens",
+                               [&delivery](std::vector<ControlRequest> r) { delivery.handle_requests(r); },
+                               [&delivery] { delivery.tokens_changed(); });
+        control.start();
+        SdNotifier notifier;
+        NotifyHeartbeat heartbeat(io.get_executor(), notifier, [&] { return status_summary(delivery); });
+        log::info("started", {{"version", RELAY_VERSION}, {"listen", join(server.listening())},
+                              {"accounts", config->accounts.size()}, {"spool_dir", config->relay.spool_dir.string()},
+                              {"admin", join(admin.addresses())}});
+        notifier.notify("READY=1\nSTATUS=" + status_summary(delivery));
+        heartbeat.start();
+
+        asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+        stop_signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+            if (ec) return;
+            log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
+            notifier.notify("STOPPING=1");
+            heartbeat.stop();
+            admin.stop();
+            asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+                co_await server.shutdown(kDrainDeadline);
+                control.stop();
+                co_await delivery.stop(kDrainDeadline);
+                log::info("stopped", {{"queued", delivery.queued()}});
+                io.stop();
+            }, asio::detached);
+        });
+        asio::signal_set hangup(io, SIGHUP);
+        std::function<void()> wait_hangup = [&] {
+            hangup.async_wait([&](const boost::system::error_code& ec, int) {
+                if (ec) return;
+                notifier.notify(SdNotifier::reloading_message());
+                reload(config, server, delivery);
+                notifier.notify("READY=1\nSTATUS=" + status_summary(delivery));
+                wait_hangup();
+            });
+        };
+        wait_hangup();
+        io.run();
+        blocking.join();
+        return kOk;
+    } catch (const std::exception& e) {
+        log::error("fatal", {{"error", e.what()}});
+        return kRuntimeError;
+    }
+}
+
+}  // namespace relay::cli

@@ -1,0 +1,79 @@
+// Moves queued messages upstream, per account: up to max_connections upstream sessions, each reused
+// for the next ready message while there is one (and kept briefly when the queue runs dry), paced
+// to rate_per_minute transactions, envelopes split at max_recipients_per_message. A 4xx or a broken
+// connection defers the message with exponential backoff; 421/432 and trouble reaching or
+// authenticating to the provider back off the whole account; replies that need a person (5.7.139,
+// SendAs denied, continuous-error throttling, a dead refresh token) put the account on hold; a 5xx
+// moves the message to failed/ (with an RFC 3464 report to the sender when bounce = true).
+// Direct-mode accounts deliver while the client waits, on reused authenticated sessions.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "auth/http_client.hpp"
+#include "auth/token_manager.hpp"
+#include "auth/token_store.hpp"
+#include "conf/config.hpp"
+#include "relay/spool/queue_control.hpp"
+#include "relay/spool/spool.hpp"
+
+namespace relay {
+
+class DeliveryAgent {
+public:
+    DeliveryAgent(boost::asio::any_io_executor io, boost::asio::thread_pool& blocking, Spool& spool,
+                  std::shared_ptr<const conf::Config> config, auth::HttpClient& http, auth::TokenStore& tokens);
+    ~DeliveryAgent();
+
+    // Queues messages found on disk at startup.
+    void start(std::vector<QueuedMessage> recovered);
+    // A message was just committed to the spool.
+    void enqueue(QueuedMessage message);
+    // SIGHUP: new account settings and retry policy. Changed accounts drop their backoff (the cause
+    // may be fixed) and re-read their token file; new accounts start; a removed account's mail stays
+    // in the spool untouched.
+    void update_config(std::shared_ptr<const conf::Config> config);
+    // Stops starting transactions; waits up to `deadline` for those in flight. Undelivered mail
+    // simply stays in the spool for the next start.
+    boost::asio::awaitable<void> stop(std::chrono::milliseconds deadline);
+
+    // delivery = "direct": delivers `message` (written to the spool but not acknowledged) now and
+    // returns the reply line for the client, without CRLF: the upstream's own reply, or a 451 when
+    // the upstream cannot be reached. The caller removes the file afterwards.
+    boost::asio::awaitable<std::string> deliver_direct(QueuedMessage message);
+    // Requests of the queue tools (see queue_control.hpp).
+    void handle_requests(const std::vector<ControlRequest>& requests);
+    // A token file changed: accounts held for a dead refresh token try again.
+    void tokens_changed();
+
+    std::size_t queued() const;     // messages known to the agent and not yet delivered or failed
+
+    // A snapshot of one account for `status`, STATUS= and metrics (read on the I/O thread).
+    struct AccountState {
+        std::string name;
+        std::size_t ready = 0;          // waiting for a free upstream session
+        std::size_t deferred = 0;       // waiting for their retry time
+        std::size_t held = 0;           // kept by `queue hold ID`
+        unsigned sessions = 0;          // upstream sessions (workers) running
+        std::optional<SystemClock::time_point> oldest;   // receipt of the oldest waiting message
+        bool on_hold = false;           // a person must act (account_hold); nothing is attempted
+        std::chrono::seconds backoff_remaining{0};      // > 0: backing off after transient trouble
+        auth::TokenStatus token;
+    };
+    std::vector<AccountState> account_states() const;
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace relay

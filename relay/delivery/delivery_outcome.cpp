@@ -1,0 +1,61 @@
+// Classification of upstream transaction results; see delivery_outcome.hpp.
+#include "relay/delivery/delivery_outcome.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "relay/delivery/account_hold.hpp"
+
+namespace relay {
+namespace {
+
+// One verdict for a set of recipients: hold, retry or permanent failure.
+void judge(Outcome& out, const smtp::Reply& r, const std::vector<std::string>& rcpts) {
+    if (hold_action_for(r)) {
+        if (!out.hold) out.hold = r;
+        out.retry.insert(out.retry.end(), rcpts.begin(), rcpts.end());
+    } else if (r.transient() || r.code == 0 || quota_exceeded(r)) {
+        if (!out.first_transient) out.first_transient = r;
+        out.retry.insert(out.retry.end(), rcpts.begin(), rcpts.end());
+    } else {
+        if (!out.first_permanent) out.first_permanent = r;
+        for (const auto& rcpt : rcpts) out.failed.push_back({rcpt, status_of_reply(r.text()), r.text()});
+    }
+}
+
+}  // namespace
+
+void Outcome::add(const std::vector<std::string>& chunk, const TransactionResult& result) {
+    for (const auto& [rcpt, r] : result.rejected) judge(*this, r, {rcpt});
+    const smtp::Reply& reply = result.final_reply;
+    if (result.data_sent && reply.positive()) {
+        delivered.insert(delivered.end(), result.accepted.begin(), result.accepted.end());
+        last_ok = reply;
+    } else if (result.data_sent) {
+        judge(*this, reply, result.accepted);
+    } else if (result.rejected.empty()) {
+        judge(*this, reply, chunk);   // MAIL FROM refused: the verdict applies to the whole chunk
+    }
+}
+
+void Outcome::not_attempted(const std::vector<std::string>& chunk) {
+    retry.insert(retry.end(), chunk.begin(), chunk.end());
+}
+
+std::vector<std::vector<std::string>> split_recipients(const std::vector<std::string>& rcpts, std::size_t per) {
+    per = std::max<std::size_t>(per, 1);
+    std::vector<std::vector<std::string>> chunks;
+    for (std::size_t first = 0; first < rcpts.size(); first += per)
+        chunks.emplace_back(rcpts.begin() + first, rcpts.begin() + std::min(rcpts.size(), first + per));
+    return chunks;
+}
+
+std::string reply_line(const smtp::Reply& reply) {
+    std::string text = reply.lines.empty() ? std::string() : reply.lines.front();
+    if (reply.enhanced().empty())
+        text = (reply.positive() ? "2.0.0 " : reply.transient() ? "4.0.0 " : "5.0.0 ") + text;
+    return fmt::format("{} {}", reply.code, text);
+}
+
+}  // namespace relay

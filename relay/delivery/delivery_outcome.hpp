@@ -1,0 +1,42 @@
+// What one delivery attempt did to each recipient of a message, built from the upstream's
+// transaction results (one transaction per max_recipients_per_message recipients): delivered,
+// failed for good (with the reply, for the failed area and the DSN), to retry, or stopped by a
+// reply that puts the account on hold. Pure, so every mix of per-recipient replies is unit-tested.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/delivery/dsn.hpp"
+#include "relay/smtp/reply.hpp"
+#include "relay/delivery/upstream_session.hpp"
+
+namespace relay {
+
+struct Outcome {
+    std::vector<std::string> delivered;
+    std::vector<FailedRecipient> failed;             // permanent, per recipient
+    std::vector<std::string> retry;                  // to try again
+    std::optional<smtp::Reply> last_ok;              // the last positive end-of-data reply
+    std::optional<smtp::Reply> first_transient;
+    std::optional<smtp::Reply> first_permanent;
+    std::optional<smtp::Reply> hold;                 // a reply that puts the account on hold
+    std::string io_error;                            // the session broke
+
+    // Once on hold or broken, the remaining transactions are not attempted.
+    bool stopped() const { return hold.has_value() || !io_error.empty(); }
+    // Adds one transaction's result for `chunk`, the recipients it was sent for.
+    void add(const std::vector<std::string>& chunk, const TransactionResult& result);
+    // Recipients that were not attempted (after stopped()) or whose session broke.
+    void not_attempted(const std::vector<std::string>& chunk);
+};
+
+// Recipient lists of at most `per` (>= 1) each, in order.
+std::vector<std::vector<std::string>> split_recipients(const std::vector<std::string>& rcpts, std::size_t per);
+
+// "550 5.1.1 text" for a client: the reply's code, enhanced code (derived from the class when the
+// upstream gave none) and first line of text.
+std::string reply_line(const smtp::Reply& reply);
+
+}  // namespace relay

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -57,6 +58,20 @@ constexpr std::size_t kRememberedFailures = 8;
 std::mutex cache_mutex;
 std::map<std::string, CacheEntry, std::less<>> cache;
 
+// Unknown names are kept under "\x01<name>": no configured user name starts with a control byte,
+// and the ordered map keeps them in one range that is easy to count and drop.
+constexpr char kUnknownPrefix = '\x01';
+constexpr std::size_t kRememberedUnknownNames = 1024;
+
+std::string unknown_key(std::string_view user) { return kUnknownPrefix + std::string(user); }
+
+// With cache_mutex held: forgets every unknown name once there are too many.
+void bound_unknown_names() {
+    auto first = cache.lower_bound(std::string(1, kUnknownPrefix));
+    auto last = cache.lower_bound(std::string(1, static_cast<char>(kUnknownPrefix + 1)));
+    if (static_cast<std::size_t>(std::distance(first, last)) > kRememberedUnknownNames) cache.erase(first, last);
+}
+
 }  // namespace
 
 PasswordHash hash_password_with_salt(std::string_view password, std::string salt, std::uint32_t iterations) {
@@ -108,6 +123,44 @@ bool verify_password_cached(std::string_view user, std::string_view stored_text,
         if (entry.failures.size() > kRememberedFailures) entry.failures.pop_front();
     }
     return ok;
+}
+
+namespace {
+std::mutex dummy_mutex;
+std::map<std::uint32_t, std::string> dummies;   // by iteration count
+
+std::optional<std::string> made_dummy(std::uint32_t iterations) {
+    std::lock_guard lock(dummy_mutex);
+    auto it = dummies.find(iterations);
+    if (it == dummies.end()) return std::nullopt;
+    return it->second;
+}
+}  // namespace
+
+std::string dummy_password_hash(std::uint32_t iterations) {
+    if (auto made = made_dummy(iterations)) return *made;
+    // A secret nobody knows, so no password can match; one KDF run, once per iteration count.
+    std::string secret(32, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()), static_cast<int>(secret.size())) != 1)
+        throw std::runtime_error("RAND_bytes failed: no randomness for the dummy hash");
+    std::string text = hash_password(secret, iterations).to_string();
+    OPENSSL_cleanse(secret.data(), secret.size());
+    std::lock_guard lock(dummy_mutex);
+    return dummies.emplace(iterations, std::move(text)).first->second;
+}
+
+std::optional<bool> cached_unknown_user_verdict(std::string_view user, std::uint32_t iterations,
+                                                std::string_view password) {
+    // Not made yet: only the slow path (on a worker thread) may spend the KDF run that makes it.
+    auto dummy = made_dummy(iterations);
+    if (!dummy) return std::nullopt;
+    return cached_password_verdict(unknown_key(user), *dummy, password);
+}
+
+void verify_unknown_user_cached(std::string_view user, std::uint32_t iterations, std::string_view password) {
+    verify_password_cached(unknown_key(user), dummy_password_hash(iterations), password);
+    std::lock_guard lock(cache_mutex);
+    bound_unknown_names();
 }
 
 }  // namespace relay::auth

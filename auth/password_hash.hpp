@@ -40,4 +40,14 @@ bool verify_password_cached(std::string_view user, std::string_view stored_text,
 std::optional<bool> cached_password_verdict(std::string_view user, std::string_view stored_text,
                                             std::string_view password);
 
+// Equal timing for names that do not exist (issue 13, item 12): a hash of a random secret with
+// `iterations` rounds, made once per process and iteration count. Checking an unknown user's
+// password against it with the *_unknown functions below costs what a wrong password of a real
+// user costs, cache included, so the reply's timing does not tell which names exist. The cache
+// for unknown names is bounded (a scan of random names cannot grow it).
+std::string dummy_password_hash(std::uint32_t iterations);
+std::optional<bool> cached_unknown_user_verdict(std::string_view user, std::uint32_t iterations,
+                                                std::string_view password);
+void verify_unknown_user_cached(std::string_view user, std::uint32_t iterations, std::string_view password);
+
 }  // namespace relay::auth

@@ -60,29 +60,93 @@ asio::ip::address plain_address(const asio::ip::address& a) {
 // ---------------------------------------------------------------------------------------------
 // RelaySessionHooks
 
-RelaySessionHooks::RelaySessionHooks(std::shared_ptr<const conf::Config> config, std::string client_address)
-    : config_(std::move(config)), client_(std::move(client_address)) {}
+namespace {
+constexpr const char* kAuthLocked = "454 4.7.0 Too many failed authentication attempts; try again later";
+constexpr const char* kAuthBusy = "454 4.7.0 Too many authentication attempts in progress; try again later";
+
+// The iteration count an unknown name's dummy check uses: what the configured hashes cost. Zero
+// when no user has a password_hash (then every check is cheap, and so is an unknown name's).
+std::uint32_t dummy_iterations(const conf::Config& config) {
+    std::uint32_t most = 0;
+    for (const auto& u : config.users)
+        if (!u.password_hash.empty())
+            if (auto parsed = auth::parse_password_hash(u.password_hash)) most = std::max(most, parsed->iterations);
+    return most;
+}
+}  // namespace
+
+RelaySessionHooks::RelaySessionHooks(std::shared_ptr<const conf::Config> config, std::string client_address,
+                                     AuthAttempts* attempts)
+    : config_(std::move(config)), client_(std::move(client_address)), attempts_(attempts) {}
+
+// A session that ends while its check runs (disconnect, shutdown) still spent an attempt.
+RelaySessionHooks::~RelaySessionHooks() {
+    if (attempt_open_) attempt_finished(false);
+}
+
+void RelaySessionHooks::attempt_finished(bool ok) {
+    attempt_open_ = false;
+    if (!attempts_) return;
+    if (!ok) failure_counted_ = true;
+    if (attempts_->finish(client_, ok, std::chrono::steady_clock::now()))
+        log::warning("auth_lockout", {{"client", client_}, {"failures", config_->relay.auth_max_failures},
+                                      {"lockout_s", config_->relay.auth_lockout.count()}});
+}
 
 smtp::SessionHooks::AuthResult RelaySessionHooks::authenticate(std::string_view user, std::string_view password) {
-    const conf::User* u = config_->find_user(std::string(user));
-    if (u && !u->password_hash.empty()) {
-        // A password seen before is answered from the cache; a new one needs PBKDF2, off this thread.
-        auto verdict = auth::cached_password_verdict(u->name, u->password_hash, password);
-        if (!verdict) return {.needs_slow_check = true};
-        if (!*verdict) return {};
-        return {true, u->account};
+    // Counted before the check (issue 13, item 1): guesses in parallel sessions cannot all pass a
+    // lockout test that only sees failures already answered.
+    if (attempts_) {
+        switch (attempts_->begin(client_, std::chrono::steady_clock::now())) {
+        case AuthAttempts::Verdict::go: break;
+        case AuthAttempts::Verdict::locked:
+            log::warning("auth_refused_locked", {{"client", client_}});
+            return {.refusal = kAuthLocked};
+        case AuthAttempts::Verdict::busy:
+            log::warning("auth_refused_busy", {{"client", client_}});
+            return {.refusal = kAuthBusy};
+        }
     }
-    // Compare even for unknown users so timing does not reveal which names exist.
-    std::string_view expected = u ? std::string_view(u->password.reveal()) : std::string_view("\x01unknown-user");
-    bool ok = constant_time_equal(expected, password) && u != nullptr && !u->password.empty();
-    if (!ok) return {};
-    return {true, u->account};
+    AuthResult result = [&]() -> AuthResult {
+        const conf::User* u = config_->find_user(std::string(user));
+        if (u && !u->password_hash.empty()) {
+            // A password seen before is answered from the cache; a new one needs PBKDF2, off this thread.
+            auto verdict = auth::cached_password_verdict(u->name, u->password_hash, password);
+            if (!verdict) return {.needs_slow_check = true};
+            if (!*verdict) return {};
+            return {true, u->account};
+        }
+        // An unknown name costs what a real user's wrong password costs (item 12): the same KDF, the
+        // same cache, so timing does not tell which names exist.
+        if (!u) {
+            const std::uint32_t iterations = dummy_iterations(*config_);
+            if (iterations > 0 && !auth::cached_unknown_user_verdict(user, iterations, password))
+                return {.needs_slow_check = true};
+        }
+        // Compare even for unknown users so timing does not reveal which names exist.
+        std::string_view expected = u ? std::string_view(u->password.reveal()) : std::string_view("\x01unknown-user");
+        bool ok = constant_time_equal(expected, password) && u != nullptr && !u->password.empty();
+        if (!ok) return {};
+        return {true, u->account};
+    }();
+    if (result.needs_slow_check) attempt_open_ = attempts_ != nullptr;
+    else attempt_finished(result.ok);
+    return result;
 }
 
 smtp::SessionHooks::AuthResult RelaySessionHooks::authenticate_slow(std::string_view user, std::string_view password) {
     const conf::User* u = config_->find_user(std::string(user));
-    if (!u || u->password_hash.empty() || !auth::verify_password_cached(u->name, u->password_hash, password)) return {};
+    if (!u) {
+        if (const std::uint32_t iterations = dummy_iterations(*config_); iterations > 0)
+            auth::verify_unknown_user_cached(user, iterations, password);
+        return {};
+    }
+    if (u->password_hash.empty() || !auth::verify_password_cached(u->name, u->password_hash, password)) return {};
     return {true, u->account};
+}
+
+void RelaySessionHooks::slow_check_finished(bool ok) {
+    if (attempt_open_) attempt_finished(ok);
 }
 
 smtp::SessionHooks::RouteResult RelaySessionHooks::route(std::string_view user, std::string_view user_account,
@@ -92,14 +156,21 @@ smtp::SessionHooks::RouteResult RelaySessionHooks::route(std::string_view user, 
 
 void RelaySessionHooks::note(std::string_view what, std::string_view detail) {
     // "auth_failed client=<ip> ..." is the fail2ban line (README): client= always comes first.
-    if (what == "auth_failed") ++auth_failures;
+    if (what == "auth_failed") {
+        ++auth_failures;
+        // A failure no check preceded (malformed AUTH PLAIN) still counts toward the lockout.
+        if (!failure_counted_ && attempts_ && attempts_->failed_without_check(client_, std::chrono::steady_clock::now()))
+            log::warning("auth_lockout", {{"client", client_}, {"failures", config_->relay.auth_max_failures},
+                                          {"lockout_s", config_->relay.auth_lockout.count()}});
+        failure_counted_ = false;
+    }
     log::warning(what, {{"client", client_}, {"detail", detail}});
 }
 
 std::string RelaySessionHooks::auth_refusal() {
-    if (auth_locked && auth_locked()) {
+    if (attempts_ && attempts_->locked(client_, std::chrono::steady_clock::now())) {
         log::warning("auth_refused_locked", {{"client", client_}});
-        return "454 4.7.0 Too many failed authentication attempts; try again later";
+        return kAuthLocked;
     }
     return {};
 }
@@ -130,15 +201,23 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
     bool stopping = false;
     std::shared_ptr<asio::ssl::context> tls_context;   // set at start(); STARTTLS and listen_tls use it
     ClientLimits limits;
+    AuthAttempts auth_attempts;
 
     Impl(asio::any_io_executor e, std::shared_ptr<const conf::Config> c, Spool& s, SpoolCommitter& sc,
          asio::thread_pool& b, QueuedHandler h)
         : io(std::move(e)), config(std::move(c)), spool(s), committer(sc), blocking(b), on_queued(std::move(h)),
-          limits(limit_settings(*config)) {}
+          limits(limit_settings(*config)), auth_attempts(auth_settings(*config)) {}
 
     static ClientLimits::Settings limit_settings(const conf::Config& config) {
         const conf::RelaySettings& r = config.relay;
-        return {r.max_clients, r.max_clients_per_ip, r.auth_max_failures, r.auth_lockout};
+        return {r.max_clients, r.max_clients_per_ip};
+    }
+
+    static AuthAttempts::Settings auth_settings(const conf::Config& config) {
+        AuthAttempts::Settings s;
+        s.max_failures = config.relay.auth_max_failures;
+        s.lockout = config.relay.auth_lockout;
+        return s;
     }
 
     bool allowed(const asio::ip::address& peer) const {
@@ -231,8 +310,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         std::shared_ptr<const conf::Config> config = self->config;
         const conf::RelaySettings& limits = config->relay;
         const std::string peer = peer_ip.to_string();
-        RelaySessionHooks hooks(config, peer);
-        hooks.auth_locked = [self, peer] { return self->limits.auth_locked(peer, Clock::now()); };
+        RelaySessionHooks hooks(config, peer, &self->auth_attempts);
         SpoolWriter writer(self->spool);
         smtp::SessionPolicy session_policy = policy(*config);
         session_policy.starttls_offered = self->tls_context && !implicit_tls;
@@ -348,6 +426,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                         auto [name, password] = smtp.pending_credentials();
                         auto check = [&hooks, name, password] { return hooks.authenticate_slow(name, password); };
                         smtp::SessionHooks::AuthResult verdict = co_await run_blocking(self->blocking, std::move(check));
+                        hooks.slow_check_finished(verdict.ok);
                         smtp::ServerSession::Step answered = smtp.credentials_verified(std::move(verdict));
                         out += answered.replies;
                         if (answered.next == smtp::ServerSession::Next::close) {
@@ -360,14 +439,9 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
                     if (step.next == smtp::ServerSession::Next::close) open = false;
                     break;
                 }
-                // AUTH failures: each one is reported to the per-address lockout and answered late,
-                // so guessing passwords costs the attacker time (Postfix smtpd_error_sleep_time).
+                // AUTH failures (counted toward the lockout by AuthAttempts) are answered late, so
+                // guessing passwords costs the attacker time (Postfix smtpd_error_sleep_time).
                 if (hooks.auth_failures > auth_failures_before) {
-                    for (std::size_t i = auth_failures_before; i < hooks.auth_failures; ++i) {
-                        if (self->limits.auth_failed(peer, Clock::now()))
-                            log::warning("auth_lockout", {{"client", peer}, {"failures", limits.auth_max_failures},
-                                                          {"lockout_s", limits.auth_lockout.count()}});
-                    }
                     co_await pause(c, limits.auth_failure_delay);
                 } else if (smtp.errors() > errors_before && smtp.errors() >= limits.soft_error_limit) {
                     // RFC 5321 4.5.3.2 allows a slow server; past the soft limit every error reply is
@@ -520,6 +594,7 @@ void SmtpServer::update_config(std::shared_ptr<const conf::Config> config) {
     if (wanted != impl_->addresses)
         log::warning("reload_listen_unchanged", {{"detail", "listen addresses take effect at the next restart"}});
     impl_->limits.update(Impl::limit_settings(*config));
+    impl_->auth_attempts.update(Impl::auth_settings(*config));
     impl_->config = std::move(config);
 }
 

@@ -371,6 +371,7 @@ struct ServerSession::State {
     }
 
     void credentials_checked(std::string_view name, SessionHooks::AuthResult result) {
+        if (!result.refusal.empty()) return reply(result.refusal);   // refused unchecked: not a failure
         if (!result.ok) return check_failed(name);
         authenticated = true;
         user.assign(name);

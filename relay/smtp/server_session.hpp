@@ -40,6 +40,7 @@ public:
         bool ok = false;
         std::string account;    // the user's upstream account when ok
         bool needs_slow_check = false;  // only authenticate_slow() can tell (a password hash KDF)
+        std::string refusal;    // not checked at all (lockout, too many checks running): this reply line
     };
     // Checks a local user's password (AUTH PLAIN/LOGIN), cheaply: on the I/O thread.
     virtual AuthResult authenticate(std::string_view user, std::string_view password) = 0;

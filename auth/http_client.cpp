@@ -51,9 +51,23 @@ bool is_loopback_host(const std::string& host) {
     return !ec && address.is_loopback();  // 127.0.0.0/8 and ::1
 }
 
+struct BodySink {
+    std::string& body;
+    std::size_t limit;
+    bool too_large = false;
+};
+
+// Returning less than was offered makes libcurl abort the transfer (CURLE_WRITE_ERROR): memory
+// stays bounded by max_body whatever the server sends, with or without a Content-Length.
 std::size_t collect_body(char* data, std::size_t size, std::size_t count, void* user) {
-    static_cast<std::string*>(user)->append(data, size * count);
-    return size * count;
+    auto* sink = static_cast<BodySink*>(user);
+    const std::size_t n = size * count;
+    if (sink->body.size() + n > sink->limit) {
+        sink->too_large = true;
+        return 0;
+    }
+    sink->body.append(data, n);
+    return n;
 }
 
 struct EasyDeleter {
@@ -127,10 +141,15 @@ HttpResponse CurlHttpClient::post_form(const std::string& url, const FormFields&
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &collect_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+    BodySink sink{response.body, options_.max_body};
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_body));
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_text);
 
     CURLcode rc = curl_easy_perform(h);
+    if (sink.too_large || rc == CURLE_FILESIZE_EXCEEDED)
+        throw HttpError("POST " + url + " failed: response body larger than " + std::to_string(options_.max_body) +
+                        " bytes");
     if (rc != CURLE_OK) {
         std::string reason = error_text[0] ? error_text : curl_easy_strerror(rc);
         throw HttpError("POST " + url + " failed: " + reason);

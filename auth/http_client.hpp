@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -37,6 +38,9 @@ public:
         std::chrono::seconds connect_timeout{10};
         std::chrono::seconds total_timeout{30};
         std::string ca_file;    // extra trust anchor (tests); system CAs otherwise
+        // A token response is a few KiB; a hostile or broken endpoint once sent 50 MB (issue 13,
+        // item 4). Beyond this the transfer is aborted as an HttpError.
+        std::size_t max_body = 1 << 20;
     };
     CurlHttpClient();
     explicit CurlHttpClient(Options options);

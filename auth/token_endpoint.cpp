@@ -5,6 +5,10 @@
 
 #include "auth/client_assertion.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -24,25 +28,41 @@ std::string string_field(const json::object& o, std::string_view key) {
     return v && v->is_string() ? std::string(v->as_string()) : std::string{};
 }
 
-// expires_in is a number per RFC 6749 5.1, but some servers send it as a string ("3599").
+// expires_in is a number per RFC 6749 5.1, but some servers send it as a string ("3599"). Any
+// value is turned into a count of seconds without overflow: huge ones saturate (clamped later),
+// fractions and negatives are kept as they are so the caller can see them.
 std::optional<long long> seconds_field(const json::object& o, std::string_view key) {
+    constexpr long long kHuge = 1LL << 40;   // far beyond any lifetime, far from overflow
     const json::value* v = o.if_contains(key);
     if (!v) return std::nullopt;
-    if (v->is_int64()) return v->as_int64();
-    if (v->is_uint64()) return static_cast<long long>(v->as_uint64());
-    if (v->is_double()) return static_cast<long long>(v->as_double());
+    if (v->is_int64()) return std::clamp<long long>(v->as_int64(), -kHuge, kHuge);
+    if (v->is_uint64()) return std::min<std::uint64_t>(v->as_uint64(), kHuge);
+    if (v->is_double()) {
+        const double d = v->as_double();
+        if (!std::isfinite(d)) return std::nullopt;
+        return static_cast<long long>(std::clamp(d, -static_cast<double>(kHuge), static_cast<double>(kHuge)));
+    }
     if (v->is_string()) {
         std::string_view s = v->as_string();
-        if (s.empty() || s.size() > 12) return std::nullopt;
+        if (s.empty() || s.size() > 20) return std::nullopt;
         long long n = 0;
         for (char c : s) {
             if (c < '0' || c > '9') return std::nullopt;
-            n = n * 10 + (c - '0');
+            n = std::min(n * 10 + (c - '0'), kHuge);
         }
         return n;
     }
     return std::nullopt;
 }
+
+}  // namespace
+
+std::chrono::seconds sane_expires_in(std::optional<long long> seconds) {
+    if (!seconds || *seconds <= 0) return kDefaultExpiresIn;
+    return std::min(std::chrono::seconds(*seconds), kMaxExpiresIn);
+}
+
+namespace {
 
 TokenFailure classify(long status, const std::string& error, const std::string& description) {
     if (error == "consent_required" || description.find("AADSTS65001") != std::string::npos)
@@ -149,12 +169,10 @@ TokenSet parse_token_response(long http_status, std::string_view body, Clock::ti
 
     TokenSet tokens;
     tokens.access_token = string_field(*object, "access_token");
-    std::optional<long long> expires_in = seconds_field(*object, "expires_in");
-    if (tokens.access_token.empty() || !expires_in || *expires_in <= 0)
-        throw TokenError(TokenFailure::other, "malformed_response",
-                         "token response lacks access_token or a positive expires_in", http_status);
+    if (tokens.access_token.empty())
+        throw TokenError(TokenFailure::other, "malformed_response", "token response lacks access_token", http_status);
     tokens.obtained_at = now;
-    tokens.expires_at = now + std::chrono::seconds(*expires_in);
+    tokens.expires_at = now + sane_expires_in(seconds_field(*object, "expires_in"));
     tokens.refresh_token = string_field(*object, "refresh_token");
     return tokens;
 }

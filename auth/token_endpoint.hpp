@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -56,6 +57,14 @@ FormFields refresh_grant_form(const conf::Account& account, std::string_view ref
 // client_secret or a JWT client assertion (RFC 7523 2.2) made from the account's certificate.
 // Blocking when a certificate is used (reads it); a certificate problem is TokenError(invalid_client).
 FormFields client_credentials_form(const conf::Account& account, Clock::time_point now);
+
+// expires_in as the relay uses it (issue 13, item 3): a huge value once overflowed the clock and
+// made every session stale at once. Longer than a day is clamped to a day (Microsoft issues about
+// an hour, Google an hour); missing, unparsable, zero or negative gives a short default, so a
+// broken endpoint is asked again soon but not in a loop.
+inline constexpr std::chrono::seconds kMaxExpiresIn{24 * 3600};
+inline constexpr std::chrono::seconds kDefaultExpiresIn{300};
+std::chrono::seconds sane_expires_in(std::optional<long long> seconds);
 
 // Parses a token endpoint response. 200 with access_token -> TokenSet; anything else -> TokenError.
 TokenSet parse_token_response(long http_status, std::string_view body, Clock::time_point now);

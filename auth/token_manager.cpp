@@ -93,7 +93,8 @@ struct TokenManager::Impl {
         for (;;) {
             std::shared_ptr<Flight> f = flight;
             if (!f) {
-                if (loaded && !reload_requested && fresh(clock()) &&
+                const bool save_due = !unsaved_refresh_token.empty() && clock() >= next_save_retry;
+                if (loaded && !reload_requested && !save_due && fresh(clock()) &&
                     (!rejected || *rejected != cache.access_token))
                     co_return cache.access_token;
                 f = flight = std::make_shared<Flight>(io);
@@ -168,6 +169,7 @@ struct TokenManager::Impl {
         bool outside_change = loaded && !reload_requested;
         cache = snap.tokens.value_or(StoredTokens{});
         seen_stamp = snap.stamp;
+        if (outside_change) unsaved_refresh_token.clear();   // `token import` wins over a pending rotation
         loaded = true;
         reload_requested = false;
         if (outside_change) {
@@ -186,6 +188,7 @@ struct TokenManager::Impl {
     asio::awaitable<std::string> obtain(std::optional<std::string> rejected) {
         if (account.auth == conf::AuthMode::client_credentials) co_return co_await obtain_app_token(rejected);
         co_await sync_with_store();
+        co_await retry_unsaved_rotation(false);
         Clock::time_point now = clock();
         if (rejected && *rejected == cache.access_token) {
             cache.access_token.clear();  // the upstream refused it: never hand it out again
@@ -248,9 +251,47 @@ struct TokenManager::Impl {
         bool rotated = false;
         std::optional<std::filesystem::file_time_type> stamp;
         std::string save_error;
+        std::string unsaved_refresh_token;   // rotated but not stored: not used until it is
     };
 
+    // Issue 13, item 9: a rotated refresh token is used only once it is stored durably. When the
+    // save fails (state_dir full), the previous one stays in use and the new one waits here; the
+    // save is retried at most every kSaveRetry, before each refresh and on upkeep.
+    static constexpr auto kSaveRetry = 30s;
+    std::string unsaved_refresh_token;
+    Clock::time_point next_save_retry{};
+
+    StoredTokens with_pending_rotation() const {
+        StoredTokens t = cache;
+        t.refresh_token = unsaved_refresh_token;
+        return t;
+    }
+
+    asio::awaitable<void> retry_unsaved_rotation(bool force) {
+        if (unsaved_refresh_token.empty() || (!force && clock() < next_save_retry)) co_return;
+        next_save_retry = clock() + kSaveRetry;
+        StoredTokens candidate = with_pending_rotation();
+        TokenStore& s = store;
+        std::string name = account.name;
+        auto job = [&s, name, candidate]() -> std::pair<std::string, std::optional<std::filesystem::file_time_type>> {
+            try {
+                s.save(name, candidate);
+                return {std::string{}, s.stamp(name)};
+            } catch (const std::exception& e) {
+                return {std::string(e.what()), std::nullopt};
+            }
+        };
+        auto [error, stamp] = co_await run_blocking(blocking, std::move(job));
+        if (!error.empty()) co_return;   // logged once when it first failed; tried again later
+        cache = candidate;
+        seen_stamp = stamp;
+        unsaved_refresh_token.clear();
+        log::info("token_store_saved", {{"account", account.name}, {"path", store.path_for(account.name).string()},
+                                        {"detail", "the rotated refresh token is stored and now in use"}});
+    }
+
     asio::awaitable<std::string> refresh(Clock::time_point now) {
+        co_await retry_unsaved_rotation(true);   // the newest stored token is the one to use
         ++refresh_count;
         conf::Account acct = account;
         StoredTokens base = cache;
@@ -273,6 +314,10 @@ struct TokenManager::Impl {
                 o.stamp = s.stamp(acct.name);
             } catch (const std::exception& e) {
                 o.save_error = e.what();
+                if (o.rotated) {
+                    o.unsaved_refresh_token = o.saved.refresh_token;
+                    o.saved.refresh_token = base.refresh_token;
+                }
             }
             return o;
         };
@@ -286,10 +331,21 @@ struct TokenManager::Impl {
         cache = out.saved;
         if (out.save_error.empty()) {
             seen_stamp = out.stamp;
+            unsaved_refresh_token.clear();   // a later rotation was stored: an older pending one is moot
+        } else if (!out.unsaved_refresh_token.empty()) {
+            unsaved_refresh_token = out.unsaved_refresh_token;
+            next_save_retry = clock() + kSaveRetry;
+            log::error("token_store_save_failed",
+                       {{"account", account.name}, {"path", store.path_for(account.name).string()},
+                        {"error", out.save_error}, {"rotated", "yes"},
+                        {"detail", "the provider sent a new refresh token that could not be stored; the previous "
+                                   "one stays in use (Microsoft and Google keep it valid) and the new one is "
+                                   "saved again every 30 s; free space or fix the path"}});
         } else {
-            // Keep the new tokens in memory and keep serving; the next refresh saves again.
-            log::error("token_store_save_failed", {{"account", account.name}, {"error", out.save_error},
-                                                    {"rotated", out.rotated ? "yes" : "no"}});
+            // Only the access token cache was not written: serve it from memory; the next refresh saves again.
+            log::error("token_store_save_failed", {{"account", account.name},
+                                                    {"path", store.path_for(account.name).string()},
+                                                    {"error", out.save_error}, {"rotated", "no"}});
         }
         clear_failures();
         log::info("token_refreshed", {{"account", account.name},

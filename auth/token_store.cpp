@@ -13,6 +13,7 @@
 
 #include <boost/json.hpp>
 
+#include "auth/token_endpoint.hpp"
 #include "relay/core/durable_file.hpp"
 
 namespace relay::auth {
@@ -34,6 +35,9 @@ std::int64_t to_unix(system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+// 2096: far beyond any token, well within system_clock's nanosecond range (2262).
+constexpr std::int64_t kLatestUnix = 4'000'000'000;
+
 system_clock::time_point from_unix(std::int64_t s) { return system_clock::time_point(std::chrono::seconds(s)); }
 
 std::runtime_error corrupt(const std::filesystem::path& file, std::string_view why) {
@@ -51,7 +55,7 @@ std::filesystem::path TokenStore::path_for(const std::string& account) const {
 
 std::optional<StoredTokens> TokenStore::load(const std::string& account) const {
     std::filesystem::path file = path_for(account);
-    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd < 0) {
         if (errno == ENOENT) return std::nullopt;
         throw corrupt(file, std::generic_category().message(errno));
@@ -87,10 +91,15 @@ std::optional<StoredTokens> TokenStore::load(const std::string& account) const {
             out = std::string(v->as_string());
         }
     };
+    bool nonsense = false;
     auto get_time = [&](std::string_view key, system_clock::time_point& out) {
         if (const json::value* v = o.if_contains(key)) {
             if (!v->is_int64() && !v->is_uint64()) throw corrupt(file, std::string(key) + " is not an integer");
-            out = from_unix(v->to_number<std::int64_t>());
+            // A time the clock cannot hold (it would overflow into undefined behaviour) is dropped.
+            const bool representable = v->is_int64() ? v->as_int64() >= 0 && v->as_int64() <= kLatestUnix
+                                                     : v->as_uint64() <= static_cast<std::uint64_t>(kLatestUnix);
+            if (representable) out = from_unix(v->to_number<std::int64_t>());
+            else nonsense = true;
         }
     };
     get_string("refresh_token", tokens.refresh_token);
@@ -98,6 +107,27 @@ std::optional<StoredTokens> TokenStore::load(const std::string& account) const {
     get_time("access_expires_at", tokens.access_expires_at);
     get_time("access_obtained_at", tokens.access_obtained_at);
     get_time("last_refresh", tokens.last_refresh);
+    // Issue 13, item 3: a stored expiry before the token was obtained, or further than any
+    // lifetime the relay accepts, came from a broken endpoint (or an older relay that stored a
+    // negative expiry and looped after each restart). The cached access token is dropped, so the
+    // next delivery refreshes it, and the file is rewritten so the nonsense is gone for good.
+    // (Files from before access_obtained_at was stored have only the expiry.)
+    const auto lifetime = tokens.access_expires_at - tokens.access_obtained_at;
+    if (tokens.access_obtained_at != system_clock::time_point{} &&
+        (lifetime < system_clock::duration::zero() || lifetime > kMaxExpiresIn))
+        nonsense = true;
+    if (tokens.access_expires_at > system_clock::now() + kMaxExpiresIn) nonsense = true;
+    if (nonsense) {
+        tokens.access_token.clear();
+        tokens.access_expires_at = {};
+        tokens.access_obtained_at = {};
+        tokens.repaired = true;
+        try {
+            save(account, tokens);
+        } catch (const std::exception&) {
+            // Best effort: the tokens in memory are repaired; the next successful refresh saves.
+        }
+    }
     return tokens;
 }
 

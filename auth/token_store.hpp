@@ -16,6 +16,7 @@ struct StoredTokens {
     std::chrono::system_clock::time_point access_expires_at{};
     std::chrono::system_clock::time_point access_obtained_at{};
     std::chrono::system_clock::time_point last_refresh{};   // last successful refresh
+    bool repaired = false;   // load() found a nonsense expiry, dropped the access token and rewrote the file
 };
 
 class TokenStore {
@@ -23,7 +24,8 @@ public:
     explicit TokenStore(std::filesystem::path state_dir);
 
     // nullopt when the account has no file yet. Throws std::runtime_error naming the file when it
-    // exists but cannot be read or parsed (the message never contains token text).
+    // exists but cannot be read or parsed (the message never contains token text). A stored expiry
+    // that makes no sense is repaired (see StoredTokens::repaired).
     std::optional<StoredTokens> load(const std::string& account) const;
     void save(const std::string& account, const StoredTokens& tokens) const;
 

@@ -1,6 +1,7 @@
 // Fuzzes the token endpoint's response parser with arbitrary bodies and HTTP statuses: it returns a
 // TokenSet or throws a std::exception with a message, and a returned token set is usable (a
-// non-empty access token, expiry after the time it was obtained).
+// non-empty access token, a lifetime in (0, kMaxExpiresIn]: issue 13 item 3, an expires_in that
+// overflowed the clock).
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
@@ -19,6 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         relay::auth::TokenSet tokens = relay::auth::parse_token_response(status, body, now);
         if (tokens.access_token.empty()) std::abort();
         if (tokens.expires_at <= now) std::abort();
+        if (tokens.expires_at - now > relay::auth::kMaxExpiresIn) std::abort();
     } catch (const std::exception& e) {
         if (std::string(e.what()).empty()) std::abort();
     }

@@ -158,3 +158,29 @@ TEST(CurlHttpClient, HttpsToNonTlsServerIsAnHttpError) {
     url.replace(0, 4, "https");
     EXPECT_THROW(client.post_form(url, {{"a", "b"}}), HttpError);
 }
+
+// Issue 13, item 4: a 50 MB token response took the relay to 283 MB RSS. The body is capped, with
+// a Content-Length that announces it and without one (read until close).
+TEST(CurlHttpClient, OversizedBodyIsRefusedWithOrWithoutContentLength) {
+    const std::string big(3 << 20, 'x');
+    for (bool announced : {true, false}) {
+        std::string reply = announced ? http_reply("200 OK", big)
+                                      : "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + big;
+        OneShotServer server(reply);
+        CurlHttpClient::Options options;
+        options.max_body = 64 * 1024;
+        CurlHttpClient client(options);
+        try {
+            client.post_form(server.url(), {{"a", "b"}});
+            FAIL() << "announced=" << announced;
+        } catch (const HttpError& e) {
+            EXPECT_NE(std::string(e.what()).find("larger than 65536 bytes"), std::string::npos) << e.what();
+        }
+    }
+    // The default cap admits every real token response and is itself bounded.
+    EXPECT_LE(CurlHttpClient::Options{}.max_body, std::size_t{1} << 20);
+    OneShotServer ok(http_reply("200 OK", std::string(60 * 1024, 'y')));
+    CurlHttpClient::Options options;
+    options.max_body = 64 * 1024;
+    EXPECT_EQ(CurlHttpClient(options).post_form(ok.url(), {{"a", "b"}}).body.size(), 60u * 1024);
+}

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
+#include <sys/resource.h>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -17,6 +19,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "auth/token_manager.hpp"
+#include "relay/core/log.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -449,4 +452,89 @@ TEST(TokenManager, UpkeepRefreshesATokenFileWithoutLastRefresh) {
     EXPECT_NE(log.find("token_keepalive account=office idle_s=unknown"), std::string::npos) << log;
     EXPECT_EQ(h.http.count(), 1u);
     EXPECT_EQ(h.store.load("office")->last_refresh, std::chrono::time_point_cast<std::chrono::seconds>(h.now()));
+}
+
+// --- issue 13, item 9: a rotated refresh token is used only once it is stored ----------------------
+
+namespace {
+
+// File writes beyond a few bytes fail with EFBIG while this lives, as on a full state_dir.
+struct DiskFull {
+    rlimit old{};
+    DiskFull() {
+        ::getrlimit(RLIMIT_FSIZE, &old);
+        std::signal(SIGXFSZ, SIG_IGN);
+        rlimit tiny{16, old.rlim_max};
+        ::setrlimit(RLIMIT_FSIZE, &tiny);
+    }
+    ~DiskFull() { ::setrlimit(RLIMIT_FSIZE, &old); }
+};
+
+// Log events as the observer sees them: CaptureStderr writes to a temp file, which DiskFull would cut.
+std::vector<std::string> g_events;
+void record_event(std::string_view name, std::initializer_list<relay::log::Field> fields) {
+    std::string line(name);
+    for (const auto& f : fields) line += " " + std::string(f.key) + "=" + f.value;
+    g_events.push_back(std::move(line));
+}
+struct RecordEvents {
+    RecordEvents() {
+        g_events.clear();
+        relay::log::set_observer(&record_event);
+    }
+    ~RecordEvents() { relay::log::set_observer(nullptr); }
+    std::string all() const {
+        std::string out;
+        for (const auto& e : g_events) out += e + "\n";
+        return out;
+    }
+};
+
+}  // namespace
+
+TEST(TokenManager, RotatedRefreshTokenThatCannotBeStoredIsNotUsedUntilItIs) {
+    Harness h;
+    h.store_tokens("RT-1");
+    h.http.push_token("AT-1", 3600, "RT-2");
+    std::string log;
+    {
+        RecordEvents events;
+        DiskFull full;
+        EXPECT_EQ(h.get(), "AT-1");   // the access token itself is good to use
+        log = events.all();
+    }
+    EXPECT_NE(log.find("token_store_save_failed"), std::string::npos) << log;
+    EXPECT_NE(log.find(h.store.path_for("office").string()), std::string::npos) << log;   // names the path
+    EXPECT_NE(log.find("previous one stays in use"), std::string::npos) << log;
+    EXPECT_EQ(log.find("RT-2"), std::string::npos) << log;
+    EXPECT_EQ(h.store.load("office")->refresh_token, "RT-1");
+
+    // Still full: the next refresh uses the stored (old) token, not the unstored new one.
+    h.http.push_token("AT-2", 3600);
+    {
+        DiskFull full;
+        EXPECT_EQ(h.rejected("AT-1"), "AT-2");
+    }
+    EXPECT_EQ(h.http.refresh_token_sent(1), "RT-1");
+    EXPECT_EQ(h.store.load("office")->refresh_token, "RT-1");
+
+    // Space again: the retried save stores the new token first, and only then is it used.
+    h.http.push_token("AT-3", 3600);
+    EXPECT_EQ(h.rejected("AT-2"), "AT-3");
+    EXPECT_EQ(h.http.refresh_token_sent(2), "RT-2");
+    EXPECT_EQ(h.store.load("office")->refresh_token, "RT-2");
+}
+
+TEST(TokenManager, UnstoredRotationIsSavedOnTheNextUseWithoutARefresh) {
+    Harness h;
+    h.store_tokens("RT-1");
+    h.http.push_token("AT-1", 3600, "RT-2");
+    {
+        DiskFull full;
+        EXPECT_EQ(h.get(), "AT-1");
+    }
+    h.advance(31s);   // past the retry interval; the access token is still fresh
+    EXPECT_EQ(h.get(), "AT-1");
+    EXPECT_EQ(h.http.count(), 1u);
+    EXPECT_EQ(h.store.load("office")->refresh_token, "RT-2");
 }

@@ -110,3 +110,54 @@ TEST(TokenStore, RejectsAccountNamesThatEscape) {
         EXPECT_THROW(store.path_for(bad), std::invalid_argument) << bad;
     EXPECT_NO_THROW(store.path_for("office-365_main.v2"));
 }
+
+// Issue 13, item 3: a relay that had stored a negative or overflowing expiry looped on token
+// requests again after each restart. load() drops such a cached access token (so the next
+// delivery refreshes) and rewrites the file; the refresh token survives.
+TEST(TokenStore, NonsenseStoredExpiryIsRepairedOnLoad) {
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count();
+    const std::string cases[] = {
+        // negative lifetime (expires before it was obtained)
+        R"("access_expires_at":)" + std::to_string(now - 7'000'000'000LL + 1'000'000'000LL) +
+            R"(,"access_obtained_at":)" + std::to_string(now),
+        // a lifetime of ten years
+        R"("access_expires_at":)" + std::to_string(now + 315'360'000) + R"(,"access_obtained_at":)" + std::to_string(now),
+        // beyond what the clock can hold
+        R"("access_expires_at":9223372036854775807,"access_obtained_at":)" + std::to_string(now),
+        R"("access_expires_at":18446744073709551615,"access_obtained_at":0)",
+        R"("access_expires_at":-9223372036854775807,"access_obtained_at":)" + std::to_string(now),
+    };
+    for (const std::string& times : cases) {
+        TempDir dir;
+        TokenStore store(dir.path);
+        fs::create_directories(dir.path / "tokens");
+        {
+            std::ofstream out(store.path_for("office"));
+            out << R"({"refresh_token":"RT-keep","access_token":"AT-bad",)" << times << R"(,"last_refresh":0})";
+        }
+        auto loaded = store.load("office");
+        ASSERT_TRUE(loaded) << times;
+        EXPECT_TRUE(loaded->repaired) << times;
+        EXPECT_EQ(loaded->refresh_token, "RT-keep");
+        EXPECT_TRUE(loaded->access_token.empty()) << times;
+        EXPECT_EQ(loaded->access_expires_at, std::chrono::system_clock::time_point{});
+        auto again = store.load("office");   // the file itself was repaired
+        ASSERT_TRUE(again);
+        EXPECT_FALSE(again->repaired) << times;
+        EXPECT_EQ(again->refresh_token, "RT-keep");
+    }
+    // A sane file is left alone.
+    TempDir dir;
+    TokenStore store(dir.path);
+    StoredTokens t;
+    t.refresh_token = "RT";
+    t.access_token = "AT";
+    t.access_obtained_at = std::chrono::system_clock::time_point(std::chrono::seconds(now));
+    t.access_expires_at = t.access_obtained_at + 3600s;
+    store.save("office", t);
+    auto loaded = store.load("office");
+    ASSERT_TRUE(loaded);
+    EXPECT_FALSE(loaded->repaired);
+    EXPECT_EQ(loaded->access_token, "AT");
+}

@@ -3,6 +3,7 @@
 // fsync makes the rename itself survive a power cut (ext4/xfs only persist it on dir fsync).
 #include "relay/core/durable_file.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <random>
@@ -60,7 +61,7 @@ void write_file_durably(const std::filesystem::path& target, std::string_view co
     TempFile temp;
     for (int attempt = 0;; ++attempt) {
         temp.path = dir / ("." + target.filename().string() + ".tmp." + random_suffix());
-        temp.fd = ::open(temp.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        temp.fd = ::open(temp.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, mode);
         if (temp.fd >= 0) break;
         if (errno != EEXIST || attempt == 8) {
             temp.committed = true;  // nothing was created, nothing to unlink
@@ -80,7 +81,7 @@ void write_file_durably(const std::filesystem::path& target, std::string_view co
 }
 
 void fsync_directory(const std::filesystem::path& dir) {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) throw_errno(errno, "cannot open directory", dir);
     int rc = ::fsync(fd);
     int err = errno;
@@ -106,6 +107,21 @@ void ensure_directory(const std::filesystem::path& dir, mode_t mode) {
     if (::chmod(dir.c_str(), mode) != 0) throw_errno(errno, "cannot chmod directory", dir);
     // The new entry lives in the parent directory; make it durable too.
     fsync_directory(parent.empty() ? std::filesystem::path(".") : parent);
+}
+
+std::optional<std::string> read_small_file(const std::filesystem::path& file, std::size_t limit) {
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return std::nullopt;
+    std::string text;
+    char buffer[4096];
+    while (text.size() < limit) {
+        ssize_t n = ::read(fd, buffer, std::min(sizeof buffer, limit - text.size()));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return text;
 }
 
 }  // namespace relay

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <sys/types.h>
 
@@ -12,6 +14,11 @@ namespace relay {
 // Atomically replaces `target` with `contents`, created with `mode` (e.g. 0600). Throws
 // std::system_error naming the path on failure; on failure the old file is left untouched.
 void write_file_durably(const std::filesystem::path& target, std::string_view contents, mode_t mode);
+
+// Reads a small file the relay keeps (sidecar, control request) without following a symlink
+// (O_NOFOLLOW | O_NOCTTY): nullopt when it is missing, a symlink or unreadable. At most `limit`
+// bytes are read.
+std::optional<std::string> read_small_file(const std::filesystem::path& file, std::size_t limit = 65536);
 
 // fsync() of a directory, so renames and unlinks inside it are on disk.
 void fsync_directory(const std::filesystem::path& dir);

@@ -20,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include "relay/core/durable_file.hpp"
 #include "relay/core/log.hpp"
 
 namespace relay {
@@ -75,7 +76,7 @@ void submit_request(const fs::path& control_dir, const ControlRequest& request) 
     fs::path temp = control_dir / ("." + name + ".tmp");
     fs::path target = control_dir / (name + std::string(kSuffix));
     std::string text = format_request(request);
-    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "create " + temp.string());
     ssize_t n = ::write(fd, text.data(), text.size());
     ::close(fd);
@@ -96,9 +97,8 @@ std::vector<ControlRequest> take_requests(const fs::path& control_dir) {
     std::sort(files.begin(), files.end());
     std::vector<ControlRequest> requests;
     for (const auto& file : files) {
-        std::ifstream in(file);
-        std::string line;
-        std::getline(in, line);
+        std::string line = read_small_file(file, 4096).value_or("");
+        line = line.substr(0, line.find('\n'));
         fs::remove(file, ec);
         if (auto request = parse_request(line)) requests.push_back(std::move(*request));
         else log::warning("control_request_ignored", {{"file", file.filename().string()}});

@@ -1,6 +1,8 @@
 // Sidecar files of queued messages; see queue_state.hpp.
 #include "relay/spool/queue_state.hpp"
 
+#include "relay/core/durable_file.hpp"
+
 #include <cerrno>
 #include <fcntl.h>
 #include <fstream>
@@ -52,18 +54,16 @@ MessageState parse_state(const std::string& text) {
 }
 
 std::optional<MessageState> read_state(const fs::path& queue_file) {
-    std::ifstream in(state_path(queue_file));
-    if (!in) return std::nullopt;
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return parse_state(buffer.str());
+    auto text = read_small_file(state_path(queue_file));
+    if (!text) return std::nullopt;
+    return parse_state(*text);
 }
 
 void write_state(const fs::path& queue_file, const MessageState& state) {
     fs::path target = state_path(queue_file);
     fs::path temp = fs::path(target.string() + ".tmp");
     std::string text = format_state(state);
-    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + temp.string());
     ssize_t n = ::write(fd, text.data(), text.size());
     int err = errno;

@@ -109,11 +109,12 @@ int Spool::open_incoming(const std::string& id) {
         }
     }
     if (!reuse.empty() && ::rename((recycled_dir() / reuse).c_str(), path.c_str()) == 0) {
-        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        // O_NOFOLLOW: a symlink planted in recycled/ made the relay overwrite its target (issue 13, item 6).
+        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd >= 0) return fd;
         ::unlink(path.c_str());
     }
-    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 }
 
 std::vector<QueuedMessage> Spool::recover() {
@@ -142,7 +143,7 @@ std::vector<QueuedMessage> Spool::recover() {
 }
 
 QueuedMessage Spool::read(const fs::path& file) {
-    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd < 0) throw_errno(errno, "open " + file.string());
     std::string head(65536, '\0');
     ssize_t n = ::pread(fd, head.data(), head.size(), 0);
@@ -209,6 +210,8 @@ void Spool::remove(const QueuedMessage& message) {
             // exactly as with an unlink that did not reach the disk.
             if (::rename(message.path.c_str(), (recycled_dir() / message.id).c_str()) == 0) {
                 recycled_.push_back(message.id);
+                lock.unlock();
+                remove_sidecars(message.path);   // issue 13, item 10: they stayed behind forever
                 return;
             }
         }
@@ -251,7 +254,7 @@ QueuedMessage Spool::inject(const Envelope& envelope, std::string_view body) {
 
 SpoolBodyReader::SpoolBodyReader(const QueuedMessage& message)
     : offset_(message.body_offset), end_(message.body_offset + message.size), position_(offset_) {
-    fd_ = ::open(message.path.c_str(), O_RDONLY | O_CLOEXEC);
+    fd_ = ::open(message.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd_ < 0) throw_errno(errno, "open " + message.path.string());
     ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
 }

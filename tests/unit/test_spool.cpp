@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "relay/spool/queue_state.hpp"
 #include "relay/spool/spool.hpp"
 
 namespace fs = std::filesystem;
@@ -181,6 +182,25 @@ TEST(Spool, DeliveredFileIsRecycledAndCutToTheNextMessagesLength) {
     auto third = spool_message(restarted, "third\r\n");
     EXPECT_TRUE(fs::is_empty(restarted.recycled_dir()));
     EXPECT_EQ(read_body(relay::Spool::read(restarted.queue_dir() / third.id)), "third\r\n");
+}
+
+// Issue 13, item 10: a deferred message's queue/<ID>.state (and a .hold) stayed behind forever once
+// the message was delivered, because a recycled file skipped the sidecar cleanup.
+TEST(Spool, SidecarsGoWithTheirMessageRecycledOrDeleted) {
+    TempDir dir;
+    relay::Spool spool(dir.path);
+    for (std::size_t size : {std::size_t{100}, std::size_t{2 * 1024 * 1024}}) {
+        auto message = spool_message(spool, std::string(size, 'c'));
+        relay::MessageState state;
+        state.attempts = 2;
+        relay::write_state(message.path, state);
+        std::ofstream(relay::hold_path(message.path)) << "held\n";
+        ASSERT_TRUE(fs::exists(relay::state_path(message.path)));
+        spool.remove(message);
+        EXPECT_FALSE(fs::exists(relay::state_path(message.path))) << size;
+        EXPECT_FALSE(fs::exists(relay::hold_path(message.path))) << size;
+    }
+    for (const auto& entry : fs::directory_iterator(spool.queue_dir())) ADD_FAILURE() << entry.path();
 }
 
 TEST(Spool, LargeDeliveredFilesAreDeletedNotRecycled) {

@@ -10,6 +10,7 @@
 
 #include "relay/cli/cli.hpp"
 #include "relay/core/durable_file.hpp"
+#include "relay/core/untrusted_text.hpp"
 #include "relay/spool/queue_control.hpp"
 #include "relay/spool/queue_state.hpp"
 #include "relay/spool/spool.hpp"
@@ -19,11 +20,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Senders, recipients, replies and headers come from clients and upstreams. On the admin's
+// terminal an ESC, OSC 52 (clipboard write) or OSC 0 (window title) in them would act (issue 13,
+// item 7), so they are shown escaped; `queue show --raw` writes the exact bytes.
+std::string shown(std::string_view untrusted, bool raw = false) {
+    return raw ? std::string(untrusted) : core::escape_for_terminal(untrusted);
+}
+
 constexpr const char* kQueueHelp = R"(usage: smtp-oauth2-relay queue SUBCOMMAND [--config FILE]
 
   queue list                      every queued and failed message: id, age, account, sender,
                                   recipients, size, attempts, next try, status, last reply
-  queue show ID                   one message: envelope, state, failure reason, header
+  queue show ID [--raw]           one message: envelope, state, failure reason, header; control
+                                  bytes and invalid UTF-8 from the client are shown as \xNN
+                                  unless --raw (the exact bytes)
   queue retry ID                  try ID now (a failed ID goes back into the queue); lifts an account hold
   queue retry --all               try every queued message now and lift every account hold
   queue retry --failed            move every failed message back into the queue and try it
@@ -127,8 +137,9 @@ int list(const Spool& spool) {
         if (!e.broken.empty()) last = e.broken;
         std::printf("%-16s %5s %-10s %-28s %5zu %9llu %8u %-8s %-10s %s\n", m.id.c_str(),
                     m.received == SystemClock::time_point{} ? "?" : span(seconds_between(m.received, now)).c_str(),
-                    m.envelope.account.c_str(), from.c_str(), rcpts, static_cast<unsigned long long>(m.size),
-                    e.state ? e.state->attempts : 0u, next_try_of(e, now).c_str(), status_of(e).c_str(), last.c_str());
+                    shown(m.envelope.account).c_str(), shown(from).c_str(), rcpts, static_cast<unsigned long long>(m.size),
+                    e.state ? e.state->attempts : 0u, next_try_of(e, now).c_str(), status_of(e).c_str(),
+                    shown(last).c_str());
     }
     std::printf("%zu queued, %zu failed\n", entries.size() - failed.size(), failed.size());
     return kOk;
@@ -140,32 +151,34 @@ std::optional<Entry> find(const Spool& spool, const std::string& id) {
     return std::nullopt;
 }
 
-int show(const Spool& spool, const std::string& id) {
+int show(const Spool& spool, const std::string& id, bool raw) {
     auto e = find(spool, id);
     if (!e) {
         std::fprintf(stderr, "smtp-oauth2-relay queue show: no message %s\n", id.c_str());
         return kRuntimeError;
     }
     const auto& m = e->message;
+    auto out = [raw](std::string_view v) { return shown(v, raw); };
     std::printf("id: %s\nstatus: %s\nfile: %s\n", m.id.c_str(), status_of(*e).c_str(), m.path.c_str());
     if (!e->broken.empty()) {
-        std::printf("error: %s\n", e->broken.c_str());
+        std::printf("error: %s\n", out(e->broken).c_str());
         return kOk;
     }
     std::time_t received = SystemClock::to_time_t(m.received);
     char when[64];
     std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&received));
-    std::printf("received: %s\naccount: %s\nfrom: <%s>\n", when, m.envelope.account.c_str(), m.envelope.mail_from.c_str());
-    for (const auto& r : m.envelope.rcpt_to) std::printf("rcpt: <%s>\n", r.c_str());
-    std::printf("size: %llu\nclient: %s\n", static_cast<unsigned long long>(m.size), m.envelope.client_address.c_str());
-    if (!m.envelope.user.empty()) std::printf("user: %s\n", m.envelope.user.c_str());
+    std::printf("received: %s\naccount: %s\nfrom: <%s>\n", when, out(m.envelope.account).c_str(),
+                out(m.envelope.mail_from).c_str());
+    for (const auto& r : m.envelope.rcpt_to) std::printf("rcpt: <%s>\n", out(r).c_str());
+    std::printf("size: %llu\nclient: %s\n", static_cast<unsigned long long>(m.size), out(m.envelope.client_address).c_str());
+    if (!m.envelope.user.empty()) std::printf("user: %s\n", out(m.envelope.user).c_str());
     if (m.envelope.dsn) std::printf("dsn: yes (a delivery report made by the relay)\n");
     if (e->state) {
         std::printf("attempts: %u\nnext try: %s\nlast reply: %s\n", e->state->attempts,
-                    next_try_of(*e, SystemClock::now()).c_str(), e->state->last_reply.c_str());
-        for (const auto& r : e->state->rcpt_left) std::printf("still to do: <%s>\n", r.c_str());
+                    next_try_of(*e, SystemClock::now()).c_str(), out(e->state->last_reply).c_str());
+        for (const auto& r : e->state->rcpt_left) std::printf("still to do: <%s>\n", out(r).c_str());
     }
-    if (e->failed) std::printf("reason: %s\n", e->reason.c_str());
+    if (e->failed) std::printf("reason: %s\n", out(e->reason).c_str());
     std::printf("\n");
     SpoolBodyReader body(m);
     std::string header;
@@ -179,8 +192,17 @@ int show(const Spool& spool, const std::string& id) {
             break;
         }
     }
-    for (char c : header)
-        if (c != '\r') std::putchar(c);
+    if (raw) {
+        std::fwrite(header.data(), 1, header.size(), stdout);
+        return kOk;
+    }
+    // Line by line: CRLF ends a line; any other CR or LF inside one is escaped with the rest.
+    for (std::size_t at = 0; at < header.size();) {
+        std::size_t end = header.find("\r\n", at);
+        if (end == std::string::npos) end = header.size();
+        std::printf("%s\n", core::escape_for_terminal(std::string_view(header).substr(at, end - at)).c_str());
+        at = end + 2;
+    }
     return kOk;
 }
 
@@ -255,7 +277,7 @@ int act(const Spool& spool, const std::string& sub, const ParsedOptions& o) {
 }  // namespace
 
 int run_queue(const std::vector<std::string>& args) {
-    auto options = parse_options("queue", args, {{"--all", false}, {"--failed", false}}, kQueueHelp);
+    auto options = parse_options("queue", args, {{"--all", false}, {"--failed", false}, {"--raw", false}}, kQueueHelp);
     if (!options) return kUsageError;
     if (options->help) return kOk;
     const auto& pos = options->positional;
@@ -269,6 +291,7 @@ int run_queue(const std::vector<std::string>& args) {
     else if (!takes_id && pos.size() != 1) problem = "unexpected argument '" + pos[1] + "'";
     else if ((options->has("--all") || options->has("--failed")) && sub != "retry") problem = "--all and --failed go with retry";
     else if (options->has("--all") && options->has("--failed")) problem = "use --all or --failed, not both";
+    else if (options->has("--raw") && sub != "show") problem = "--raw goes with show";
     if (!problem.empty()) {
         std::fprintf(stderr, "smtp-oauth2-relay queue: %s\n\n%s", problem.c_str(), kQueueHelp);
         return kUsageError;
@@ -278,7 +301,7 @@ int run_queue(const std::vector<std::string>& args) {
     try {
         Spool spool(config->relay.spool_dir);
         if (sub == "list") return list(spool);
-        if (sub == "show") return show(spool, pos[1]);
+        if (sub == "show") return show(spool, pos[1], options->has("--raw"));
         return act(spool, sub, *options);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "smtp-oauth2-relay queue %s: %s\n", sub.c_str(), e.what());

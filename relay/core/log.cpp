@@ -2,6 +2,7 @@
 // interleave), or native journald entries over its datagram socket, falling back to stderr text
 // when journald cannot take one (no socket, entry too large).
 #include "relay/core/log.hpp"
+#include "relay/core/untrusted_text.hpp"
 
 #include <atomic>
 #include <cctype>
@@ -54,36 +55,60 @@ bool needs_quotes(std::string_view v) {
     return false;
 }
 
+// Quoted values escape '"' and '\\', and every byte a terminal or a log reader could trip on:
+// controls (C0, DEL, C1) and bytes that are not well-formed UTF-8 become \xNN, so a line stays one
+// line and stays valid UTF-8 (issue 13, item 7: bytes >= 0x80 passed as they were).
 void append_value(std::string& out, std::string_view v) {
     if (!needs_quotes(v)) {
         out += v;
         return;
     }
     out += '"';
-    for (unsigned char c : v) {
+    for (std::size_t i = 0; i < v.size();) {
+        const unsigned char c = static_cast<unsigned char>(v[i]);
         if (c == '"' || c == '\\') {
             out += '\\';
             out += static_cast<char>(c);
-        } else if (c < ' ' || c == 0x7f) {
-            out += fmt::format("\\x{:02x}", c);  // control bytes from clients stay on one line
-        } else {
-            out += static_cast<char>(c);
+            ++i;
+            continue;
         }
+        char32_t cp = 0;
+        const std::size_t n = core::utf8_sequence(v, i, &cp);
+        if (n > 0 && !core::is_control(cp)) {
+            out.append(v.substr(i, n));
+            i += n;
+            continue;
+        }
+        const std::size_t take = n == 0 ? 1 : n;   // a malformed byte, or every byte of a control
+        for (std::size_t k = 0; k < take; ++k) out += fmt::format("\\x{:02x}", static_cast<unsigned char>(v[i + k]));
+        i += take;
     }
     out += '"';
 }
 
-// RFC 8259 section 7. Bytes >= 0x80 pass through: they are UTF-8 from clients or replies.
+// RFC 8259 section 7: controls (C1 too) as \u00XX; a byte that is not well-formed UTF-8 becomes
+// U+FFFD, so every JSON line is valid UTF-8 whatever a client sent.
 void append_json_string(std::string& out, std::string_view v) {
     out += '"';
-    for (unsigned char c : v) {
+    for (std::size_t i = 0; i < v.size();) {
+        const unsigned char c = static_cast<unsigned char>(v[i]);
         if (c == '"' || c == '\\') {
             out += '\\';
             out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            out += fmt::format("\\u{:04x}", c);
+            ++i;
+            continue;
+        }
+        char32_t cp = 0;
+        const std::size_t n = core::utf8_sequence(v, i, &cp);
+        if (n == 0) {
+            out += "\\ufffd";
+            ++i;
+        } else if (core::is_control(cp)) {
+            out += fmt::format("\\u{:04x}", static_cast<unsigned>(cp));
+            i += n;
         } else {
-            out += static_cast<char>(c);
+            out.append(v.substr(i, n));
+            i += n;
         }
     }
     out += '"';
@@ -113,6 +138,21 @@ void append_journal_field(std::string& out, std::string_view name, std::string_v
         out += value;
     }
     out += '\n';
+}
+
+// Field values as clients sent them would show as "[blob data]" or carry controls into
+// journalctl's output: escaped as in text lines, except line breaks and tabs, which journald keeps
+// (a multi-line value uses the binary form below).
+std::string journal_value(std::string_view value) {
+    std::string out;
+    for (std::size_t at = 0; at <= value.size();) {
+        std::size_t end = value.find('\n', at);
+        if (end == std::string_view::npos) end = value.size();
+        out += core::escape_for_terminal(value.substr(at, end - at), /*keep_tab=*/true);
+        if (end < value.size()) out += '\n';
+        at = end + 1;
+    }
+    return out;
 }
 
 std::string timestamp() {
@@ -217,7 +257,7 @@ std::string format_journal(Level level, std::string_view name, std::initializer_
     append_journal_field(entry, "PRIORITY", std::to_string(priority_of(level)));
     append_journal_field(entry, "SYSLOG_IDENTIFIER", kIdentifier);
     append_journal_field(entry, "EVENT", name);
-    for (const Field& f : fields) append_journal_field(entry, journal_field_name(f.key), f.value);
+    for (const Field& f : fields) append_journal_field(entry, journal_field_name(f.key), journal_value(f.value));
     return entry;
 }
 

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "relay/core/log.hpp"
+#include "relay/core/untrusted_text.hpp"
 
 using relay::log::Level;
 
@@ -13,4 +14,71 @@ TEST(LogFormat, ValuesWithSpacesAndControlBytesAreQuotedOnOneLine) {
     EXPECT_EQ(relay::log::format_line(Level::warning, "deferred", {{"reply", "451 4.3.0 try\r\nlater"}}),
               "warning deferred reply=\"451 4.3.0 try\\x0d\\x0alater\"");
     EXPECT_EQ(relay::log::format_line(Level::info, "x", {{"from", ""}}), "info x from=\"\"");
+}
+
+// Issue 13, item 7: bytes >= 0x80 passed unescaped, so a JSON log line could be invalid UTF-8
+// and a text line could carry C1 controls (0x9b is a CSI on some terminals) to a terminal.
+namespace {
+
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        const std::size_t n = relay::core::utf8_sequence(s, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
+bool has_control_bytes(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        char32_t cp = 0;
+        const std::size_t n = relay::core::utf8_sequence(s, i, &cp);
+        if (n == 0 || relay::core::is_control(cp)) return true;
+        i += n;
+    }
+    return false;
+}
+
+const std::string kHostile[] = {
+    "\xff\xfe invalid",       "caf\xc3",              "\xc0\xaf overlong /",   "\xed\xa0\x80 surrogate",
+    "\xf4\x90\x80\x80 big",   "\x1b]52;c;ZXZpbA==\x07", "\x1b]0;pwned\x07",       "\xc2\x9b""31m C1 CSI",
+    "\x1b[2J clear",          "tab\there",            "\x7f del",
+};
+
+}  // namespace
+
+TEST(LogFormat, EveryFormatIsValidUtf8WithoutControlBytes) {
+    for (const std::string& v : kHostile) {
+        const std::string text = relay::log::format_line(Level::info, "received", {{"from", v}});
+        EXPECT_TRUE(valid_utf8(text)) << text;
+        EXPECT_FALSE(has_control_bytes(text)) << text;
+        const std::string json = relay::log::format_json("t", Level::info, "received", {{"from", v}});
+        EXPECT_TRUE(valid_utf8(json)) << json;
+        EXPECT_FALSE(has_control_bytes(json)) << json;
+        const std::string journal = relay::log::format_journal(Level::info, "received", {{"from", v}});
+        const auto field = journal.find("\nMAIL_FROM=");
+        ASSERT_NE(field, std::string::npos) << journal;
+        std::string value = journal.substr(field + 11, journal.find('\n', field + 1) - field - 11);
+        EXPECT_TRUE(valid_utf8(value)) << value;
+        std::erase(value, '\t');   // journald keeps tabs (and line breaks, in the binary form)
+        EXPECT_FALSE(has_control_bytes(value)) << value;
+    }
+}
+
+TEST(LogFormat, WellFormedUtf8PassesAndInvalidBytesAreNamed) {
+    EXPECT_EQ(relay::log::format_line(Level::info, "x", {{"from", "jos\xc3\xa9@example.com"}}),
+              "info x from=\"jos\xc3\xa9@example.com\"");
+    EXPECT_EQ(relay::log::format_line(Level::info, "x", {{"v", "a\xff" "b\xc2\x9b"}}), "info x v=\"a\\xffb\\xc2\\x9b\"");
+    EXPECT_EQ(relay::log::format_json("", Level::info, "x", {{"v", "a\xff" "b\xc2\x9b\xc3\xa9"}}),
+              "{\"level\":\"info\",\"event\":\"x\",\"v\":\"a\\ufffdb\\u009b\xc3\xa9\"}");
+}
+
+TEST(UntrustedText, TerminalEscapingKeepsTextAndNamesEverythingElse) {
+    using relay::core::escape_for_terminal;
+    EXPECT_EQ(escape_for_terminal("Subject: Rechnung f\xc3\xbcr M\xc3\xa4rz\tok"), "Subject: Rechnung f\xc3\xbcr M\xc3\xa4rz\tok");
+    EXPECT_EQ(escape_for_terminal("X: \x1b]52;c;ZXZpbA==\x07"), "X: \\x1b]52;c;ZXZpbA==\\x07");
+    EXPECT_EQ(escape_for_terminal("\r\n"), "\\x0d\\x0a");
+    EXPECT_EQ(escape_for_terminal("\xe2\x82"), "\\xe2\\x82");   // truncated sequence
+    EXPECT_EQ(escape_for_terminal("a\tb", /*keep_tab=*/false), "a\\x09b");
+    for (const std::string& v : kHostile) EXPECT_FALSE(has_control_bytes(escape_for_terminal(v, false))) << v;
 }

@@ -3,6 +3,9 @@
 
 #include <cctype>
 #include <ctime>
+#include <stdexcept>
+
+#include <openssl/rand.h>
 
 #include <fmt/format.h>
 
@@ -26,6 +29,15 @@ std::string one_line(std::string text) {
     return text;
 }
 
+// 128 bits from the CSPRNG: no client can predict it from anything the relay told it.
+std::string random_hex_token() {
+    unsigned char bytes[16];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("RAND_bytes failed: no MIME boundary");
+    std::string out;
+    for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
+    return out;
+}
+
 }  // namespace
 
 bool may_bounce(const Envelope& original) { return !original.mail_from.empty() && !original.dsn; }
@@ -46,50 +58,62 @@ std::string status_of_reply(const std::string& reply_text) {
     return !reply_text.empty() && reply_text[0] == '4' ? "4.0.0" : "5.0.0";
 }
 
-Dsn build_dsn(const DsnInput& in) {
-    const std::string boundary = fmt::format("=_dsn_{}", in.original_id);
+Dsn build_dsn(const DsnInput& in, const std::function<std::string()>& random_token) {
     const std::string sender = one_line(in.original.mail_from);
-    std::string m;
-    m += "From: Mail Delivery System <" + in.account_email + ">\r\n";
-    m += "To: <" + sender + ">\r\n";
-    m += "Subject: Undelivered Mail Returned to Sender\r\n";
-    m += "Date: " + rfc5322_date(in.now) + "\r\n";
-    m += fmt::format("Message-ID: <dsn.{}@{}>\r\n", in.original_id, in.reporting_host);
-    m += "Auto-Submitted: auto-replied\r\n";   // RFC 3834: no auto-replies to this
-    m += "MIME-Version: 1.0\r\n";
+    std::string head;
+    head += "From: Mail Delivery System <" + in.account_email + ">\r\n";
+    head += "To: <" + sender + ">\r\n";
+    head += "Subject: Undelivered Mail Returned to Sender\r\n";
+    head += "Date: " + rfc5322_date(in.now) + "\r\n";
+    head += fmt::format("Message-ID: <dsn.{}@{}>\r\n", in.original_id, in.reporting_host);
+    head += "Auto-Submitted: auto-replied\r\n";   // RFC 3834: no auto-replies to this
+    head += "MIME-Version: 1.0\r\n";
+
+    std::string human = "Content-Type: text/plain; charset=us-ascii\r\n\r\n";
+    human += fmt::format("Your message (queue id {}) could not be delivered to the following recipients.\r\n"
+                         "The relay {} tried through the mailbox {}; the provider answered:\r\n\r\n",
+                         in.original_id, in.reporting_host, in.account_email);
+    for (const auto& f : in.failed)
+        human += "  <" + one_line(f.address) + ">: " + one_line(f.diagnostic) + "\r\n";
+    human += "\r\n";
+
+    std::string status = "Content-Type: message/delivery-status\r\n\r\n";
+    // Per-message fields (RFC 3464 2.2), then one block per recipient (2.3), blocks separated by a blank line.
+    status += "Reporting-MTA: dns; " + in.reporting_host + "\r\n";
+    status += "X-Queue-ID: " + in.original_id + "\r\n";
+    status += "Arrival-Date: " + rfc5322_date(in.arrival) + "\r\n";
+    for (const auto& f : in.failed) {
+        status += "\r\n";
+        status += "Final-Recipient: rfc822; " + one_line(f.address) + "\r\n";
+        status += "Action: failed\r\n";
+        status += "Status: " + f.status + "\r\n";
+        status += "Diagnostic-Code: smtp; " + one_line(f.diagnostic) + "\r\n";
+        status += "Last-Attempt-Date: " + rfc5322_date(in.now) + "\r\n";
+    }
+    status += "\r\n";
+
+    std::string headers = "Content-Type: text/rfc822-headers\r\n\r\n";
+    headers += in.original_header;
+    if (!in.original_header.empty() && !in.original_header.ends_with("\r\n")) headers += "\r\n";
+
+    // RFC 2046 5.1.1: the boundary must not occur in any encapsulated part. The header and the
+    // diagnostics come from outside, so a token that does occur there is replaced by a fresh one.
+    std::string boundary;
+    for (int tries = 0;; ++tries) {
+        boundary = "=_dsn_" + (random_token ? random_token() : random_hex_token());
+        const bool clash = head.find(boundary) != std::string::npos || human.find(boundary) != std::string::npos ||
+                           status.find(boundary) != std::string::npos || headers.find(boundary) != std::string::npos;
+        if (!clash) break;
+        if (tries >= 16) throw std::runtime_error("no MIME boundary absent from the delivery report");
+    }
+
+    std::string m = head;
     m += "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"" + boundary + "\"\r\n";
     m += "\r\n";
     m += "This is a MIME-encapsulated delivery status notification (RFC 3464).\r\n\r\n";
-
-    m += "--" + boundary + "\r\n";
-    m += "Content-Type: text/plain; charset=us-ascii\r\n\r\n";
-    m += fmt::format("Your message (queue id {}) could not be delivered to the following recipients.\r\n"
-                     "The relay {} tried through the mailbox {}; the provider answered:\r\n\r\n",
-                     in.original_id, in.reporting_host, in.account_email);
-    for (const auto& f : in.failed)
-        m += "  <" + one_line(f.address) + ">: " + one_line(f.diagnostic) + "\r\n";
-    m += "\r\n";
-
-    m += "--" + boundary + "\r\n";
-    m += "Content-Type: message/delivery-status\r\n\r\n";
-    // Per-message fields (RFC 3464 2.2), then one block per recipient (2.3), blocks separated by a blank line.
-    m += "Reporting-MTA: dns; " + in.reporting_host + "\r\n";
-    m += "X-Queue-ID: " + in.original_id + "\r\n";
-    m += "Arrival-Date: " + rfc5322_date(in.arrival) + "\r\n";
-    for (const auto& f : in.failed) {
-        m += "\r\n";
-        m += "Final-Recipient: rfc822; " + one_line(f.address) + "\r\n";
-        m += "Action: failed\r\n";
-        m += "Status: " + f.status + "\r\n";
-        m += "Diagnostic-Code: smtp; " + one_line(f.diagnostic) + "\r\n";
-        m += "Last-Attempt-Date: " + rfc5322_date(in.now) + "\r\n";
-    }
-    m += "\r\n";
-
-    m += "--" + boundary + "\r\n";
-    m += "Content-Type: text/rfc822-headers\r\n\r\n";
-    m += in.original_header;
-    if (!in.original_header.empty() && !in.original_header.ends_with("\r\n")) m += "\r\n";
+    m += "--" + boundary + "\r\n" + human;
+    m += "--" + boundary + "\r\n" + status;
+    m += "--" + boundary + "\r\n" + headers;
     m += "\r\n--" + boundary + "--\r\n";
 
     Dsn dsn;

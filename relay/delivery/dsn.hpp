@@ -4,10 +4,13 @@
 // Status and the upstream's Diagnostic-Code) and the original message's header (text/rfc822-headers).
 // It goes to the original envelope sender through the same account, from the account's own
 // mailbox (Exchange Online accepts no other sender), and is marked so it is never bounced itself.
-// Pure: the caller supplies the original header and the clock.
+// Pure but for randomness: the caller supplies the original header and the clock; the MIME
+// boundary is random (issue 13, item 8: one built from the queue id was predicted by a client,
+// which added parts of its own to the report) and is checked against every part it separates.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +48,8 @@ struct Dsn {
     Envelope envelope;
     std::string message;   // CRLF line ends, ready for the spool
 };
-Dsn build_dsn(const DsnInput& input);
+// `random_token` returns a fresh unpredictable token per call (default: 16 bytes from RAND_bytes,
+// hex); tests may inject their own. A token whose boundary occurs in the report's content is drawn again.
+Dsn build_dsn(const DsnInput& input, const std::function<std::string()>& random_token = {});
 
 }  // namespace relay

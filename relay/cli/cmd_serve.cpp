@@ -25,7 +25,9 @@
 #include "relay/service/metrics.hpp"
 #include "relay/service/sd_notify.hpp"
 #include "relay/service/status.hpp"
+#include "relay/intake/fd_budget.hpp"
 #include "relay/intake/smtp_server.hpp"
+#include "relay/service/startup_checks.hpp"
 #include "relay/spool/spool.hpp"
 
 namespace relay::cli {
@@ -49,12 +51,40 @@ std::string join(const std::vector<std::string>& items) {
     return out;
 }
 
+// Issue 13, item 11: the caps the listeners enforce are the configured ones cut to what the
+// descriptor limit allows (fd_budget.hpp); logged at start and whenever a reload changes them.
+std::shared_ptr<const conf::Config> within_fd_limit(conf::Config config) {
+    const std::uint64_t limit = raise_fd_limit();
+    std::size_t upstream = 0;
+    for (const auto& [name, account] : config.accounts) upstream += account.max_connections;
+    const std::size_t listeners = config.relay.listen.size() + config.relay.listen_tls.size();
+    const FdBudget b = plan_fd_budget(limit, config.relay.max_clients, config.relay.max_clients_per_ip, upstream, listeners);
+    log::event(b.reduced ? log::Level::warning : log::Level::info,
+        "fd_limits", {{"nofile", static_cast<long long>(b.limit)}, {"reserve", b.reserve},
+                      {"max_clients", b.max_clients}, {"max_clients_per_ip", b.max_clients_per_ip},
+                      {"configured_max_clients", config.relay.max_clients},
+                      {"configured_max_clients_per_ip", config.relay.max_clients_per_ip}});
+    config.relay.max_clients = b.max_clients;
+    config.relay.max_clients_per_ip = b.max_clients_per_ip;
+    return std::make_shared<const conf::Config>(std::move(config));
+}
+
+// Issue 13, item 6: the directories the relay trusts (see startup_checks.hpp). Throws naming the path.
+void check_directories(const conf::Config& config) {
+    check_private_tree(config.relay.spool_dir, {"incoming", "queue", "failed", "control", "recycled"});
+    check_private_tree(config.relay.state_dir, {"tokens"}, {"tls"});
+    if (config_exposes_secrets(config.source))
+        log::warning("config_readable_by_others",
+                     {{"path", config.source.string()},
+                      {"detail", "it holds a client secret or passwords; run: chmod o-rwx " + config.source.string()}});
+}
+
 // SIGHUP: re-read the config file. A broken file changes nothing; the running config stays.
 void reload(std::shared_ptr<const conf::Config>& current, SmtpServer& server, DeliveryAgent& delivery) {
     log::info("reloading", {{"config", current->source.string()}});
     std::shared_ptr<const conf::Config> next;
     try {
-        next = std::make_shared<const conf::Config>(conf::load_config(current->source));
+        next = within_fd_limit(conf::load_config(current->source));
     } catch (const conf::ConfigError& e) {
         for (const auto& line : e.errors()) log::error("reload_config_error", {{"error", line}});
         log::error("reload_failed", {{"detail", "configuration has errors; keeping the running configuration"}});
@@ -85,20 +115,31 @@ int run_serve(const std::vector<std::string>& args) {
     }
     auto loaded = load_config_or_report(*options);
     if (!loaded) return kUsageError;
-    auto config = std::make_shared<const conf::Config>(std::move(*loaded));
-    log::set_level(config->relay.log_level);
-    log::set_format(config->relay.log_format);
+    log::set_level(loaded->relay.log_level);
+    log::set_format(loaded->relay.log_format);
     log::set_observer(&metrics::observe);
+    try {
+        check_directories(*loaded);
+    } catch (const std::exception& e) {
+        log::error("untrusted_directory", {{"error", e.what()}});
+        return kRuntimeError;
+    }
+    auto config = within_fd_limit(std::move(*loaded));
 
     try {
         asio::io_context io(1);
-        asio::thread_pool blocking(4);  // fsync and libcurl only; the I/O thread never blocks on them
+        // Issue 13, item 2: one pool per kind of blocking work, so the durable commit behind every
+        // end-of-data 250 never queues behind password hashing or a slow token endpoint. The KDF
+        // queue is bounded by AuthAttempts (more checks in flight get 454 4.7.0).
+        asio::thread_pool durable(2);   // spool commits (fsync) only
+        asio::thread_pool kdf(2);       // password hash checks only
+        asio::thread_pool blocking(4);  // libcurl and delivery's file work
         Spool spool(config->relay.spool_dir);
         auth::TokenStore token_store(config->relay.state_dir);
         auth::CurlHttpClient http;
-        SpoolCommitter committer(spool, io.get_executor(), blocking);
+        SpoolCommitter committer(spool, io.get_executor(), durable);
         DeliveryAgent delivery(io.get_executor(), blocking, spool, config, http, token_store);
-        SmtpServer server(io.get_executor(), config, spool, committer, blocking,
+        SmtpServer server(io.get_executor(), config, spool, committer, kdf,
                           [&delivery](QueuedMessage m) { delivery.enqueue(std::move(m)); });
         // Service endpoints (issue 5): status over the control socket, optional /metrics. Bound before
         // anything touches the spool, so a second relay on the same config stops here.
@@ -156,6 +197,8 @@ int run_serve(const std::vector<std::string>& args) {
         };
         wait_hangup();
         io.run();
+        kdf.join();
+        durable.join();
         blocking.join();
         return kOk;
     } catch (const std::exception& e) {

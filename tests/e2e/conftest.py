@@ -67,6 +67,7 @@ class Relay:
         self.spool_dir = os.path.join(self.workdir, "spool")
         self.state_dir = os.path.join(self.workdir, "state")
         self.process = None
+        self.preexec_fn = None   # e.g. resource limits for the relay process (issue 13)
         self.settings = {
             "listen": [f"127.0.0.1:{self.port}"],
             "allow_networks": ["127.0.0.0/8", "::1/128"],
@@ -121,7 +122,8 @@ class Relay:
         self.write_config()
         self.log_file = open(self.log_path, "a")
         self.process = subprocess.Popen([BINARY, "serve", "--config", self.config_path],
-                                        stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                        stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -28,6 +28,10 @@ DEFAULT_SETTINGS = {
     "app_mailboxes": [],         # mailboxes app-only tokens may send as (Exchange Add-MailboxPermission)
     "basic_auth_password": "",   # non-empty: AUTH PLAIN/LOGIN accepted with it (basic auth still on)
     "reject_rcpt": {},  # recipient address (lower case) -> RCPT reply line, e.g. "550 5.1.1 User unknown"
+    # Broken or hostile token endpoints (issue 13): the JSON text sent as expires_in in successful
+    # responses ("" = the real lifetime), and bytes of padding added to every token response.
+    "token_expires_in_json": "",
+    "token_padding_bytes": 0,
 }
 AUTHORIZE_MODES = ("approve", "deny")
 TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client")
@@ -60,7 +64,10 @@ def parse_control_request(request):
         elif key == "rotation":
             if value not in ROTATIONS:
                 raise ControlError(f"rotation must be one of {', '.join(ROTATIONS)}")
-        elif key in ("token_delay_ms", "throttle_every_n"):
+        elif key == "token_expires_in_json":
+            if not isinstance(value, str):
+                raise ControlError("token_expires_in_json must be a string of JSON, e.g. \"1e10\"")
+        elif key in ("token_delay_ms", "throttle_every_n", "token_padding_bytes"):
             _check_int(key, value, 0)
         elif key in ("token_lifetime", "max_sessions_per_user"):
             _check_int(key, value, 1)

@@ -165,7 +165,37 @@ class _Handler(BaseHTTPRequestHandler):
         print(f"ms_standin: token grant={grant_type or '-'} status={status} outcome={outcome}",
               file=sys.stderr, flush=True)
         headers = [("WWW-Authenticate", 'Basic realm="token"')] if status == 401 else []
+        if settings["token_expires_in_json"] or settings["token_padding_bytes"]:
+            self._reply_hostile_token(status, reply, headers, settings)
+            return
         self._reply_json(status, reply, headers)
+
+    def _reply_hostile_token(self, status, reply, headers, settings):
+        """A token response as a broken or hostile endpoint sends it: expires_in replaced by raw JSON
+        text (1e10, "99999999999", -1, ...) and/or padded to a huge size, streamed."""
+        text = json.dumps(reply)
+        if settings["token_expires_in_json"] and "expires_in" in reply:
+            text = text.replace(f'"expires_in": {json.dumps(reply["expires_in"])}',
+                                '"expires_in": ' + settings["token_expires_in_json"], 1)
+        padding = settings["token_padding_bytes"]
+        head = text[:-1] + (', "padding": "' if padding else "")
+        tail = ('"' if padding else "") + "}"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(head) + padding + len(tail)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        try:
+            self.wfile.write(head.encode())
+            chunk = b"x" * 65536
+            left = padding
+            while left > 0:
+                self.wfile.write(chunk[:min(left, len(chunk))])
+                left -= min(left, len(chunk))
+            self.wfile.write(tail.encode())
+        except OSError:
+            pass  # the client gave up on it, as it should
 
     def _control(self, body):
         try:

@@ -1,0 +1,478 @@
+"""Issue 13 end to end: each attack of the adversarial probe, replayed against the real relay and the
+Microsoft stand-in. AUTH guesses in parallel and by timing, intake stalled behind hashing and a
+hanging token endpoint, a nonsense or huge token response, files planted in the spool, bytes that
+act on terminals, descriptor exhaustion, and sidecars left behind."""
+import base64
+import json
+import os
+import resource
+import socket
+import stat
+import statistics
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BINARY, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, binary_is_sanitized
+from test_hostile import RawClient, auth_plain
+
+HASHED_USER = "printer"
+HASHED_PASSWORD = "Pr1nter-pass"
+
+
+def hashed(password=HASHED_PASSWORD):
+    result = subprocess.run([BINARY, "hash-password"], input=password + "\n", capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def with_hashed_user(relay):
+    relay.users = [{"name": HASHED_USER, "password_hash": hashed(), "account": "office"},
+                   {"name": LOCAL_USER, "password": LOCAL_PASSWORD, "account": "office"}]
+
+
+def greeted_client(relay, source="127.0.0.1"):
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.settimeout(60)
+    sock.connect(("127.0.0.1", relay.port))
+    client = RawClient.__new__(RawClient)
+    client.sock, client.buffer = sock, b""
+    assert client.reply().startswith("220")
+    assert client.command("EHLO probe.test").startswith("250")
+    return client
+
+
+def send_timed(relay, sender=MAILBOX, body="Subject: timed\r\n\r\nhello\r\n", source="127.0.0.1"):
+    """One message over a raw session; returns (end-of-data reply, seconds from '.' to the reply)."""
+    client = greeted_client(relay, source)
+    assert client.command(f"MAIL FROM:<{sender}>").startswith("250")
+    assert client.command("RCPT TO:<boss@example.com>").startswith("250")
+    assert client.command("DATA").startswith("354")
+    client.send(body)
+    started = time.monotonic()
+    reply = client.command(".")
+    elapsed = time.monotonic() - started
+    client.command("QUIT")
+    client.close()
+    return reply, elapsed
+
+
+# ---- item 1: AUTH attempts are counted before they are checked ------------------------------------
+
+def test_parallel_guesses_never_exceed_auth_max_failures(relay, standin):
+    with_hashed_user(relay)
+    relay.settings.update({"auth_failure_delay": "0s", "auth_max_failures": 10, "auth_lockout": "60s",
+                           "max_clients_per_ip": 300})
+    relay.start()
+    clients = [greeted_client(relay) for _ in range(41)]
+    answers = [None] * len(clients)
+
+    def guess(i):
+        password = HASHED_PASSWORD if i == 40 else f"guess-{i}"
+        answers[i] = clients[i].command(auth_plain(HASHED_USER, password))
+
+    threads = []
+    for i in range(len(clients)):   # 40 wrong guesses 3 ms apart, then the right password
+        threads.append(threading.Thread(target=guess, args=(i,)))
+        threads[-1].start()
+        time.sleep(0.003)
+    for t in threads:
+        t.join(120)
+    for c in clients:
+        c.close()
+    assert all(a is not None for a in answers), answers
+    wrong = answers[:40]
+    checked = [a for a in wrong if a.startswith("535 5.7.8")]
+    assert len(checked) <= 10, wrong
+    assert all(a.startswith("535 5.7.8") or a.startswith("454 4.7.0") for a in wrong), wrong
+    assert not answers[40].startswith("235"), answers[40]   # before: 235, the lockout was outrun
+    assert len(relay.log_lines("auth_failed")) <= 10
+    # More guesses, one at a time, until the lockout: never more than 10 checked in all.
+    client = greeted_client(relay)
+    for i in range(12):
+        answer = client.command(auth_plain(HASHED_USER, f"later-{i}"))
+        checked.append(answer) if answer.startswith("535") else None
+        if answer.startswith("454"):
+            break
+    assert len(checked) == 10, checked
+    assert client.command(auth_plain(HASHED_USER, HASHED_PASSWORD)).startswith("454 4.7.0")   # locked out
+    client.close()
+    assert len(relay.log_lines("auth_failed")) == 10
+    assert len(relay.log_lines("auth_lockout")) == 1
+
+
+# ---- item 12: unknown names cost what wrong passwords cost ----------------------------------------
+
+def test_unknown_user_is_answered_as_late_as_a_wrong_password(relay, standin):
+    with_hashed_user(relay)
+    relay.settings.update({"auth_failure_delay": "0s", "auth_max_failures": 100})
+    relay.start()
+    client = greeted_client(relay)
+    client.command(auth_plain("nobody-warm-up", "x"))   # the dummy hash is made once
+    timings = {"unknown": [], "known": []}
+    for i in range(4):
+        for kind, user in (("unknown", f"nobody-{i}"), ("known", HASHED_USER)):
+            started = time.monotonic()
+            assert client.command(auth_plain(user, f"wrong-{kind}-{i}")).startswith("535")
+            timings[kind].append(time.monotonic() - started)
+    client.close()
+    unknown, known = statistics.median(timings["unknown"]), statistics.median(timings["known"])
+    # Before: unknown names were answered at once, a real user's wrong password after the KDF.
+    assert unknown > 0.5 * known, timings
+    assert known > 0.02, timings   # the KDF really ran (310,000 rounds)
+
+
+# ---- item 2: the durable commit never waits behind hashing or HTTP --------------------------------
+
+def test_password_guessing_flood_does_not_delay_the_end_of_data_reply(relay, standin):
+    with_hashed_user(relay)
+    relay.settings.update({"auth_failure_delay": "0s", "auth_max_failures": 1000})
+    relay.start()
+    _, at_rest = send_timed(relay)
+    stop = threading.Event()
+    answers = []
+
+    def flood(source):
+        n = 0
+        while not stop.is_set():   # a session closed after max_errors is opened again
+            try:
+                client = greeted_client(relay, source)
+                while not stop.is_set():
+                    answer = client.command(auth_plain(HASHED_USER, f"flood-{source}-{n}"))[:3]
+                    answers.append(answer)
+                    n += 1
+                    if not answer.startswith(("535", "454")):
+                        break
+                client.close()
+            except OSError:
+                time.sleep(0.05)
+
+    # A hundred sessions from fifty addresses (loopback is a /8) guessing at once: far more checks
+    # than any pool has threads, every one a new password (a KDF run).
+    threads = [threading.Thread(target=flood, args=(f"127.0.0.{10 + i % 50}",)) for i in range(100)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    try:
+        replies = [send_timed(relay) for _ in range(3)]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert all(r.startswith("250 2.0.0") for r, _ in replies), replies
+    worst = max(t for _, t in replies)
+    assert "454" in answers, "the bounded KDF queue answered nobody with 454"
+    # Before: ~29 s with 200 guessers (here the commit queued behind ~100 KDF runs on 4 threads).
+    assert worst < max(2.0, 4 * at_rest), (worst, at_rest)
+
+
+def test_hanging_token_endpoint_does_not_delay_the_end_of_data_reply(relay, standin):
+    senders = [MAILBOX] + [f"app{i}@contoso.com" for i in range(2, 6)]
+    relay.accounts = {"office": relay.account_for(standin)}
+    for i in range(2, 6):
+        relay.accounts[f"a{i}"] = relay.account_for(standin, email=f"app{i}@contoso.com")
+    relay.settings.pop("default_account")
+    standin.control(token_lifetime=1)   # every imported access token is stale at once
+    for name in relay.accounts:
+        relay.import_token(account=name)
+    time.sleep(1.5)
+    standin.control(token_delay_ms=12000)
+    relay.start()
+    # One message per account: five deliveries each wait on a token request that hangs.
+    for sender in senders:
+        reply, _ = send_timed(relay, sender=sender)
+        assert reply.startswith("250"), reply
+    time.sleep(1.0)
+    replies = [send_timed(relay, sender=senders[i % len(senders)]) for i in range(3)]
+    assert all(r.startswith("250 2.0.0") for r, _ in replies), replies
+    worst = max(t for _, t in replies)
+    assert worst < 3.0, worst   # before: until the token requests returned (12 s here, ~29 s in the probe)
+    standin.control(token_delay_ms=0)
+
+
+# ---- item 3: expires_in validated and clamped; nonsense in the store repaired ----------------------
+
+def token_requests(standin):
+    return sum(sum(outcomes.values()) for outcomes in standin.stats()["token_requests"].values())
+
+
+def stored_lifetime(relay, account="office"):
+    with open(os.path.join(relay.state_dir, "tokens", f"{account}.json")) as f:
+        tokens = json.load(f)
+    return tokens["access_expires_at"] - tokens["access_obtained_at"], tokens
+
+
+@pytest.mark.parametrize("expires_in", ["1e10", '"99999999999"', "9223372036854775807", "-5"])
+def test_a_nonsense_expires_in_neither_loops_nor_is_stored(relay, standin, expires_in):
+    standin.control(token_expires_in_json=expires_in)
+    relay.start()
+    for i in range(3):
+        reply, _ = send_timed(relay, body=f"Subject: n{i}\r\n\r\nx\r\n")
+        assert reply.startswith("250"), reply
+    standin.wait_for_messages(3, timeout=30)
+    before = token_requests(standin)
+    logins_before = standin.stats()["auth"].get("XOAUTH2", {}).get("success", 0)
+    time.sleep(3)
+    # Before: ~140 token requests and ~260 logins a second, nothing delivered.
+    assert token_requests(standin) - before <= 1
+    assert standin.stats()["auth"].get("XOAUTH2", {}).get("success", 0) - logins_before <= 3
+    lifetime, _ = stored_lifetime(relay)
+    assert 0 < lifetime <= 86400, lifetime
+
+
+def test_a_stored_nonsense_expiry_is_repaired_at_start(relay, standin):
+    relay.import_token()
+    path = os.path.join(relay.state_dir, "tokens", "office.json")
+    with open(path) as f:
+        tokens = json.load(f)
+    tokens["access_expires_at"] = tokens["access_obtained_at"] - 7_000_000_000   # what an overflow left
+    with open(path, "w") as f:
+        json.dump(tokens, f)
+    standin.control(token_mode="server_error")   # no refresh can paper over it: only the repair can
+    relay.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(path) as f:
+            repaired = json.load(f)
+        if repaired["access_expires_at"] >= 0:
+            break
+        time.sleep(0.1)
+    assert repaired["access_expires_at"] == 0 and repaired["access_token"] == "", repaired
+    assert repaired["refresh_token"] == tokens["refresh_token"]
+    standin.control(token_mode="ok")
+    relay.run("queue", "retry", "--all")
+    reply, _ = send_timed(relay)
+    assert reply.startswith("250"), reply
+    standin.wait_for_messages(1, timeout=30)
+    lifetime, _ = stored_lifetime(relay)
+    assert 0 < lifetime <= 86400
+
+
+# ---- item 4: token responses are capped ------------------------------------------------------------
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_a_50_mb_token_response_is_refused_without_holding_it(relay, standin):
+    standin.control(token_lifetime=1)
+    relay.import_token()
+    time.sleep(1.5)
+    standin.control(token_padding_bytes=50_000_000)
+    relay.start()
+    reply, _ = send_timed(relay)
+    assert reply.startswith("250"), reply
+    lines = relay.wait_for_log("token_refresh_failed", timeout=30)
+    assert any("larger than" in line for line in lines), lines
+    if not binary_is_sanitized():
+        assert peak_rss_kib(relay.process.pid) < 100 * 1024   # before: 283 MB
+    # The endpoint recovers: the message goes out.
+    standin.control(token_padding_bytes=0, token_lifetime=3600)
+    relay.run("queue", "retry", "--all")
+    standin.wait_for_messages(1, timeout=30)
+
+
+# ---- item 6: files the relay does not trust ----------------------------------------------------------
+
+def first_run(relay):
+    relay.start()
+    reply, _ = send_timed(relay)
+    assert reply.startswith("250"), reply
+    relay.standin.wait_for_messages(1, timeout=30)
+    deadline = time.monotonic() + 10
+    while relay.queue_files() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_symlink_planted_in_recycled_is_never_written_through(relay, standin, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    first_run(relay)
+    recycled = os.path.join(relay.spool_dir, "recycled")
+    reused = os.listdir(recycled)
+    assert reused, "a delivered message leaves a file to reuse"
+    # While the relay runs: the file it will reuse becomes a symlink to someone else's file.
+    for name in reused:
+        os.unlink(os.path.join(recycled, name))
+        os.symlink(victim, os.path.join(recycled, name))
+    for i in range(2):
+        reply, _ = send_timed(relay, body=f"Subject: s{i}\r\n\r\n{'overwrite ' * 50}\r\n")
+        assert reply.startswith("250"), reply
+    standin.wait_for_messages(3, timeout=30)
+    assert victim.read_text() == "precious\n"
+    # Planted while it was stopped: removed at the next start, with a warning.
+    relay.stop()
+    os.symlink(victim, os.path.join(recycled, "0000000000000001"))
+    relay.start()
+    assert not os.path.lexists(os.path.join(recycled, "0000000000000001"))
+    assert relay.log_lines("symlink_removed")
+    send_timed(relay)
+    standin.wait_for_messages(4, timeout=30)
+    assert victim.read_text() == "precious\n"
+
+
+def expect_refused_start(relay):
+    with pytest.raises(AssertionError) as failure:
+        relay.start()
+    relay.process = None
+    relay.log_file.close()
+    return str(failure.value)
+
+
+def test_an_open_spool_is_closed_and_foreign_files_stop_the_start(relay, standin):
+    first_run(relay)
+    relay.stop()
+    queue = os.path.join(relay.spool_dir, "queue")
+    os.chmod(relay.spool_dir, 0o777)
+    os.chmod(queue, 0o777)
+    relay.start()
+    assert stat.S_IMODE(os.stat(relay.spool_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(queue).st_mode) == 0o700
+    fixed = relay.log_lines("permissions_fixed")
+    assert any(f"path={queue} " in line for line in fixed), fixed
+    relay.stop()
+    # A message file another user planted in queue/ is not delivered: the relay refuses to start.
+    planted = os.path.join(queue, "19AB3C44D5E0001F")
+    with open(planted, "w") as f:
+        f.write("planted\n")
+    os.chown(planted, 65534, 65534)
+    log = expect_refused_start(relay)
+    assert f"refusing to start: {planted} is owned by uid 65534" in log, log
+    os.unlink(planted)
+    os.chown(os.path.join(relay.state_dir, "tokens"), 65534, 65534)
+    log = expect_refused_start(relay)
+    assert os.path.join(relay.state_dir, "tokens") + " is owned by uid 65534" in log, log
+    os.chown(os.path.join(relay.state_dir, "tokens"), os.geteuid(), os.getegid())
+    relay.start()
+    assert standin.stats()["messages_accepted"] == 1
+
+
+def test_a_config_with_secrets_readable_by_others_draws_a_warning(relay, standin):
+    relay.write_config()
+    os.chmod(relay.config_path, 0o644)
+    relay.start()
+    warnings = relay.log_lines("config_readable_by_others")
+    assert len(warnings) == 1 and relay.config_path in warnings[0], relay.log()
+    assert "test-client-secret" not in relay.log() and LOCAL_PASSWORD not in relay.log()
+    relay.stop()
+    os.chmod(relay.config_path, 0o640)
+    relay.start()
+    assert len(relay.log_lines("config_readable_by_others")) == 1
+
+
+# ---- item 7: bytes that act on terminals, and JSON logs --------------------------------------------
+
+EVIL_HEADER = "X-Evil: \x1b]52;c;ZXZpbA==\x07 \x1b]0;pwned\x07 \x1b[2J\u009b31m"   # U+009B: C1 CSI
+
+
+def test_queue_show_escapes_what_would_act_on_a_terminal(relay, standin):
+    relay.accounts["office"]["upstream"] = "localhost:9"   # nothing listens: the message stays queued
+    relay.start()
+    reply, _ = send_timed(relay, body=f"Subject: hi\r\n{EVIL_HEADER}\r\n\r\nbody\r\n")
+    assert reply.startswith("250"), reply
+    queue_id = reply.split()[-1]
+    shown = relay.run("queue", "show", queue_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout and "\x9b" not in shown.stdout
+    assert "X-Evil: \\x1b]52;c;ZXZpbA==\\x07 \\x1b]0;pwned\\x07 \\x1b[2J\\xc2\\x9b31m" in shown.stdout, shown.stdout
+    assert "Subject: hi" in shown.stdout
+    raw = subprocess.run([BINARY, "queue", "show", queue_id, "--raw", "--config", relay.config_path],
+                         capture_output=True, timeout=30)
+    assert raw.returncode == 0
+    assert EVIL_HEADER.encode() + b"\r\n" in raw.stdout
+    listed = relay.run("queue", "list")
+    assert "\x1b" not in listed.stdout
+
+
+def test_json_log_lines_stay_valid_utf8_whatever_clients_send(relay, standin):
+    relay.settings["log_format"] = "json"
+    relay.start()
+    client = greeted_client(relay)
+    user = b"\xff\xfe\x1b]0;pwned\x07\xc0\xafadmin"
+    client.send(b"AUTH PLAIN " + base64.b64encode(b"\0" + user + b"\0wrong") + b"\r\n")
+    assert client.reply().startswith("535")
+    client.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and b"auth_failed" not in open(relay.log_path, "rb").read():
+        time.sleep(0.05)
+    data = open(relay.log_path, "rb").read()
+    assert b"auth_failed" in data
+    seen = False
+    for line in data.splitlines():
+        text = line.decode("utf-8")          # strict: raises on invalid UTF-8 (before: \xff passed raw)
+        assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in text), text
+        if text.startswith("{"):
+            event = json.loads(text)
+            if event["event"] == "auth_failed":
+                seen = True
+                assert "\ufffd" in event["detail"], event   # the invalid bytes, marked
+                assert "]0;pwned" in event["detail"], event
+    assert seen
+
+
+# ---- item 10: sidecars go with their message ---------------------------------------------------------
+
+def test_a_deferred_message_leaves_no_sidecar_once_delivered(relay, standin):
+    standin.control(fail_mail_with="451 4.3.0 try again later")
+    relay.start()
+    reply, _ = send_timed(relay)
+    assert reply.startswith("250"), reply
+    relay.wait_for_log("deferred", timeout=30)
+    queue = os.path.join(relay.spool_dir, "queue")
+    assert any(name.endswith(".state") for name in os.listdir(queue)), os.listdir(queue)
+    standin.control(fail_mail_with="")
+    standin.wait_for_messages(1, timeout=30)
+    deadline = time.monotonic() + 10
+    while os.listdir(queue) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(queue) == []   # before: <ID>.state stayed forever
+
+
+# ---- item 11: connection caps within the descriptor limit -------------------------------------------
+
+def nofile(soft, hard):
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_soft_descriptor_limit_is_raised_to_the_hard_limit(relay, standin):
+    relay.preexec_fn = nofile(128, 2048)
+    relay.start()
+    line = relay.log_lines("fd_limits")[0]
+    assert "nofile=2048 " in line, line
+    with open(f"/proc/{relay.process.pid}/limits") as f:
+        assert any(l.startswith("Max open files") and l.split()[3] == "2048" for l in f)
+
+
+def test_one_host_cannot_take_every_descriptor(relay, standin):
+    relay.preexec_fn = nofile(256, 256)
+    relay.start()
+    line = relay.log_lines("fd_limits")[0]
+    fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+    max_clients, per_ip = int(fields["max_clients"]), int(fields["max_clients_per_ip"])
+    assert "nofile=256 " in line and max_clients < 128 and per_ip < max_clients, line
+    time.sleep(0.3)
+    sockets, greeted, refused = [], 0, 0
+    try:
+        for _ in range(300):   # one host opens everything it can
+            s = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+            sockets.append(s)
+            data = s.recv(512)
+            if data.startswith(b"220 "):
+                greeted += 1
+            elif data.startswith(b"421 4.7.0"):
+                refused += 1
+        assert greeted == per_ip and refused == 300 - per_ip, (greeted, refused, per_ip)
+        # Another address still gets in, and its mail is taken (before: EMFILE for everyone).
+        reply, _ = send_timed(relay, source="127.0.0.2")
+        assert reply.startswith("250"), reply
+    finally:
+        for s in sockets:
+            s.close()

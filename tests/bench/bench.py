@@ -7,7 +7,9 @@ and bench-load in the combinations the issue asks for, and prints one table:
 3. relay direct mode (account delivery = "direct", when this build knows the key): throughput and the
    p50/p99 latency it adds over (1);
 4. relay memory: RSS idle, with 1,000 idle clients, and the peak growth while relaying a 35 MB message;
-5. token requests while 100 deliveries run in parallel across one access-token expiry.
+5. token requests while 100 deliveries run in parallel across one access-token expiry;
+6. p99 of the end-of-data 250 during a password-guessing flood and during a hanging token
+   endpoint, each against the same figure at rest in the same run (issue 13).
 
 Everything runs on loopback without TLS (upstream_tls = "none"); the relay's spool is on the disk
 under build-bench/, so its fsyncs are real. Figures vary with the load other processes put on the
@@ -319,6 +321,121 @@ def measure_token_refresh(build, workdir, lifetime=10, parallel=100, messages=15
         sink.stop()
 
 
+# ---- issue 13, item 2: the end-of-data 250 while hashing or HTTP is busy ----------------------------
+
+def hang_forever_listener():
+    """A token endpoint that accepts connections (the kernel's backlog does) and never answers."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(128)
+    return s
+
+
+def flood_passwords(port, user, stop, sources=50, per_source=4):
+    """Password guessing from `sources` loopback addresses, `per_source` sessions each, every guess
+    new (each one costs a KDF run); returns the threads and a counter of replies by code."""
+    import socket
+    import threading
+    import base64
+    counts = {}
+    lock = threading.Lock()
+
+    def guesser(source, n):
+        try:
+            s = socket.socket()
+            s.bind((source, 0))
+            s.settimeout(30)
+            s.connect(("127.0.0.1", port))
+            f = s.makefile("rb")
+
+            def reply():
+                while True:
+                    line = f.readline()
+                    if not line or line[3:4] != b"-":
+                        return line[:3].decode(errors="replace")
+
+            reply()
+            s.sendall(b"EHLO flood.bench\r\n")
+            reply()
+            i = 0
+            while not stop.is_set():
+                token = base64.b64encode(f"\0{user}\0guess-{source}-{n}-{i}".encode())
+                s.sendall(b"AUTH PLAIN " + token + b"\r\n")
+                code = reply()
+                with lock:
+                    counts[code] = counts.get(code, 0) + 1
+                if not code:
+                    return
+                i += 1
+            s.close()
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=guesser, args=(f"127.0.1.{1 + a}", n), daemon=True)
+               for a in range(sources) for n in range(per_source)]
+    for t in threads:
+        t.start()
+    return threads, counts
+
+
+def measure_security(build, workdir, duration):
+    """p99 of MAIL..end-of-data 250 at rest, during a password-guessing flood (200 sessions from 50
+    addresses, every guess a new password hashed with PBKDF2, lockout out of the way) and during a
+    hanging token endpoint (4 accounts whose refresh never returns), each in the same relay."""
+    import threading
+    os.makedirs(workdir, exist_ok=True)
+    sink = Sink(build, workdir)
+    hang = hang_forever_listener()
+    relay = Relay(build, os.path.join(workdir, "relay-security"), sink)
+    try:
+        hashed = subprocess.run([relay.binary, "hash-password"], input="flood-target-pw\n", capture_output=True,
+                                text=True, timeout=60).stdout.strip()
+        hang_url = f"http://127.0.0.1:{hang.getsockname()[1]}/token"
+        with open(relay.config) as f:
+            text = f.read()
+        text = text.replace("[relay]\n", "[relay]\nauth_max_failures = 1000\nauth_failure_delay = \"0s\"\n"
+                            "max_clients_per_ip = 1024\n", 1)
+        text = text.replace("[[users]]\n", f'[[users]]\nname = "target"\npassword_hash = "{hashed}"\n'
+                            'account = "bench"\n\n[[users]]\n', 1)
+        for i in range(4):
+            text += (f'\n[accounts.hang{i}]\nprovider = "microsoft"\ntenant = "bench"\nclient_id = "bench-client"\n'
+                     f'client_secret = "bench-secret"\nemail = "hang{i}@example.com"\ntoken_url = "{hang_url}"\n'
+                     f'upstream = "127.0.0.1:{sink.smtp_port}"\nupstream_tls = "none"\nrate_per_minute = 0\n')
+        with open(relay.config, "w") as f:
+            f.write(text)
+        relay.import_token()
+        os.makedirs(os.path.join(relay.dir, "state", "tokens"), mode=0o700, exist_ok=True)
+        for i in range(4):   # a refresh token and no access token: the first delivery refreshes
+            path = os.path.join(relay.dir, "state", "tokens", f"hang{i}.json")
+            with open(path, "w") as f:
+                json.dump({"refresh_token": "rt", "access_token": "", "access_expires_at": 0,
+                           "access_obtained_at": 0, "last_refresh": int(time.time())}, f)
+            os.chmod(path, 0o600)
+        relay.start()
+        sink.reset()
+        at_rest = load(build, relay.port, 4, 10 * 1024, duration=duration)
+        stop = threading.Event()
+        threads, counts = flood_passwords(relay.port, "target", stop)
+        time.sleep(1.0)
+        flood = load(build, relay.port, 4, 10 * 1024, duration=duration)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        # Four accounts' deliveries each start a token refresh that never returns.
+        for i in range(4):
+            subprocess.run(["swaks", "--server", f"127.0.0.1:{relay.port}", "--from", f"hang{i}@example.com",
+                            "--to", "x@example.com", "--silent", "2"], capture_output=True, timeout=60)
+        time.sleep(1.0)
+        hanging = load(build, relay.port, 4, 10 * 1024, duration=duration)
+        return {"at_rest": at_rest, "password_flood": flood, "flood_replies": counts,
+                "hanging_token_endpoint": hanging}
+    finally:
+        relay.stop()
+        sink.stop()
+        hang.close()
+
+
 def pct(a, b):
     return f"{100.0 * a / b:5.1f}%" if b else "   n/a"
 
@@ -361,6 +478,14 @@ def print_table(results):
     out.append(f"memory: 35 MB message: peak RSS growth "
                f"{m['big_growth_kib'] / 1024:.2f} MiB (VmHWM {m['hwm_before_kib']} -> {m['hwm_after_kib']} KiB, "
                f"delivered {m['big_message']['delivered']}, {m['big_message']['bytes']} bytes)")
+    sec = results.get("security")
+    if sec:
+        rest = sec["at_rest"]["p99_ms"]
+        for label, key in (("password-guessing flood", "password_flood"), ("hanging token endpoint", "hanging_token_endpoint")):
+            p99 = sec[key]["p99_ms"]
+            out.append(f"end-of-data 250 p99 during a {label}: {p99:.1f} ms vs {rest:.1f} ms at rest "
+                       f"(ratio {p99 / rest if rest else float('nan'):.2f}; {sec[key]['msgs_per_s']:.1f} vs "
+                       f"{sec['at_rest']['msgs_per_s']:.1f} msgs/s)")
     t = results["token"]
     out.append(f"token refresh: {t['token_requests']} token request(s) across {t['expiries_crossed']} expiry "
                f"(lifetime {t['token_lifetime_s']} s) with up to {t['peak_parallel_deliveries']} deliveries in "
@@ -376,14 +501,14 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "tests", "bench", "results.json"))
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per matrix cell")
     parser.add_argument("--idle-clients", type=int, default=1000)
-    parser.add_argument("--only", choices=["matrix", "memory", "token"], help="run one part (for profiling)")
+    parser.add_argument("--only", choices=["matrix", "memory", "token", "security"], help="run one part (for profiling)")
     args = parser.parse_args()
     build = os.path.abspath(args.build)
     workdir = os.path.join(build, "bench-run")
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
 
-    results = {"limit": {}, "queue": {}, "direct": {}, "tls": None, "memory": None, "token": None}
+    results = {"limit": {}, "queue": {}, "direct": {}, "tls": None, "memory": None, "token": None, "security": None}
     sink = Sink(build, workdir)
     try:
         if args.only in (None, "matrix"):
@@ -406,6 +531,10 @@ def main():
     if args.only in (None, "token"):
         print("measuring: token refresh ...", file=sys.stderr, flush=True)
         results["token"] = measure_token_refresh(build, workdir)
+    if args.only in (None, "security"):
+        print("measuring: end-of-data 250 during a password flood and a hanging token endpoint ...",
+              file=sys.stderr, flush=True)
+        results["security"] = measure_security(build, os.path.join(workdir, "security"), args.duration)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     if args.only is None:

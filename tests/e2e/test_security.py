@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, binary_is_sanitized
+from conftest import BINARY, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, ROOT, binary_is_sanitized
 from test_hostile import RawClient, auth_plain
 
 HASHED_USER = "printer"
@@ -476,3 +476,31 @@ def test_one_host_cannot_take_every_descriptor(relay, standin):
     finally:
         for s in sockets:
             s.close()
+
+
+# ---- item 13: the docs say what the code does -------------------------------------------------------
+
+def test_an_ipv6_listener_takes_no_ipv4_clients_as_documented(relay, standin):
+    # Decided: "[::]:P" is IPv6-only (IPV6_V6ONLY); for both families list "0.0.0.0:P" as well.
+    relay.settings["listen"] = [f"[::]:{relay.port}"]
+    relay.write_config()
+    relay.log_file = open(relay.log_path, "a")
+    relay.process = subprocess.Popen([BINARY, "serve", "--config", relay.config_path], stdout=relay.log_file,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    greeting = b""
+    while time.monotonic() < deadline and not greeting:
+        try:
+            with socket.create_connection(("::1", relay.port), timeout=2) as s:
+                greeting = s.recv(512)
+        except OSError:
+            time.sleep(0.05)
+    assert greeting.startswith(b"220 "), relay.log()
+    with pytest.raises(OSError):
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=2) as s:
+            if not s.recv(512):
+                raise ConnectionResetError("closed without a greeting")
+    with open(os.path.join(ROOT, "conf", "config.example.toml")) as f:
+        example = f.read()
+    assert "IPv4-mapped" not in example
+    assert "even if it would log in" in example and "IPv6 only" in example

@@ -418,6 +418,28 @@ def test_json_log_lines_stay_valid_utf8_whatever_clients_send(relay, standin):
     assert seen
 
 
+# ---- item 8: DSN boundaries nobody can predict -----------------------------------------------------
+
+def test_a_dsn_boundary_cannot_be_predicted_from_the_250_reply(relay, standin):
+    relay.accounts["office"]["bounce"] = True
+    standin.control(reject_rcpt={"boss@example.com": "550 5.1.1 User unknown"})
+    relay.start()
+    # The probe read the queue id from the 250 and knew the report's boundary: "=_dsn_<id>". A client
+    # that plants boundary lines in its header must not be able to add parts to the report.
+    planted = "X-Planted: --=_dsn_planted\r\n"
+    reply, _ = send_timed(relay, body=f"Subject: bounce me\r\n{planted}\r\nbody\r\n")
+    assert reply.startswith("250"), reply
+    queue_id = reply.split()[-1]
+    dsn = [body for _, body in standin.wait_for_messages(1, timeout=30) if b"report-type=delivery-status" in body]
+    assert len(dsn) == 1
+    body = dsn[0].decode()
+    boundary = body.split('boundary="', 1)[1].split('"', 1)[0]
+    assert queue_id not in boundary, boundary   # before: "=_dsn_" + the queue id from the 250
+    assert len(boundary) >= 6 + 32
+    assert body.count("--" + boundary) == 4      # three parts and the close, nothing added
+    assert "X-Planted: --=_dsn_planted" in body   # the client's header comes back, inert
+
+
 # ---- item 10: sidecars go with their message ---------------------------------------------------------
 
 def test_a_deferred_message_leaves_no_sidecar_once_delivered(relay, standin):

@@ -16,41 +16,11 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "conf/config.hpp"
-#include "relay/intake/auth_attempts.hpp"
+#include "relay/intake/session_hooks.hpp"
 #include "relay/smtp/server_session.hpp"
 #include "relay/spool/spool.hpp"
 
 namespace relay {
-
-// Local users and account choice for the session, from the config. AUTH attempts are counted in
-// `attempts` (shared by all sessions, I/O thread only) before they are checked.
-class RelaySessionHooks : public smtp::SessionHooks {
-public:
-    RelaySessionHooks(std::shared_ptr<const conf::Config> config, std::string client_address,
-                      AuthAttempts* attempts = nullptr);
-    ~RelaySessionHooks() override;
-    RelaySessionHooks(const RelaySessionHooks&) = delete;
-    RelaySessionHooks& operator=(const RelaySessionHooks&) = delete;
-    AuthResult authenticate(std::string_view user, std::string_view password) override;
-    // On a worker thread: reads only the config snapshot and the thread-safe password cache.
-    AuthResult authenticate_slow(std::string_view user, std::string_view password) override;
-    // Back on the I/O thread with authenticate_slow's verdict: closes the attempt authenticate() began.
-    void slow_check_finished(bool ok);
-    RouteResult route(std::string_view user, std::string_view user_account, std::string_view mail_from) override;
-    void note(std::string_view what, std::string_view detail) override;
-    std::string auth_refusal() override;
-
-    std::size_t auth_failures = 0;   // failed AUTH attempts in this session so far
-
-private:
-    void attempt_finished(bool ok);
-
-    std::shared_ptr<const conf::Config> config_;   // the snapshot this session started with
-    std::string client_;
-    AuthAttempts* attempts_;
-    bool attempt_open_ = false;      // begun in authenticate(), its slow check still running
-    bool failure_counted_ = false;   // the next auth_failed note was already counted by finish()
-};
 
 class SmtpServer {
 public:

@@ -3,6 +3,7 @@
 // password costs. AuthAttempts is driven with core::FakeClock; RelaySessionHooks with a real config.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -187,10 +188,19 @@ TEST(RelaySessionHooks, UnknownUserCostsWhatAWrongPasswordCosts) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
     timed("nobody", "warm-up");   // makes the dummy hash once
-    const double known_s = timed("printer", "pw-2");
-    const double unknown_s = timed("nobody", "pw-2");
-    EXPECT_GT(unknown_s, known_s * 0.5) << "unknown " << unknown_s << " s, known " << known_s << " s";
-    EXPECT_LT(unknown_s, known_s * 2.0) << "unknown " << unknown_s << " s, known " << known_s << " s";
+    // Medians of interleaved runs: the machine may be busy. Before, an unknown name cost ~nothing.
+    std::vector<double> known_runs, unknown_runs;
+    for (int i = 0; i < 3; ++i) {
+        known_runs.push_back(timed("printer", ("pw-2-" + std::to_string(i)).c_str()));
+        unknown_runs.push_back(timed("nobody", ("pw-2-" + std::to_string(i)).c_str()));
+    }
+    std::sort(known_runs.begin(), known_runs.end());
+    std::sort(unknown_runs.begin(), unknown_runs.end());
+    const double known_s = known_runs[1], unknown_s = unknown_runs[1];
+    EXPECT_GT(unknown_s, known_s * 0.3) << "unknown " << unknown_s << " s, known " << known_s << " s";
+    EXPECT_LT(unknown_s, known_s * 3.0) << "unknown " << unknown_s << " s, known " << known_s << " s";
+    timed("printer", "pw-2");
+    timed("nobody", "pw-2");
     // A repeat is answered from the cache in both cases.
     EXPECT_FALSE(hooks.authenticate("nobody", "pw-2").needs_slow_check);
     EXPECT_FALSE(hooks.authenticate("printer", "pw-2").needs_slow_check);

@@ -4,8 +4,6 @@
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -17,6 +15,8 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+
+#include "relay/core/spawn.hpp"
 
 namespace relay {
 
@@ -96,7 +96,12 @@ NotifyHeartbeat::~NotifyHeartbeat() { stop(); }
 
 void NotifyHeartbeat::start() {
     if (!impl_->notifier.enabled()) return;
-    asio::co_spawn(impl_->timer.get_executor(), Impl::run(impl_), asio::detached);
+    // The heartbeat is not worth stopping the relay for: a failure is logged and it runs on.
+    std::weak_ptr<Impl> weak = impl_;
+    core::spawn(impl_->timer.get_executor(), Impl::run(impl_), "sd_notify_heartbeat", "", [weak](std::exception_ptr) {
+        if (auto self = weak.lock(); self && !self->stopped)
+            core::spawn(self->timer.get_executor(), Impl::run(self), "sd_notify_heartbeat");
+    });
 }
 
 void NotifyHeartbeat::stop() {

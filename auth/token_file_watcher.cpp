@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "relay/core/log.hpp"
+#include "relay/core/restart.hpp"
 #include "relay/core/spawn.hpp"
 
 namespace relay::auth {
@@ -52,6 +53,19 @@ struct TokenFileWatcher::Impl : std::enable_shared_from_this<Impl> {
 
     Impl(asio::any_io_executor io, fs::path d, Handler h) : stream(io), dir(std::move(d)), on_change(std::move(h)) {}
 
+    // The watch is one component: should it ever fail, it is logged and started again a second later.
+    static void spawn_watch(const std::shared_ptr<Impl>& self) {
+        std::weak_ptr<Impl> weak = self;
+        core::spawn(self->stream.get_executor(), watch(self), "token_file_watch", self->dir.string(),
+                    [weak](std::exception_ptr) {
+                        auto self = weak.lock();
+                        if (!self) return;
+                        core::restart_later(self->stream.get_executor(), [weak] {
+                            if (auto self = weak.lock(); self && !self->stopped) spawn_watch(self);
+                        });
+                    });
+    }
+
     static asio::awaitable<void> watch(std::shared_ptr<Impl> self) {
         char buffer[8192];
         while (!self->stopped) {
@@ -85,13 +99,7 @@ void TokenFileWatcher::start() {
         return;
     }
     impl_->stream.assign(fd);
-    // The watch is one component: should it ever fail, it is logged and started again.
-    std::weak_ptr<Impl> weak = impl_;
-    auto restart = [weak](std::exception_ptr) {
-        if (auto self = weak.lock(); self && !self->stopped)
-            core::spawn(self->stream.get_executor(), Impl::watch(self), "token_file_watch");
-    };
-    core::spawn(impl_->stream.get_executor(), Impl::watch(impl_), "token_file_watch", impl_->dir.string(), restart);
+    Impl::spawn_watch(impl_);
 }
 
 void TokenFileWatcher::stop() {

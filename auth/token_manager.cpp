@@ -21,6 +21,7 @@
 
 #include "relay/core/blocking.hpp"
 #include "relay/core/log.hpp"
+#include "relay/core/restart.hpp"
 #include "relay/core/spawn.hpp"
 
 namespace relay::auth {
@@ -352,14 +353,16 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
     void start_upkeep() {
         if (upkeep_on) return;
         upkeep_on = true;
-        // A loop that dies (it should not: upkeep() never throws) is logged and started again.
+        // A loop that dies (it should not: upkeep() never throws) is logged and started again a second later.
         std::weak_ptr<Impl> weak = weak_from_this();
         core::spawn(io, upkeep_loop(shared_from_this()), "token_upkeep", account.name,
                     [weak](std::exception_ptr) {
-                        if (auto self = weak.lock(); self && self->upkeep_on) {
-                            self->upkeep_on = false;
-                            self->start_upkeep();
-                        }
+                        auto self = weak.lock();
+                        if (!self || !self->upkeep_on) return;
+                        self->upkeep_on = false;
+                        core::restart_later(self->io, [weak] {
+                            if (auto self = weak.lock()) self->start_upkeep();
+                        });
                     });
     }
 

@@ -83,6 +83,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     // ---- delivery.cpp --------------------------------------------------------------------------
     std::vector<std::string> apply_config();
     void start_account(Account& a);
+    void spawn_retry_loop(Account& a);
     void enqueue(Item item);
     void recover(QueuedMessage message);
     void kick(Account& a);

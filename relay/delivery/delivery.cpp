@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "relay/core/log.hpp"
+#include "relay/core/restart.hpp"
 #include "relay/core/spawn.hpp"
 #include "relay/spool/queue_state.hpp"
 
@@ -67,14 +68,23 @@ std::vector<std::string> DeliveryAgent::Impl::apply_config() {
 
 // The account's retry timer loop and its token upkeep (scheduled by the token manager itself).
 void DeliveryAgent::Impl::start_account(Account& a) {
-    // A retry loop that dies would leave deferred mail waiting forever: log it and start another.
+    spawn_retry_loop(a);
+    if (!a.removed) a.tokens->start_upkeep();
+}
+
+// A retry loop that dies would leave deferred mail waiting forever: log it and start another a
+// second later.
+void DeliveryAgent::Impl::spawn_retry_loop(Account& a) {
     std::weak_ptr<Impl> weak = weak_from_this();
     Account* account = &a;
     core::spawn(io, retry_loop(shared_from_this(), account), "delivery_retry_timer", a.config.name,
                 [weak, account](std::exception_ptr) {
-                    if (auto self = weak.lock(); self && !self->stopping) self->start_account(*account);
+                    auto self = weak.lock();
+                    if (!self || self->stopping) return;
+                    core::restart_later(self->io, [weak, account] {
+                        if (auto self = weak.lock(); self && !self->stopping) self->spawn_retry_loop(*account);
+                    });
                 });
-    if (!a.removed) a.tokens->start_upkeep();
 }
 
 void DeliveryAgent::Impl::enqueue(Item item) {

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "relay/core/log.hpp"
+#include "relay/core/restart.hpp"
 #include "relay/core/spawn.hpp"
 
 namespace relay {
@@ -108,13 +109,18 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
         }
     }
 
-    // An accept loop that dies is logged and started again: status and metrics must stay reachable.
+    // An accept loop that dies is logged and started again a second later: status and metrics must
+    // stay reachable.
     template <class Acceptor, class Serve>
     void spawn_accept_loop(Acceptor* acceptor, Serve serve, const std::string& what) {
         std::weak_ptr<Impl> weak = weak_from_this();
         core::spawn(io, accept_loop(shared_from_this(), acceptor, serve), "admin_accept_loop", what,
                     [weak, acceptor, serve, what](std::exception_ptr) {
-                        if (auto self = weak.lock(); self && !self->stopping) self->spawn_accept_loop(acceptor, serve, what);
+                        auto self = weak.lock();
+                        if (!self) return;
+                        core::restart_later(self->io, [weak, acceptor, serve, what] {
+                            if (auto self = weak.lock(); self && !self->stopping) self->spawn_accept_loop(acceptor, serve, what);
+                        });
                     });
     }
 };

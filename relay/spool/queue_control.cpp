@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "relay/core/log.hpp"
+#include "relay/core/restart.hpp"
 #include "relay/core/spawn.hpp"
 
 namespace relay {
@@ -121,6 +122,20 @@ struct ControlWatcher::Impl : std::enable_shared_from_this<Impl> {
         if (!requests.empty()) on_requests(std::move(requests));
     }
 
+    // A watch that dies (a handler threw) is logged and started again a second later: queue tools
+    // must keep working.
+    static void spawn_watch(const std::shared_ptr<Impl>& self) {
+        std::weak_ptr<Impl> weak = self;
+        core::spawn(self->stream.get_executor(), watch(self), "queue_control_watch", self->control_dir.string(),
+                    [weak](std::exception_ptr) {
+                        auto self = weak.lock();
+                        if (!self) return;
+                        core::restart_later(self->stream.get_executor(), [weak] {
+                            if (auto self = weak.lock(); self && !self->stopped) spawn_watch(self);
+                        });
+                    });
+    }
+
     static asio::awaitable<void> watch(std::shared_ptr<Impl> self) {
         char buffer[8192];
         while (!self->stopped) {
@@ -145,14 +160,7 @@ void ControlWatcher::start() {
     if (::inotify_add_watch(fd, impl_->control_dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
         throw std::system_error(errno, std::generic_category(), "watch " + impl_->control_dir.string());
     impl_->deliver_requests();
-    // A watch that dies (a handler threw) is logged and started again: queue tools must keep working.
-    std::weak_ptr<Impl> weak = impl_;
-    auto restart = [weak](std::exception_ptr) {
-        if (auto self = weak.lock(); self && !self->stopped)
-            core::spawn(self->stream.get_executor(), Impl::watch(self), "queue_control_watch");
-    };
-    core::spawn(impl_->stream.get_executor(), Impl::watch(impl_), "queue_control_watch",
-                impl_->control_dir.string(), restart);
+    Impl::spawn_watch(impl_);
 }
 
 void ControlWatcher::stop() {

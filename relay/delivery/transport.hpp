@@ -25,6 +25,9 @@
 //   fresh (e.g. the access token that opened it is about to expire); the caller then opens a new one.
 //   A usable session is reused for the next message of the same account.
 // - close() ends the session politely (SMTP QUIT) and never throws.
+// - Lifetime: a reload replaces an account's Transport while its sessions are open and in use, so a
+//   session must not refer to the Transport that opened it. The caller keeps the Transport alive
+//   for the duration of an open().
 // - Cancellation: the caller may cancel at shutdown; an operation_aborted system_error out of open()
 //   or send() is treated as "stopped", not as a failure of the message.
 #pragma once

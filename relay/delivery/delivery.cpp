@@ -24,6 +24,8 @@
 #include "relay/core/blocking.hpp"
 #include "relay/delivery/delivery_outcome.hpp"
 #include "relay/delivery/dsn.hpp"
+#include "relay/delivery/graph_transport.hpp"
+#include "relay/delivery/transport.hpp"
 #include "relay/core/log.hpp"
 #include "relay/spool/queue_state.hpp"
 #include "relay/delivery/rate_limiter.hpp"
@@ -47,17 +49,23 @@ struct Item {
 
 // An authenticated upstream session and when the token that authenticated it stops being fresh.
 // Providers may drop a session whose token expired, so it is replaced before that.
+// Graph accounts (transport = "graph") hold a TransportSession instead (it tracks its own freshness).
 struct OpenSession {
     std::unique_ptr<UpstreamSession> session;
     SystemClock::time_point fresh_until = SystemClock::time_point::max();
-    bool usable() const { return session && session->usable() && SystemClock::now() < fresh_until; }
+    std::unique_ptr<TransportSession> transport = nullptr;
+    bool usable() const {
+        if (transport) return transport->usable();
+        return session && session->usable() && SystemClock::now() < fresh_until;
+    }
+    bool open() const { return session || transport; }
 };
 
-// A failure that concerns the account (connect, TLS, AUTH, token), not one message.
-struct AccountFailure {
-    std::string reason;
-    std::optional<std::string> hold_action;   // set when a person must act: hold the account
-};
+// The admin's next step for an outcome that holds the account.
+std::string hold_action_of(const Outcome& out) {
+    if (out.hold_action) return *out.hold_action;
+    return hold_action_for(*out.hold).value_or("see the relay log, fix the cause, then: smtp-oauth2-relay queue retry --all");
+}
 
 // Delegated accounts that log in with a token keep a refresh token in state_dir/tokens/.
 bool uses_token_file(const conf::Account& account) {
@@ -100,6 +108,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         conf::Account config;
         std::unique_ptr<auth::TokenManager> tokens;
         std::shared_ptr<asio::ssl::context> tls;
+        std::unique_ptr<Transport> graph;  // transport = "graph"; SMTP accounts use UpstreamSession below
         std::deque<Item> ready;
         std::multimap<Steady::time_point, Item> deferred;
         unsigned workers = 0;
@@ -161,6 +170,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                 a->tokens = std::make_unique<auth::TokenManager>(account, store, http, io, pool);
                 a->tls = make_upstream_tls_context(account.upstream_ca_file);
                 configure(*a);
+                a->graph = graph_transport_for(*a);
                 accounts.emplace(name, std::move(a));
                 added.push_back(name);
                 continue;
@@ -170,6 +180,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             a.config = account;
             a.tokens->update_account(account);
             a.tls = make_upstream_tls_context(account.upstream_ca_file);
+            a.graph = graph_transport_for(a);
             a.backoff_until = {};
             a.account_failures = 0;
             a.next_upkeep = {};  // keepalive_refresh may have changed: re-check at the next tick
@@ -184,6 +195,11 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             }
         }
         return added;
+    }
+
+    std::unique_ptr<Transport> graph_transport_for(Account& a) {
+        if (a.config.transport != conf::TransportKind::graph) return nullptr;
+        return make_graph_transport(a.config, TransportDeps{io, pool, http, *a.tokens, config->relay.hostname});
     }
 
     void start_retry_loops() {
@@ -292,7 +308,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         }
     }
 
-    void defer(Account& a, Item item, const std::string& reply) {
+    // `wait`: the provider said when to come back (Graph's Retry-After); otherwise the schedule decides.
+    void defer(Account& a, Item item, const std::string& reply, std::optional<std::chrono::seconds> wait = std::nullopt) {
         item.last_reply = reply;
         if (forget_if_deleted(item)) return;
         auto age = std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now() - item.message.received);
@@ -301,7 +318,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                                    item.attempts, reply));
             return;
         }
-        auto delay = a.schedule.delay_after(item.attempts);
+        auto delay = wait ? *wait : a.schedule.delay_after(item.attempts);
         save_state(item, SystemClock::now() + delay);
         if (std::filesystem::exists(hold_path(item.message.path))) {
             held.emplace(item.message.id, std::move(item));
@@ -318,6 +335,16 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         ++a.account_failures;
         auto delay = a.schedule.delay_after(a.account_failures);
         a.backoff_until = Steady::now() + delay;
+        log::warning("account_backoff", {{"account", a.config.name}, {"reason", reason},
+                                         {"failures", a.account_failures},
+                                         {"next_try_in_s", static_cast<long>(delay.count())}});
+        rearm(a);
+    }
+
+    // The provider said how long to wait (Graph's Retry-After): exactly that, not the schedule's guess.
+    void back_off_account_for(Account& a, const std::string& reason, std::chrono::seconds delay) {
+        ++a.account_failures;
+        a.backoff_until = std::max(a.backoff_until, Steady::now() + delay);
         log::warning("account_backoff", {{"account", a.config.name}, {"reason", reason},
                                          {"failures", a.account_failures},
                                          {"next_try_in_s", static_cast<long>(delay.count())}});
@@ -394,6 +421,13 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
 
     // Connects, starts TLS and authenticates. Throws AccountFailure.
     asio::awaitable<OpenSession> open_session(Account& a) {
+        if (a.graph) {
+            // No co_await inside a braced initializer: GCC 12 miscompiles that.
+            std::unique_ptr<TransportSession> graph_session = co_await a.graph->open();
+            OpenSession open;
+            open.transport = std::move(graph_session);
+            co_return open;
+        }
         UpstreamOptions options;
         options.server = a.config.upstream;
         options.tls = a.config.upstream_tls;
@@ -520,14 +554,23 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         co_return out;
     }
 
+    // One message through the account's transport: SMTP transactions, or Graph sendMail requests.
+    asio::awaitable<Outcome> send_message(Account& a, OpenSession& open, const QueuedMessage& message) {
+        if (open.transport) {
+            Pacer pacer = [this, &a]() { return pace(a); };
+            co_return co_await open.transport->send(message, pacer);
+        }
+        co_return co_await send_chunks(a, *open.session, message);
+    }
+
     // One message on an open session. Returns false when the session broke.
-    asio::awaitable<bool> deliver(Account& a, UpstreamSession& session, Item item) {
+    asio::awaitable<bool> deliver(Account& a, OpenSession& session, Item item) {
         ++item.attempts;
         active.insert(item.message.id);
         Outcome out;
         std::string read_error;
         try {
-            out = co_await send_chunks(a, session, item.message);
+            out = co_await send_message(a, session, item.message);
         } catch (const std::system_error& e) {
             read_error = e.what();
         }
@@ -571,16 +614,19 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             if (forget_if_deleted(item)) co_return session.usable();
             save_state(item, SystemClock::now());
             a.ready.push_front(std::move(item));
-            hold_account(a, out.hold->text(), *hold_action_for(*out.hold));
+            hold_account(a, out.hold->text(), hold_action_of(out));
             co_return session.usable();
         }
         std::string reply = out.first_transient ? out.first_transient->text() : out.io_error;
         // 421/432: the provider is pacing this mailbox; slow the whole account down.
         // So does the daily recipient quota.
-        if (out.first_transient && (out.first_transient->code == 421 || out.first_transient->code == 432 ||
-                                    quota_exceeded(*out.first_transient)))
+        if (out.account_backoff) {
+            back_off_account_for(a, reply, *out.account_backoff);
+        } else if (out.first_transient && (out.first_transient->code == 421 || out.first_transient->code == 432 ||
+                                           quota_exceeded(*out.first_transient))) {
             back_off_account(a, reply);
-        defer(a, std::move(item), reply);
+        }
+        defer(a, std::move(item), reply, out.account_backoff);
         co_return out.io_error.empty() && session.usable();
     }
 
@@ -660,7 +706,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         OpenSession open;
         while (!self->stopping) {
             if (a->ready.empty() || Steady::now() < a->backoff_until || a->on_hold) {
-                if (!open.session || self->stopping) break;
+                if (!open.open() || self->stopping) break;
                 // Keep the authenticated session for a moment: mail often comes in bursts.
                 asio::steady_timer idle(self->io, kIdleSessionKeep);
                 a->idle_workers.push_back(&idle);
@@ -693,7 +739,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             if (a->ready.empty()) continue;
             Item item = std::move(a->ready.front());
             a->ready.pop_front();
-            if (!co_await self->deliver(*a, *open.session, std::move(item))) open = {};
+            if (!co_await self->deliver(*a, open, std::move(item))) open = {};
         }
         if (open.session) co_await open.session->quit();
         --a->workers;
@@ -736,7 +782,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         Outcome out;
         std::string read_error;
         try {
-            out = co_await send_chunks(a, *open.session, item.message);
+            out = co_await send_message(a, open, item.message);
         } catch (const std::system_error& e) {
             read_error = e.what();
         }
@@ -749,7 +795,9 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         }
         kick(a);
         if (!read_error.empty()) co_return "451 4.3.0 Error: cannot read the message back from the spool";
-        if (out.hold) hold_account(a, out.hold->text(), *hold_action_for(*out.hold));
+        if (out.hold) hold_account(a, out.hold->text(), hold_action_of(out));
+        if (out.account_backoff) back_off_account_for(a, out.first_transient ? out.first_transient->text() : "",
+                                                      *out.account_backoff);
         for (const auto& f : out.failed)
             log::warning("recipient_failed", {{"queue_id", item.message.id}, {"rcpt", f.address},
                                               {"upstream_reply", f.diagnostic}, {"delivery", "direct"}});

@@ -61,6 +61,13 @@ struct OpenSession {
     bool open() const { return session || transport; }
 };
 
+// Sessions (workers plus direct mode) per account: SMTP connections, or for Graph one per request
+// Graph allows at once for the mailbox.
+unsigned session_limit(const conf::Account& account) {
+    if (account.transport == conf::TransportKind::graph) return std::max(1u, account.graph_concurrent_requests);
+    return std::max(1u, account.max_connections);
+}
+
 // The admin's next step for an outcome that holds the account.
 std::string hold_action_of(const Outcome& out) {
     if (out.hold_action) return *out.hold_action;
@@ -281,7 +288,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             a.idle_workers.pop_back();
             return;
         }
-        if (a.connections() < std::max(1u, a.config.max_connections)) {
+        if (a.connections() < session_limit(a.config)) {
             ++a.workers;
             asio::co_spawn(io, worker(shared_from_this(), &a), asio::detached);
         }
@@ -757,7 +764,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         // A connection slot: an idle authenticated session, or room for a new one.
         const auto give_up = Steady::now() + 120s;
         asio::steady_timer poll(io);
-        while (a.direct_idle.empty() && a.connections() >= std::max(1u, a.config.max_connections)) {
+        while (a.direct_idle.empty() && a.connections() >= session_limit(a.config)) {
             if (Steady::now() > give_up) co_return "451 4.4.5 Error: every upstream connection is busy; try again later";
             poll.expires_after(20ms);
             co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));

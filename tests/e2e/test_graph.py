@@ -244,3 +244,16 @@ def test_kill_9_with_graph_requests_in_flight_loses_nothing(relay, standin):
         time.sleep(0.1)
     assert got >= set(subjects)  # every acknowledged message arrived (a request cut short may repeat)
     assert standin.stats()["graph_max_concurrent"][MAILBOX] <= 4
+
+
+def test_requests_per_mailbox_are_capped_at_graph_concurrent_requests(relay, standin):
+    # Graph allows 4 concurrent requests per mailbox; a 5th gets 429. The relay runs up to
+    # graph_concurrent_requests at once (not max_connections, an SMTP setting) and never more.
+    graph_relay(relay, standin).start()
+    standin.control(graph_delay_ms=1000)
+    for i in range(12):
+        send(relay, ["boss@example.com"], HEADER.format(subject=f"burst-{i}") + "\r\nhello\r\n")
+    wait_graph(standin, 12, timeout=40)
+    stats = standin.stats()
+    assert stats["graph_max_concurrent"][MAILBOX] == 4
+    assert {r["status"] for r in stats["graph_requests"]} == {202}  # never throttled for concurrency

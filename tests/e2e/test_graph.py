@@ -257,3 +257,22 @@ def test_requests_per_mailbox_are_capped_at_graph_concurrent_requests(relay, sta
     stats = standin.stats()
     assert stats["graph_max_concurrent"][MAILBOX] == 4
     assert {r["status"] for r in stats["graph_requests"]} == {202}  # never throttled for concurrency
+
+
+def test_content_error_fails_the_message_and_send_as_denied_holds_the_account(relay, standin):
+    graph_relay(relay, standin).start()
+    standin.control(graph_fail={"status": 400, "code": "ErrorMimeContentInvalidBase64String",
+                                "message": "Invalid base64 string for MIME content.", "count": 1})
+    send(relay, ["boss@example.com"], HEADER.format(subject="bad-content") + "\r\nhello\r\n")
+    relay.wait_for_log("failed")
+    [failed] = relay.failed_files()
+    with open(os.path.join(relay.spool_dir, "failed", failed + ".reason")) as f:
+        reason = f.read()
+    assert "554 5.6.0 Microsoft Graph 400 (ErrorMimeContentInvalidBase64String: Invalid base64" in reason
+    # From: a sender the mailbox may not send as: Graph's 403 ErrorSendAsDenied holds the account
+    # (like SMTP's 5.7.60) instead of failing message after message into continuous-error throttling.
+    send(relay, ["boss@example.com"], HEADER.format(subject="send-as").replace("From: scanner@", "From: ceo@")
+         + "\r\nhello\r\n")
+    hold = relay.wait_for_log("account_hold")
+    assert "ErrorSendAsDenied" in hold[0] and "SendAs" in hold[0]
+    assert len(relay.queue_files()) == 1 and graph_messages(standin) == []

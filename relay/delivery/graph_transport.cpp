@@ -225,8 +225,7 @@ public:
         } catch (const auth::TokenError& e) {
             error = e.what();
             // A dead refresh token or client secret needs a person: retrying only adds sign-in failures.
-            if (e.kind() == auth::TokenFailure::invalid_grant || e.kind() == auth::TokenFailure::invalid_client)
-                hold = e.admin_hint(account_.name);
+            if (auth::needs_person(e.kind())) hold = e.admin_hint(account_.name);
         }
         if (!error.empty()) throw AccountFailure{"token: " + error, hold};
         // Replace the session before the token goes stale, as the SMTP transport does.

@@ -34,7 +34,7 @@ DEFAULT_SETTINGS = {
     "graph_app_roles": ["Mail.Send"],
 }
 AUTHORIZE_MODES = ("approve", "deny")
-TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client")
+TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client", "consent_required")
 ROTATIONS = ("keep", "invalidate")
 ACTIONS = ("add_refresh_token", "revoke_all_refresh_tokens", "expire_access_tokens")
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,6 +30,7 @@ public:
     // Back on the I/O thread with authenticate_slow's verdict: closes the attempt authenticate() began.
     void slow_check_finished(bool ok);
     RouteResult route(std::string_view user, std::string_view user_account, std::string_view mail_from) override;
+    std::uint64_t size_limit(std::string_view user_account) override;
     void note(std::string_view what, std::string_view detail) override;
     std::string auth_refusal() override;
 

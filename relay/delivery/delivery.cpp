@@ -29,6 +29,7 @@
 #include "relay/delivery/rate_limiter.hpp"
 #include "relay/delivery/retry_schedule.hpp"
 #include "relay/delivery/upstream_queue_id.hpp"
+#include "relay/smtp/replies.hpp"
 
 namespace relay {
 namespace {
@@ -705,14 +706,14 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     asio::awaitable<std::string> deliver_direct(QueuedMessage message) {
         auto it = accounts.find(message.envelope.account);
         if (it == accounts.end() || it->second->removed)
-            co_return "451 4.3.5 Error: the account for this sender is not configured";
+            co_return std::string(smtp::replies::kAccountNotConfigured);
         Account& a = *it->second;
-        if (a.on_hold) co_return "451 4.7.0 Error: delivery through this account is on hold; see the relay log";
+        if (a.on_hold) co_return std::string(smtp::replies::kAccountOnHold);
         // A connection slot: an idle authenticated session, or room for a new one.
         const auto give_up = Steady::now() + 120s;
         asio::steady_timer poll(io);
         while (a.direct_idle.empty() && a.connections() >= std::max(1u, a.config.max_connections)) {
-            if (Steady::now() > give_up) co_return "451 4.4.5 Error: every upstream connection is busy; try again later";
+            if (Steady::now() > give_up) co_return std::string(smtp::replies::kUpstreamBusy);
             poll.expires_after(20ms);
             co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
         }
@@ -729,7 +730,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
                 --a.direct_open;
                 if (failure->hold_action) hold_account(a, failure->reason, *failure->hold_action);
                 kick(a);
-                co_return "451 4.4.1 Error: cannot deliver through the upstream now; try again later";
+                co_return std::string(smtp::replies::kUpstreamUnavailable);
             }
         }
         Item item{std::move(message), 1, {}};
@@ -748,7 +749,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             --a.direct_open;
         }
         kick(a);
-        if (!read_error.empty()) co_return "451 4.3.0 Error: cannot read the message back from the spool";
+        if (!read_error.empty()) co_return std::string(smtp::replies::kSpoolReadError);
         if (out.hold) hold_account(a, out.hold->text(), *hold_action_for(*out.hold));
         for (const auto& f : out.failed)
             log::warning("recipient_failed", {{"queue_id", item.message.id}, {"rcpt", f.address},
@@ -769,7 +770,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         log::warning("direct_refused", {{"queue_id", item.message.id}, {"account", a.config.name},
                                         {"upstream_reply", verdict ? verdict->text() : out.io_error}});
         if (verdict) co_return reply_line(*verdict);
-        co_return "451 4.4.2 Error: the upstream connection broke; try again later";
+        co_return std::string(smtp::replies::kUpstreamBroke);
     }
 
     // Closes direct-mode sessions that stayed idle for kIdleSessionKeep.
@@ -849,7 +850,7 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
             }
             return;
         }
-        const std::filesystem::path file = spool.queue_dir() / r.id;
+        const std::filesystem::path file = spool.queue_path(r.id);
         if (r.verb == Verb::retry) {
             if (auto item = take_waiting(r.id)) return make_ready(std::move(*item));
             if (held.count(r.id) || active.count(r.id)) return;

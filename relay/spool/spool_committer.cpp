@@ -57,16 +57,38 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
     // Two stages, each one batch at a time, overlapping: while one batch is renamed and its
     // directory synced, the next batch's data is synced. Each stage waits on a device flush, so a
     // pipeline of two keeps the disk busy twice as often under concurrent sessions.
+    // A stage should never throw (its blocking work reports through the entries); if one does, the
+    // exception is logged (core::spawn), its batch is answered as failed so no client waits
+    // forever (their incoming files are swept at the next start), and the stage starts again.
     void kick() {
         if (!syncing && !waiting.empty()) {
             syncing = true;
             ++batches;
-            core::spawn(io, sync_stage(std::exchange(waiting, {}), shared_from_this()), "spool_sync");
+            auto batch = std::exchange(waiting, {});
+            core::spawn(io, sync_stage(batch, shared_from_this()), "spool_sync_stage", "",
+                        stage_failed(batch, &Impl::syncing));
         }
         if (!publishing && !synced.empty()) {
             publishing = true;
-            core::spawn(io, publish_stage(std::exchange(synced, {}), shared_from_this()), "spool_publish");
+            auto batch = std::exchange(synced, {});
+            core::spawn(io, publish_stage(batch, shared_from_this()), "spool_publish_stage", "",
+                        stage_failed(batch, &Impl::publishing));
         }
+    }
+
+    core::OnFailure stage_failed(std::vector<std::shared_ptr<Entry>> batch, bool Impl::*running) {
+        std::weak_ptr<Impl> weak = weak_from_this();
+        return [weak, batch, running](std::exception_ptr) mutable {
+            mark_failed(batch);
+            for (auto& entry : batch) {
+                entry->done = true;
+                entry->wake.cancel();
+            }
+            if (auto self = weak.lock()) {
+                (*self).*running = false;
+                self->kick();
+            }
+        };
     }
 
     // fdatasync of every file in the batch, on this pool thread and up to kSyncLanes - 1 others:

@@ -1,9 +1,11 @@
 // Writing queue files: SpoolWriter (one SMTP session's message, header then body through a buffer)
-// and SpoolBodyReader (the body again, for the upstream session). See spool.hpp.
+// and reading them back: SpoolBodyReader (the body again, for the upstream session) and
+// read_header_block (the message's own header lines, for DSNs and `queue show`). See spool.hpp.
 #include "relay/spool/spool.hpp"
 
 #include <utility>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -20,6 +22,20 @@ namespace {
 namespace fs = std::filesystem;
 
 }  // namespace
+
+std::string read_header_block(const QueuedMessage& message) {
+    constexpr std::size_t kLimit = 65536;
+    SpoolBodyReader body(message);
+    std::string header;
+    char buffer[8192];
+    while (header.size() < kLimit) {
+        std::size_t n = body.read(buffer, sizeof buffer);
+        if (n == 0) break;
+        header.append(buffer, n);
+        if (auto end = header.find("\r\n\r\n"); end != std::string::npos) return header.substr(0, end + 2);
+    }
+    return header.substr(0, std::min(header.size(), kLimit));
+}
 
 // ---------------------------------------------------------------------------------------------
 // SpoolBodyReader

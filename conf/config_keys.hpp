@@ -29,7 +29,7 @@ using Member = std::variant<std::string T::*, std::optional<std::string> T::*, s
                             Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*,
                             AuthMode T::*, Cloud T::*,
                             std::optional<std::chrono::seconds> T::*, std::vector<std::string> T::*,
-                            DeliveryMode T::*>;
+                            DeliveryMode T::*, TransportKind T::*>;
 
 template <class T>
 struct KeySpec {
@@ -138,6 +138,13 @@ inline const KeySpec<Account> account_keys[] = {
     {.name = "max_queue_lifetime", .member = &Account::max_queue_lifetime, .min = 1, .max = 100 * kDay},
     {.name = "bounce", .member = &Account::bounce, .default_toml = "false"},
     {.name = "delivery", .member = &Account::delivery, .default_toml = R"("queue")"},
+    // Microsoft Graph sendMail (issue 14); graph_url and the Graph scopes come from the cloud preset.
+    {.name = "transport", .member = &Account::transport, .default_toml = R"("smtp")"},
+    {.name = "graph_url", .member = &Account::graph_url},
+    {.name = "save_to_sent_items", .member = &Account::save_to_sent_items, .default_toml = "true"},
+    // Graph's Outlook throttling allows 4 concurrent requests per mailbox; more get 429.
+    {.name = "graph_concurrent_requests", .member = &Account::graph_concurrent_requests, .default_toml = "4",
+     .min = 1, .max = 4},
 };
 
 }  // namespace relay::conf::detail

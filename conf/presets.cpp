@@ -19,11 +19,15 @@ const Preset presets[] = {
 
 const MicrosoftCloud microsoft_clouds[] = {
     {Cloud::global, "login.microsoftonline.com", "https://outlook.office.com/SMTP.Send offline_access",
-     "https://outlook.office365.com/.default", "smtp.office365.com:587"},
+     "https://outlook.office365.com/.default", "smtp.office365.com:587", "https://graph.microsoft.com",
+     "https://graph.microsoft.com/Mail.Send offline_access", "https://graph.microsoft.com/.default"},
     {Cloud::usgov, "login.microsoftonline.us", "https://outlook.office365.us/SMTP.Send offline_access",
-     "https://outlook.office365.us/.default", "smtp.office365.us:587"},
+     "https://outlook.office365.us/.default", "smtp.office365.us:587", "https://graph.microsoft.us",
+     "https://graph.microsoft.us/Mail.Send offline_access", "https://graph.microsoft.us/.default"},
     {Cloud::china, "login.partner.microsoftonline.cn", "https://partner.outlook.cn/SMTP.Send offline_access",
-     "https://partner.outlook.cn/.default", "smtp.partner.outlook.cn:587"},
+     "https://partner.outlook.cn/.default", "smtp.partner.outlook.cn:587", "https://microsoftgraph.chinacloudapi.cn",
+     "https://microsoftgraph.chinacloudapi.cn/Mail.Send offline_access",
+     "https://microsoftgraph.chinacloudapi.cn/.default"},
 };
 
 }  // namespace

@@ -29,6 +29,11 @@ struct MicrosoftCloud {
     std::string_view delegated_scope;
     std::string_view app_scope;        // client_credentials: the resource's .default (SMTP.SendAsApp)
     std::string_view upstream;
+    // transport = "graph": the cloud's Graph host; its token audience differs from SMTP's, so the
+    // scopes differ too (delegated Mail.Send, app-only the Graph resource's .default).
+    std::string_view graph_url;
+    std::string_view graph_delegated_scope;
+    std::string_view graph_app_scope;
 };
 
 const MicrosoftCloud& microsoft_cloud(Cloud cloud);

@@ -53,6 +53,11 @@ std::string ehlo(const std::vector<std::string>& lines) {
 }
 std::string helo(std::string_view hostname) { return "250 " + std::string(hostname); }
 
+std::string too_big_for_account(std::uint64_t limit) {
+    return "552 5.3.4 Message size exceeds the limit of " + std::to_string(limit) +
+           " bytes of this sender's account (Microsoft Graph)";
+}
+
 std::string queued(std::string_view queue_id) { return line(250, "2.0.0", "Ok: queued as " + std::string(queue_id)); }
 
 std::string_view class_enhanced_code(int code) {

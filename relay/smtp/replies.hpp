@@ -77,6 +77,8 @@ inline constexpr std::string_view kNeedRcpt = "503 5.5.1 Error: need RCPT comman
 inline constexpr std::string_view kNoValidRecipients = "554 5.5.1 Error: no valid recipients";
 inline constexpr std::string_view kStartData = "354 End data with <CR><LF>.<CR><LF>";
 inline constexpr std::string_view kMessageTooBig = "552 5.3.4 Message size exceeds fixed maximum message size";
+// The routed account carries less than the relay (Microsoft Graph's request limit): say how much.
+std::string too_big_for_account(std::uint64_t limit);              // 552 5.3.4 with the limit
 inline constexpr std::string_view kDataLineTooLong = "500 5.5.2 Message line too long (RFC 5321 allows 998 characters)";
 inline constexpr std::string_view kBareNewline =
     "550 5.5.2 Bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)";

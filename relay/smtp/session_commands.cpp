@@ -2,6 +2,7 @@
 // with its sticky errors. See session_state.hpp.
 #include "relay/smtp/session_state.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <vector>
 
@@ -19,7 +20,9 @@ void ServerSession::State::greet(std::string_view argument) {
 void ServerSession::State::ehlo(std::string_view argument) {
     if (argument.empty()) return reply(replies::kEhloSyntax);
     greet(argument);
-    std::vector<std::string> lines{policy.hostname, "PIPELINING", "SIZE " + std::to_string(max_size()),
+    const std::uint64_t advertised = hooks.size_limit(user_account);
+    const std::uint64_t size = advertised ? std::min(advertised, max_size()) : max_size();
+    std::vector<std::string> lines{policy.hostname, "PIPELINING", "SIZE " + std::to_string(size),
                                    "8BITMIME", "ENHANCEDSTATUSCODES"};
     if (policy.auth_offered && auth_allowed_here()) lines.emplace_back("AUTH PLAIN LOGIN");
     if (policy.starttls_offered && !tls_active) lines.emplace_back("STARTTLS");
@@ -38,11 +41,13 @@ void ServerSession::State::mail(std::string_view argument) {
     std::optional<PathArgument> path = parse_mail_from(argument, error);
     if (!path) return reply(error.reply);
     bool eight_bit = false;
+    std::uint64_t declared_size = 0;
     for (const auto& [key, value] : path->params) {
         if (key == "SIZE") {   // RFC 1870: refuse early what would be refused after the body
             if (value.empty() || value.size() > 19 || value.find_first_not_of("0123456789") != std::string::npos)
                 return reply(replies::kBadSizeSyntax);
-            if (std::stoull(value) > max_size())
+            declared_size = std::stoull(value);
+            if (declared_size > max_size())
                 return reply(replies::kMessageTooBig);
         } else if (key == "BODY") {   // RFC 6152
             if (equals_nocase(value, "8BITMIME"))
@@ -59,6 +64,10 @@ void ServerSession::State::mail(std::string_view argument) {
     }
     const SessionHooks::RouteResult route = hooks.route(user, user_account, path->address);
     if (!route.ok) return reply(route.reply.empty() ? replies::kSenderRefused : std::string_view(route.reply));
+    const bool own_limit = route.max_message_size != 0 && route.max_message_size < max_size();
+    if (own_limit && declared_size > route.max_message_size)
+        return reply(replies::too_big_for_account(route.max_message_size));
+    tx.max_size = own_limit ? route.max_message_size : 0;
     tx.open = true;
     tx.envelope.mail_from = std::move(path->address);
     tx.envelope.account = route.account;
@@ -101,7 +110,7 @@ void ServerSession::State::data(std::string_view argument) {
         return;
     }
     DataLimits limits = policy.data;
-    limits.max_message_size = max_size();
+    limits.max_message_size = tx.max_size ? tx.max_size : max_size();
     tx.decoder.emplace(limits);
     stage = Stage::data;
     reply(replies::kStartData);
@@ -167,10 +176,13 @@ std::size_t ServerSession::State::body(std::string_view input) {
     }
     // OpenSMTPD style: the error stuck to the transaction is answered once, here.
     sink.message_abort();
+    const std::uint64_t account_limit = tx.max_size;
     reset_transaction();
     stage = Stage::ready;
     if (error == DataError::bare_newline) hooks.note("bare_newline_in_data", "client=" + client_address);
-    if (error != DataError::none)
+    if (error == DataError::too_big && account_limit)
+        reply(replies::too_big_for_account(account_limit));
+    else if (error != DataError::none)
         reply(DataDecoder::reply_for(error));
     else
         step->replies.append(replies::kQueueWriteError).append("\r\n");

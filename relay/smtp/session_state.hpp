@@ -67,6 +67,7 @@ struct ServerSession::State {
         Envelope envelope;
         std::optional<DataDecoder> decoder;
         bool sink_failed = false;    // MessageSink threw; answered with 451 at end of data
+        std::uint64_t max_size = 0;  // the routed account's limit when below max_size(); 0: none
     } tx;
 
     std::size_t errors = 0;

@@ -1,6 +1,7 @@
 // RelaySessionHooks: local users, AUTH attempt accounting and routing for one session. See
 // session_hooks.hpp.
 #include "relay/intake/session_hooks.hpp"
+#include "relay/smtp/replies.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -20,8 +21,8 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
     return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-constexpr const char* kAuthLocked = "454 4.7.0 Too many failed authentication attempts; try again later";
-constexpr const char* kAuthBusy = "454 4.7.0 Too many authentication attempts in progress; try again later";
+using smtp::replies::kAuthBusy;
+using smtp::replies::kAuthLocked;
 
 // The iteration count an unknown name's dummy check uses: what the configured hashes cost. Zero
 // when no user has a password_hash (then every check is cheap, and so is an unknown name's).
@@ -60,10 +61,10 @@ smtp::SessionHooks::AuthResult RelaySessionHooks::authenticate(std::string_view 
         case AuthAttempts::Verdict::go: break;
         case AuthAttempts::Verdict::locked:
             log::warning("auth_refused_locked", {{"client", client_}});
-            return {.refusal = kAuthLocked};
+            return {.refusal = std::string(kAuthLocked)};
         case AuthAttempts::Verdict::busy:
             log::warning("auth_refused_busy", {{"client", client_}});
-            return {.refusal = kAuthBusy};
+            return {.refusal = std::string(kAuthBusy)};
         }
     }
     AuthResult result = [&]() -> AuthResult {
@@ -133,7 +134,7 @@ void RelaySessionHooks::note(std::string_view what, std::string_view detail) {
 std::string RelaySessionHooks::auth_refusal() {
     if (attempts_ && attempts_->locked(client_, std::chrono::steady_clock::now())) {
         log::warning("auth_refused_locked", {{"client", client_}});
-        return kAuthLocked;
+        return std::string(kAuthLocked);
     }
     return {};
 }

@@ -1,8 +1,9 @@
 // The listening side: accepts connections on every `listen` address (STARTTLS offered) and every
 // `listen_tls` address (implicit TLS), refuses peers outside allow_networks at connect (they get
-// nothing) and peers beyond the connection caps (one 421), and runs one coroutine per connection that moves
-// bytes between the socket and the pure smtp::ServerSession. A finished message is committed to
-// the spool (group commit) before the 250 goes out, then handed to delivery.
+// nothing) and peers beyond the connection caps (one 421), and runs one Connection coroutine per
+// client (relay/intake/connection.hpp) that moves bytes between the socket and the pure
+// smtp::ServerSession. A finished message is committed to the spool (group commit) before the 250
+// goes out, then handed to delivery.
 #pragma once
 
 #include <chrono>
@@ -41,7 +42,8 @@ public:
     // Listen addresses are bound once, at start.
     void update_config(std::shared_ptr<const conf::Config> config);
     // Closes the listeners, tells idle sessions 421 and lets transactions in flight finish within
-    // `deadline`; then closes what is left.
+    // `deadline` (gentle cancellation); then closes what is left (hard cancellation) and gives those
+    // sessions a moment to unwind.
     boost::asio::awaitable<void> shutdown(std::chrono::milliseconds deadline);
 
     std::vector<std::string> listening() const;   // "127.0.0.1:2525", ...

@@ -9,7 +9,7 @@
 
 #include "auth/password_hash.hpp"
 #include "conf/config.hpp"
-#include "config_test_support.hpp"
+#include "../conf/config_test_support.hpp"
 #include "relay/core/clock.hpp"
 #include "relay/intake/auth_attempts.hpp"
 #include "relay/intake/smtp_server.hpp"

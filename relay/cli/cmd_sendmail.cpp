@@ -4,12 +4,17 @@
 // delivered like any other. Exit codes are sendmail's (sysexits.h): 0 queued, 64 usage, 65 bad
 // message, 66 no input, 67 recipient refused, 69 refused, 75 try again later, 76 protocol error,
 // 78 configuration error. A short blocking client: this runs once per message, not in the daemon.
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
+#include <sstream>
 #include <netdb.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,6 +23,7 @@
 
 #include "relay/cli/cli.hpp"
 #include "relay/cli/sendmail_message.hpp"
+#include "conf/aliases.hpp"
 
 namespace relay::cli {
 namespace {
@@ -27,12 +33,18 @@ constexpr int EX_USAGE_ = 64, EX_DATAERR_ = 65, EX_NOINPUT_ = 66, EX_NOUSER_ = 6
 
 constexpr const char* kSendmailHelp = R"(usage: smtp-oauth2-relay sendmail [-t] [-i] [-f FROM] [-F NAME] [--config FILE] [RCPT...]
        sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]     (the binary invoked as "sendmail")
+       sendmail -bs | -bp | -bi;  mailq;  newaliases
 
 Reads a message on stdin and submits it to the local relay (its first listen address) over SMTP.
-  -t        also take recipients from the To:, Cc: and Bcc: headers; Bcc: is removed
+  -t        also take recipients from the To:, Cc: and Bcc: headers (Resent-To/Cc/Bcc: when the
+            message has them); Bcc: and Resent-Bcc: are removed in every mode
   -i, -oi   a line with a single "." does not end the message
   -f FROM   envelope sender (default: the default account's email, else USER@hostname); -r is the same
   -F NAME   full name for the From: header added when the message has none
+  -bm       submit (the default); -bs: SMTP on stdin/stdout; -bp: the queue (mailq); -bi, -I: newaliases
+  -B, -C, -N, -R, -V, -X, -L, -h (with a value), -o..., -v, -U, -G, -n, -m, -q: accepted and ignored
+A bare recipient (root, www-data, root@localhost) resolves through [aliases] in the config, then
+the alias_file (/etc/aliases), then gets the domain of the default account's email.
 The configuration comes from --config, $SMTP_OAUTH2_RELAY_CONFIG or /etc/smtp-oauth2-relay/config.toml.
 exit codes (sysexits.h): 0 queued, 64 usage, 65 message refused as malformed or too large,
 66 no input, 67 recipients refused, 69 refused, 75 relay unreachable or busy: try later,
@@ -112,6 +124,8 @@ public:
         return reply();
     }
 
+    int fd() const { return fd_; }
+
 private:
     int fd_ = -1;
     std::string buffer_;
@@ -134,11 +148,81 @@ std::string rfc5322_date() {
     return buffer;
 }
 
+// Bare names and local domains through [aliases], the alias_file and the default domain.
+std::vector<std::string> resolve_aliases(const conf::Config& config, const std::vector<std::string>& recipients) {
+    conf::AliasTable system;
+    if (!config.relay.alias_file.empty()) {
+        std::ifstream in(config.relay.alias_file);
+        if (in) {
+            std::stringstream text;
+            text << in.rdbuf();
+            system = conf::parse_alias_file(text.str());
+        }
+    }
+    conf::AliasResolver resolver;
+    resolver.config_aliases = &config.aliases;
+    resolver.system_aliases = &system;
+    const conf::Account* account = config.relay.default_account ? config.find_account(*config.relay.default_account) : nullptr;
+    if (!account && !config.accounts.empty()) account = &config.accounts.begin()->second;
+    if (account && account->email.find('@') != std::string::npos)
+        resolver.default_domain = account->email.substr(account->email.rfind('@') + 1);
+    else
+        resolver.default_domain = config.relay.hostname;
+    resolver.local_domains = {"localhost", "localhost.localdomain", config.relay.hostname};
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) == 0 && host[0]) resolver.local_domains.emplace_back(host);
+    for (auto& d : resolver.local_domains)
+        for (auto& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::vector<std::string> out;
+    for (const auto& r : recipients) {
+        for (auto& a : resolver.resolve(r)) {
+            if (std::none_of(out.begin(), out.end(), [&](const std::string& o) { return o == a; })) out.push_back(std::move(a));
+        }
+    }
+    return out;
+}
+
+// -bs: the caller speaks SMTP itself (PHP's Symfony Mailer does, by default); we only carry bytes
+// between stdin/stdout and the relay, so the relay's replies and codes reach it unchanged.
+int smtp_on_stdin(const conf::HostPort& server) {
+    Client client;
+    if (auto error = client.connect(server); !error.empty())
+        return fail(EX_TEMPFAIL_, fmt::format("cannot connect to the relay at {}: {}; try again later", server.to_string(), error));
+    pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {client.fd(), POLLIN, 0}};
+    char buffer[65536];
+    bool stdin_open = true;
+    for (;;) {
+        fds[0].fd = stdin_open ? STDIN_FILENO : -1;
+        if (::poll(fds, 2, 300000) <= 0) {
+            if (errno == EINTR) continue;
+            return fail(EX_TEMPFAIL_, "no traffic for 300 s");
+        }
+        if (fds[1].revents) {
+            ssize_t n = ::recv(client.fd(), buffer, sizeof buffer, 0);
+            if (n <= 0) return kOk;   // the relay closed the session (after QUIT, or on an error it reported)
+            for (ssize_t done = 0; done < n;) {
+                ssize_t w = ::write(STDOUT_FILENO, buffer + done, static_cast<std::size_t>(n - done));
+                if (w <= 0) return EX_TEMPFAIL_;
+                done += w;
+            }
+        }
+        if (stdin_open && fds[0].revents) {
+            ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+            if (n <= 0) {
+                stdin_open = false;
+                ::shutdown(client.fd(), SHUT_WR);
+            } else if (!client.send(std::string_view(buffer, static_cast<std::size_t>(n)))) {
+                return EX_TEMPFAIL_;
+            }
+        }
+    }
+}
+
 }  // namespace
 
 int run_sendmail(const std::vector<std::string>& args) {
     for (const auto& a : args) {
-        if (a == "--help" || a == "-h") {
+        if (a == "--help") {   // not -h: that is sendmail's hop count
             std::fputs(kSendmailHelp, stdout);
             return kOk;
         }
@@ -153,6 +237,13 @@ int run_sendmail(const std::vector<std::string>& args) {
         const char* env = std::getenv("SMTP_OAUTH2_RELAY_CONFIG");
         config_path = env && *env ? env : kDefaultConfig;
     }
+    if (options.mode == sendmail::Mode::rebuild_aliases) {
+        // Nothing to compile: [aliases] and the alias_file are read at each submission.
+        std::printf("newaliases: nothing to rebuild; smtp-oauth2-relay reads [aliases] in %s and its alias_file "
+                    "(/etc/aliases by default) each time a message is submitted\n", config_path.c_str());
+        return kOk;
+    }
+    if (options.mode == sendmail::Mode::list_queue) return run_queue({"list", "--config", config_path});
     ParsedOptions config_option;
     config_option.values["--config"] = config_path;
     auto config = load_config_or_report(config_option);
@@ -162,6 +253,7 @@ int run_sendmail(const std::vector<std::string>& args) {
     // A wildcard listen address is reached over loopback.
     if (server.host == "0.0.0.0") server.host = "127.0.0.1";
     if (server.host == "::") server.host = "::1";
+    if (options.mode == sendmail::Mode::smtp_on_stdin) return smtp_on_stdin(server);
 
     std::string input;
     char chunk[65536];
@@ -182,13 +274,18 @@ int run_sendmail(const std::vector<std::string>& args) {
     std::string default_from = user + "@" + config->relay.hostname;
     if (config->relay.default_account)
         if (const conf::Account* account = config->find_account(*config->relay.default_account)) default_from = account->email;
+    // A bare -f name ("-f root", "-r www-data") is no mailbox Office 365 would accept as the sender.
+    if (options.from.find('@') == std::string::npos) options.from.clear();
     std::string from = options.from.empty() ? default_from : options.from;
-    auto prepared = sendmail::prepare(input, options, options.from.empty() ? default_from : options.from, rfc5322_date());
+    auto prepared = sendmail::prepare(input, options, from, rfc5322_date());
+    prepared.recipients = resolve_aliases(*config, prepared.recipients);
     if (prepared.recipients.empty())
         return fail(EX_USAGE_, options.recipients_from_headers ? "no recipients in the arguments or To:/Cc:/Bcc:"
                                                                 : "no recipients given (use -t to read them from the headers)");
     for (const auto& r : prepared.recipients)
-        if (r.find_first_of("\r\n<>") != std::string::npos) return fail(EX_USAGE_, "malformed recipient address " + r);
+        if (std::any_of(r.begin(), r.end(), [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; }) ||
+            r.find_first_of("<>") != std::string::npos)
+            return fail(EX_USAGE_, "malformed recipient address in the message header");
     if (from.find_first_of("\r\n<>") != std::string::npos) return fail(EX_USAGE_, "malformed sender address");
 
     Client client;

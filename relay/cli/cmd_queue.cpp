@@ -275,6 +275,13 @@ int run_queue(const std::vector<std::string>& args) {
     }
     auto config = load_config_or_report(*options);
     if (!config) return kUsageError;
+    // Under sudo: act as the relay's user, so a request file or hold marker is one the relay reads.
+    // Only list and show may run as anyone who can read the spool.
+    if (auto problem = act_as_owner_of(config->relay.spool_dir, "queue " + sub);
+        !problem.empty() && sub != "list" && sub != "show") {
+        std::fprintf(stderr, "smtp-oauth2-relay %s\n", problem.c_str());
+        return kRuntimeError;
+    }
     try {
         Spool spool(config->relay.spool_dir);
         if (sub == "list") return list(spool);

@@ -85,6 +85,7 @@ int run_serve(const std::vector<std::string>& args) {
     }
     auto loaded = load_config_or_report(*options);
     if (!loaded) return kUsageError;
+    warn_about_default_passwords(*loaded);
     auto config = std::make_shared<const conf::Config>(std::move(*loaded));
     log::set_level(config->relay.log_level);
     log::set_format(config->relay.log_format);

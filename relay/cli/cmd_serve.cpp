@@ -18,6 +18,7 @@
 #include "auth/token_store.hpp"
 #include "relay/service/admin_server.hpp"
 #include "relay/cli/cli.hpp"
+#include "relay/cli/maildrop.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/core/durable_file.hpp"
 #include "relay/spool/queue_control.hpp"
@@ -122,6 +123,14 @@ int run_serve(const std::vector<std::string>& args) {
                                [&delivery](std::vector<ControlRequest> r) { delivery.handle_requests(r); },
                                [&delivery] { delivery.tokens_changed(); });
         control.start();
+        // sendmail's maildrop (issue 12): messages left while we were down or by users who may not
+        // read the config. On a thread of its own; it submits to our own listener.
+        maildrop::Pickup pickup(config);
+        try {
+            pickup.start();
+        } catch (const std::exception& e) {
+            log::warning("maildrop_unavailable", {{"error", e.what()}});
+        }
         SdNotifier notifier;
         NotifyHeartbeat heartbeat(io.get_executor(), notifier, [&] { return status_summary(delivery); });
         log::info("started", {{"version", RELAY_VERSION}, {"listen", join(server.listening())},
@@ -135,6 +144,7 @@ int run_serve(const std::vector<std::string>& args) {
             if (ec) return;
             log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
             notifier.notify("STOPPING=1");
+            pickup.request_stop();
             heartbeat.stop();
             admin.stop();
             asio::co_spawn(io, [&]() -> asio::awaitable<void> {
@@ -151,12 +161,14 @@ int run_serve(const std::vector<std::string>& args) {
                 if (ec) return;
                 notifier.notify(SdNotifier::reloading_message());
                 reload(config, server, delivery);
+                pickup.update_config(config);
                 notifier.notify("READY=1\nSTATUS=" + status_summary(delivery));
                 wait_hangup();
             });
         };
         wait_hangup();
         io.run();
+        pickup.stop();
         blocking.join();
         return kOk;
     } catch (const std::exception& e) {

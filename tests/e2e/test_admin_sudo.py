@@ -39,8 +39,9 @@ class RelayAsUser(Relay):
         super().__init__(workdir, standin)
         self.user = user
         os.chmod(self.workdir, 0o755)
-        for d in (self.spool_dir, self.state_dir):
-            os.makedirs(d, mode=0o700, exist_ok=True)
+        for d, mode in ((self.spool_dir, 0o711), (self.state_dir, 0o700)):   # as the package's tmpfiles.d
+            os.makedirs(d, exist_ok=True)
+            os.chmod(d, mode)
             os.chown(d, user.pw_uid, user.pw_gid)
         # The stand-in's CA lives under pytest's root-only tmp dir: give the relay a readable copy.
         ca = os.path.join(self.workdir, "standin-ca.pem")
@@ -191,3 +192,23 @@ def test_chown_of_the_token_file_wakes_a_held_account(relay_as_user, standin, se
     started = time.monotonic()
     standin.wait_for_messages(1, timeout=20)
     assert time.monotonic() - started < 15, relay.log()
+
+
+def test_sendmail_by_an_unprivileged_user_who_may_not_read_the_config(relay_as_user, standin):
+    relay = relay_as_user
+    relay.extra_toml = '\n[aliases]\nroot = "it@example.com"\n'
+    relay.start()
+    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path, SMTP_OAUTH2_RELAY_SPOOL=relay.spool_dir)
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    assert subprocess.run(as_nobody + ["cat", relay.config_path], capture_output=True).returncode != 0
+    # A user's crontab: cron runs sendmail as that user.
+    cron = subprocess.run(as_nobody + [BINARY, "sendmail", "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+                          input=b"Subject: Cron <nobody@host> report\n\nfrom a user crontab\n", env=env,
+                          capture_output=True, timeout=30)
+    assert cron.returncode == 0, cron.stderr
+    (envelope, data), = standin.wait_for_messages(1, timeout=20)
+    assert envelope["rcpt_to"] == ["it@example.com"] and b"from a user crontab" in data
+    # Users cannot look into the maildrop (another user's mail stays theirs).
+    listing = subprocess.run(as_nobody + ["ls", os.path.join(relay.spool_dir, "maildrop")], capture_output=True)
+    assert listing.returncode != 0
+    assert "user=nobody" in relay.wait_for_log("maildrop_submitted")[0]

@@ -100,3 +100,21 @@ def test_control_characters_in_f_and_F_are_refused_before_anything_is_sent(relay
 def test_hash_password_refuses_a_short_password():
     short = subprocess.run([BINARY, "hash-password"], input=b"x\n", capture_output=True, timeout=30)
     assert short.returncode == 2 and b"at least 12" in short.stderr and short.stdout == b""
+
+
+def test_relay_down_sendmail_exits_0_and_the_mail_goes_out_when_it_starts(relay, standin):
+    with_aliases(relay)
+    relay.start()
+    relay.stop()
+    # Debian's cron, with the relay stopped: cron would throw the mail away on any exit but 0.
+    cron = sendmail(relay, ["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+                    b"Subject: Cron <root@host> backup\n\nbackup done\n")
+    assert cron.returncode == 0, cron.stderr
+    maildrop = os.path.join(relay.spool_dir, "maildrop")
+    assert len(os.listdir(maildrop)) == 1 and standin.messages() == []
+    assert oct(os.stat(maildrop).st_mode & 0o7777) == "0o1733"
+    relay.start()
+    rcpts, data = delivered_to(standin, 1)[0]
+    assert rcpts == ["it@example.com", "ops@example.com"] and b"backup done" in data
+    relay.wait_for_log("maildrop_submitted")
+    assert os.listdir(maildrop) == []

@@ -137,9 +137,11 @@ def test_sysusers_and_tmpfiles_create_the_user_and_a_private_spool(tmp_path):
                               capture_output=True, text=True, timeout=30)
     assert tmpfiles.returncode == 0, tmpfiles.stderr
     uid = int(re.search(r"^smtp-oauth2-relay:x:(\d+):", passwd, re.M).group(1))
-    for directory in ("var/spool/smtp-oauth2-relay", "var/lib/smtp-oauth2-relay"):
+    # The spool only lets others through to the maildrop (writable, not listable, sticky).
+    for directory, mode in (("var/spool/smtp-oauth2-relay", 0o711), ("var/spool/smtp-oauth2-relay/maildrop", 0o1733),
+                            ("var/lib/smtp-oauth2-relay", 0o700)):
         st = (tmp_path / directory).stat()
-        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == uid, directory
+        assert stat.S_IMODE(st.st_mode) == mode and st.st_uid == uid, directory
 
 
 # --- sd_notify ------------------------------------------------------------------------------------
@@ -395,8 +397,12 @@ def test_sendmail_exit_codes(relay):
     too_big = b"Subject: big\n\n" + (b"x" * 900 + b"\n") * 1300
     assert sendmail(relay, ["boss@example.com"], too_big).returncode == 65           # EX_DATAERR (552)
     relay.stop()
+    # The relay down: the maildrop keeps the message (issue 12), cron does not throw it away.
     down = sendmail(relay, ["boss@example.com"], b"Subject: x\n\nrelay down\n")
-    assert down.returncode == 75 and b"try again later" in down.stderr               # EX_TEMPFAIL
+    assert down.returncode == 0 and b"sent when the relay runs" in down.stderr, down.stderr
+    os.rename(os.path.join(relay.spool_dir, "maildrop"), os.path.join(relay.spool_dir, "no-maildrop"))
+    nowhere = sendmail(relay, ["boss@example.com"], b"Subject: x\n\nrelay down, no maildrop\n")
+    assert nowhere.returncode == 75 and b"try again later" in nowhere.stderr        # EX_TEMPFAIL
     broken = subprocess.run([BINARY, "sendmail", "--config", "/nonexistent.toml", "a@b"], input=b"x\n",
                             capture_output=True, timeout=30)
     assert broken.returncode == 78                                                   # EX_CONFIG

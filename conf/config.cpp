@@ -16,6 +16,7 @@
 
 #include "conf/config.hpp"
 #include "conf/config_detail.hpp"
+#include "conf/config_keys.hpp"
 #include "conf/password_hash_format.hpp"
 #include "conf/redirect_uri.hpp"
 #include "conf/value_reader.hpp"
@@ -679,6 +680,14 @@ void print_table(std::string& out, const KeySpec<T> (&specs)[N], const T& source
 }
 
 }  // namespace
+
+std::vector<KnownKey> known_keys() {
+    std::vector<KnownKey> out;
+    for (const auto& k : relay_keys) out.push_back({"relay", std::string(k.name), std::string(k.default_toml)});
+    for (const auto& k : user_keys) out.push_back({"users", std::string(k.name), std::string(k.default_toml)});
+    for (const auto& k : account_keys) out.push_back({"accounts", std::string(k.name), std::string(k.default_toml)});
+    return out;
+}
 
 std::string print_config(const Config& config) {
     std::string out = fmt::format("# effective configuration of {}\n[relay]\n", config.source.string());

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "relay/cli/cli.hpp"
+#include "relay/cli/man_page.hpp"
 
 namespace {
 
@@ -69,6 +70,8 @@ int main(int argc, char** argv) {
         command += " " + args[0];
         args.erase(args.begin());
     }
+    // Hidden: the build generates the man pages with it (relay/cli/man_page.hpp).
+    if (command == "man") return relay::cli::run_man(args);
     for (const auto& c : relay::cli::commands()) {
         if (command == c.name) return c.run(args);
     }

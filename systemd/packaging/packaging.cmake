@@ -23,12 +23,17 @@ install(FILES systemd/smtp-oauth2-relay.tmpfiles DESTINATION lib/tmpfiles.d RENA
 install(FILES conf/config.example.toml DESTINATION /etc/smtp-oauth2-relay RENAME config.toml)
 install(FILES README.md DESTINATION share/doc/smtp-oauth2-relay)
 
+# Man pages generated at build time by the binary itself (relay/cli/man_page.hpp): every command's
+# --help text and every key of the example config, so they cannot drift from either.
 foreach(page smtp-oauth2-relay.8 smtp-oauth2-relay.toml.5)
   string(REGEX MATCH "[0-9]$" section ${page})
-  add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/man/${page}.gz
+  add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/man/${page}.gz ${CMAKE_BINARY_DIR}/man/${page}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
-    COMMAND gzip -9n -c ${CMAKE_SOURCE_DIR}/systemd/man/${page} > ${CMAKE_BINARY_DIR}/man/${page}.gz
-    DEPENDS ${CMAKE_SOURCE_DIR}/systemd/man/${page} VERBATIM)
+    COMMAND $<TARGET_FILE:smtp-oauth2-relay> man ${section} ${CMAKE_SOURCE_DIR}/systemd/man/${page}.in
+            > ${CMAKE_BINARY_DIR}/man/${page}
+    COMMAND gzip -9n -c ${CMAKE_BINARY_DIR}/man/${page} > ${CMAKE_BINARY_DIR}/man/${page}.gz
+    DEPENDS smtp-oauth2-relay ${CMAKE_SOURCE_DIR}/systemd/man/${page}.in ${CMAKE_SOURCE_DIR}/conf/config.example.toml
+    VERBATIM)
   list(APPEND RELAY_MAN_PAGES ${CMAKE_BINARY_DIR}/man/${page}.gz)
   install(FILES ${CMAKE_BINARY_DIR}/man/${page}.gz DESTINATION share/man/man${section})
 endforeach()

@@ -42,3 +42,33 @@ def test_reload_fails_on_a_broken_config_and_the_relay_keeps_the_old_one(relay, 
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout == ""           # --quiet: the effective config does not flood the journal
     relay.wait_for_log("reloaded")
+
+
+def render(page):
+    path = os.path.join(os.path.dirname(os.path.abspath(BINARY)), "man", page + ".gz")
+    result = subprocess.run(["man", "-l", path], capture_output=True, text=True,
+                            env=dict(os.environ, MANPAGER="cat", MANWIDTH="200"))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.replace("\u2010", "-").replace("\u2212", "-")
+
+
+def test_man_pages_cover_every_command_and_every_key(relay):
+    commands_page = render("smtp-oauth2-relay.8")
+    for command in ("serve", "token import", "authorize", "check", "hash-password", "queue", "config", "status",
+                    "sendmail"):
+        assert re.search(rf"^   {re.escape(command)}$", commands_page, re.M), command
+        # The section is the command's own --help text, word for word.
+        help_text = subprocess.run([BINARY, *command.split(), "--help"], capture_output=True, text=True).stdout
+        first_line = help_text.splitlines()[0].strip()
+        assert first_line in commands_page, (command, first_line)
+    for option in ("--device", "--paste", "--failed", "--quiet", "-B", "newaliases"):
+        assert option in commands_page, option
+    keys_page = render("smtp-oauth2-relay.toml.5")
+    # Every key `config --check` prints (the loader's whole key table, defaults filled in) has an entry.
+    relay.extra_toml = '\n[aliases]\nroot = "it@example.com"\n'
+    effective = relay.run("config", "--check").stdout
+    keys = set(re.findall(r"^(?:# )?([a-z_]+)(?: = | is not set)", effective, re.M))
+    assert len(keys) > 60
+    for key in keys:
+        assert re.search(rf"^       {key}$", keys_page, re.M), key
+    assert "[aliases]" in keys_page

@@ -21,6 +21,7 @@
 #include "auth/token_endpoint.hpp"
 #include "auth/token_store.hpp"
 #include "conf/redirect_uri.hpp"
+#include "relay/cli/check_diagnosis.hpp"
 #include "relay/cli/cli.hpp"
 
 namespace relay::cli {
@@ -77,7 +78,9 @@ int store(const conf::Config& config, const conf::Account& account, const auth::
 
 int report_token_error(const conf::Account& account, const auth::TokenError& e, std::string_view what) {
     complain(fmt::format("authorize: account {}: {}: {}\n", account.name, what, e.what()));
-    complain(fmt::format("authorize: what to do: {}\n", e.admin_hint(account.name)));
+    // The diagnosis `check` gives (one table of AADSTS causes and fixes, check_diagnosis.hpp).
+    const auto diagnosis = check::diagnose_token(e, account);
+    complain(fmt::format("authorize: cause: {}\nauthorize: what to do: {}\n", diagnosis.cause, diagnosis.fix));
     return kRuntimeError;
 }
 

@@ -158,8 +158,6 @@ def test_authorize_as_root_checks_it_can_store_before_the_url(relay_as_user, sta
     refused = relay.run("authorize", "--account", "office", "--device", "--timeout", "5")
     assert refused.returncode == 1 and "cannot store tokens" in refused.stderr, refused.stdout + refused.stderr
     assert "enter the code" not in refused.stdout and "http" not in refused.stdout
-    assert standin.stats()["token_requests"] == [] or not any(
-        "device" in str(r) for r in standin.stats()["token_requests"])
     os.chmod(tokens, 0o700)
     standin.control(device_interval=1)
     cli = subprocess.Popen([BINARY, "authorize", "--account", "office", "--device", "--config", relay.config_path],

@@ -49,11 +49,34 @@ def test_cron_bsd_mailx_php_and_symfony_invocations_reach_the_alias_targets(rela
     # "nobody" has no alias: the default account's domain; postmaster -> root -> [aliases].
     assert delivered_to(standin, 3)[2][0] == ["it@example.com", "nobody@contoso.com", "ops@example.com"]
 
-    session = (f"EHLO app.local\r\nMAIL FROM:<{MAILBOX}>\r\nRCPT TO:<boss@example.com>\r\nDATA\r\n"
-               "Subject: over -bs\r\n\r\nsymfony\r\n.\r\nQUIT\r\n").encode()
-    bs = sendmail(relay, ["-bs"], session)
-    assert bs.returncode == 0, bs.stderr
-    assert b"\r\n250 " in bs.stdout and b"221 " in bs.stdout, bs.stdout
+    # -bs as Symfony Mailer uses it: one command at a time, each reply read before the next.
+    bs = subprocess.Popen([os.path.join(relay.workdir, "sendmail"), "-bs"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, env=dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path))
+
+    def reply():
+        lines = []
+        while True:
+            line = bs.stdout.readline()
+            assert line, lines
+            lines.append(line)
+            if line[3:4] == b" ":
+                return int(line[:3]), lines
+
+    def say(text):
+        bs.stdin.write(text.encode() + b"\r\n")
+        bs.stdin.flush()
+        return reply()
+
+    assert reply()[0] == 220
+    assert say("EHLO app.local")[0] == 250
+    assert say(f"MAIL FROM:<{MAILBOX}>")[0] == 250
+    assert say("RCPT TO:<boss@example.com>")[0] == 250
+    assert say("DATA")[0] == 354
+    code, lines = say("Subject: over -bs\r\n\r\nsymfony\r\n.")
+    assert code == 250 and b"queued as" in lines[-1], lines
+    assert say("QUIT")[0] == 221
+    bs.stdin.close()
+    assert bs.wait(timeout=20) == 0
     rcpts, data = delivered_to(standin, 4)[3]
     assert rcpts == ["boss@example.com"] and b"symfony" in data
 

@@ -160,10 +160,9 @@ std::vector<std::string> resolve_aliases(const conf::Config& config, const std::
 // between stdin/stdout and the relay, so the relay's replies and codes reach it unchanged.
 int smtp_on_stdin(const conf::HostPort& server) {
     Client client;
-    if (auto error = client.connect(server); !error.empty())
-        {
-        std::fprintf(stderr, "sendmail: cannot connect to the relay at %s: %s; try again later\n", server.to_string().c_str(),
-                     error.c_str());
+    if (auto error = client.connect(server); !error.empty()) {
+        std::fprintf(stderr, "sendmail: cannot connect to the relay at %s: %s; try again later\n",
+                     server.to_string().c_str(), error.c_str());
         return EX_TEMPFAIL_;
     }
     pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {client.fd(), POLLIN, 0}};
@@ -171,12 +170,11 @@ int smtp_on_stdin(const conf::HostPort& server) {
     bool stdin_open = true;
     for (;;) {
         fds[0].fd = stdin_open ? STDIN_FILENO : -1;
-        if (::poll(fds, 2, 300000) <= 0) {
-            if (errno == EINTR) continue;
-            {
+        const int ready = ::poll(fds, 2, 300000);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) {
             std::fputs("sendmail: no traffic for 300 s\n", stderr);
             return EX_TEMPFAIL_;
-        }
         }
         if (fds[1].revents) {
             ssize_t n = ::recv(client.fd(), buffer, sizeof buffer, 0);

@@ -5,6 +5,7 @@
 
 #include "conf/aliases.hpp"
 #include "conf/config.hpp"
+#include "relay/cli/maildrop.hpp"
 #include "relay/cli/sendmail_message.hpp"
 #include "config_test_support.hpp"
 
@@ -130,6 +131,20 @@ TEST(Aliases, ConfigTableAcceptsAStringOrAListAndRefusesJunk) {
     EXPECT_EQ(errors_of("[aliases]\nroot = []\n" + conf::config_testing::kAccount).size(), 1u);
     EXPECT_EQ(errors_of("[aliases]\nroot = 5\n" + conf::config_testing::kAccount).size(), 1u);
     EXPECT_EQ(errors_of("aliases = 1\n" + conf::config_testing::kAccount).size(), 1u);
+}
+
+TEST(Maildrop, ArgumentsAndMessageSurviveTheFileExactly) {
+    const std::vector<std::string> args{"-FCron\tDaemon%", "-i", "--", "root", ""};
+    const std::string message = "Subject: x\n\nbinary \r\0\xff bytes\n";
+    auto decoded = maildrop::decode(maildrop::encode(args, message));
+    ASSERT_TRUE(decoded);
+    EXPECT_EQ(decoded->first, args);
+    EXPECT_EQ(decoded->second, message);
+    // One argument per line: a newline inside one cannot add another.
+    EXPECT_EQ(maildrop::encode({"a\narg -t"}, "").find("\narg -t"), std::string::npos);
+    EXPECT_FALSE(maildrop::decode("not a maildrop file\n\nbody"));
+    EXPECT_FALSE(maildrop::decode("smtp-oauth2-relay maildrop 1\narg %G1\n\n"));
+    EXPECT_FALSE(maildrop::decode("smtp-oauth2-relay maildrop 1\narg -i"));   // no end of the argument lines
 }
 
 }  // namespace

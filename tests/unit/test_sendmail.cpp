@@ -135,7 +135,9 @@ TEST(Aliases, ConfigTableAcceptsAStringOrAListAndRefusesJunk) {
 
 TEST(Maildrop, ArgumentsAndMessageSurviveTheFileExactly) {
     const std::vector<std::string> args{"-FCron\tDaemon%", "-i", "--", "root", ""};
-    const std::string message = "Subject: x\n\nbinary \r\0\xff bytes\n";
+    using namespace std::string_literals;
+    const std::string message = "Subject: x\n\nbinary \r\0\xff bytes\n"s;
+    ASSERT_EQ(message.size(), 30u);
     auto decoded = maildrop::decode(maildrop::encode(args, message));
     ASSERT_TRUE(decoded);
     EXPECT_EQ(decoded->first, args);

@@ -167,7 +167,7 @@ void ControlWatcher::start() {
     impl_->control_wd = ::inotify_add_watch(fd, impl_->control_dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE);
     if (impl_->control_wd < 0) throw std::system_error(errno, std::generic_category(), "watch " + impl_->control_dir.string());
     // The token store renames a new file into place (token import, or our own refresh).
-    impl_->tokens_wd = ::inotify_add_watch(fd, impl_->tokens_dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE);
+    impl_->tokens_wd = ::inotify_add_watch(fd, impl_->tokens_dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB);
     if (impl_->tokens_wd < 0)
         log::warning("token_watch_unavailable", {{"dir", impl_->tokens_dir.string()}, {"error", std::strerror(errno)}});
     impl_->deliver_requests();

@@ -171,7 +171,11 @@ std::vector<std::string> addresses_in(std::string_view value) {
             part = part.substr(lt + 1, gt == std::string_view::npos ? std::string_view::npos : gt - lt - 1);
         }
         part = trim(part);
-        if (part.find('@') != std::string_view::npos) out.emplace_back(part);
+        // A bare local name ("To: root", as cron and scripts write it) is kept: the caller resolves it.
+        const bool local_name = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '+';
+        });
+        if (part.find('@') != std::string_view::npos || local_name) out.emplace_back(part);
         current.clear();
     };
     for (char c : value) {

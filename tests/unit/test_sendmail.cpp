@@ -93,6 +93,11 @@ TEST(SendmailMessage, BccAndResentBccAreRemovedInEveryMode) {
     EXPECT_NE(with_t.message.find("Resent-To: c@x\r\n"), std::string::npos);
 }
 
+TEST(SendmailMessage, DashTKeepsBareLocalNamesForAliasResolution) {
+    EXPECT_EQ(sendmail::addresses_in("root, Web <www-data>, \"Ops\" <ops@x>, undisclosed-recipients:;"),
+              (std::vector<std::string>{"root", "www-data", "ops@x"}));
+}
+
 TEST(Aliases, ConfigThenSystemFileThenDefaultDomain) {
     std::vector<std::string> skipped;
     conf::AliasTable system = conf::parse_alias_file(

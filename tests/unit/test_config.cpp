@@ -228,7 +228,7 @@ INSTANTIATE_TEST_SUITE_P(Table, ConfigBad, ::testing::Values(
             "t.toml:2:1: unknown key 'listn' in [relay]; did you mean 'listen'?"},
     BadCase{"unknown key far from any", "[relay]\nbanana = 1\n" + kAccount, "t.toml:2:1: unknown key 'banana' in [relay]"},
     BadCase{"unknown top level", "relai = 1\n" + kAccount,
-            "t.toml:1:1: unknown key 'relai' at the top level (expected [relay], [[users]] or [accounts.NAME]); "
+            "t.toml:1:1: unknown key 'relai' at the top level (expected [relay], [[users]], [accounts.NAME] or [aliases]); "
             "did you mean 'relay'?"},
     BadCase{"wrong type", "[relay]\nmax_message_size = \"big\"\n" + kAccount,
             "t.toml:2:20: relay.max_message_size: expected an integer"},

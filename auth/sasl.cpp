@@ -51,4 +51,21 @@ std::string plain_response(std::string_view user, std::string_view password) {
     return out;
 }
 
+SaslLogin sasl_login(const conf::Account& account, std::string_view access_token) {
+    switch (account.upstream_auth) {
+    case conf::UpstreamAuth::plain:
+        return {"PLAIN", plain_response(account.upstream_user, account.upstream_password.reveal())};
+    case conf::UpstreamAuth::login:
+        return {"LOGIN", account.upstream_user + '\0' + account.upstream_password.reveal()};
+    case conf::UpstreamAuth::oauthbearer:
+        return {"OAUTHBEARER",
+                oauthbearer_response(account.email, account.upstream.host, account.upstream.port, access_token)};
+    case conf::UpstreamAuth::xoauth2:
+        return {"XOAUTH2", xoauth2_response(account.email, access_token)};
+    case conf::UpstreamAuth::none:
+        break;
+    }
+    return {};
+}
+
 }  // namespace relay::auth

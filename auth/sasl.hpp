@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "conf/config.hpp"
+
 namespace relay::auth {
 
 // "user=" user "\x01auth=Bearer " token "\x01\x01"
@@ -15,5 +17,16 @@ std::string oauthbearer_response(std::string_view user, std::string_view host, s
                                  std::string_view access_token);
 // "\0" user "\0" password
 std::string plain_response(std::string_view user, std::string_view password);
+
+// The AUTH command for an account: the mechanism named by its upstream_auth and the raw client
+// response. The one place that maps upstream_auth to SASL (delivery's SMTP transport and `check`).
+// `access_token` is used by XOAUTH2 and OAUTHBEARER; PLAIN and LOGIN use the configured password
+// (LOGIN's response is "user\0password", split by the SMTP client into its two steps).
+// Empty mechanism for upstream_auth = "none". The response holds a secret: never log it.
+struct SaslLogin {
+    std::string mechanism;
+    std::string response;
+};
+SaslLogin sasl_login(const conf::Account& account, std::string_view access_token);
 
 }  // namespace relay::auth

@@ -30,6 +30,14 @@ enum class TokenFailure {
     other,              // anything else: invalid_request, unauthorized_client, malformed response
 };
 
+// True for the failures that only a person can fix (sign in again, fix the secret, grant consent):
+// retrying adds nothing but sign-in failures. The one answer to "is this token failure permanent",
+// used by the token manager (fail fast, log once) and by delivery (hold the account).
+constexpr bool needs_person(TokenFailure kind) {
+    return kind == TokenFailure::invalid_grant || kind == TokenFailure::invalid_client ||
+           kind == TokenFailure::consent_required;
+}
+
 // A failed token request. what() is a one-line summary safe for logs: the OAuth error, its
 // description with secrets impossible (the endpoint never echoes them) and no request body.
 class TokenError : public std::runtime_error {

@@ -10,8 +10,6 @@
 #include <exception>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
@@ -23,6 +21,8 @@
 
 #include "relay/core/blocking.hpp"
 #include "relay/core/log.hpp"
+#include "relay/core/restart.hpp"
+#include "relay/core/spawn.hpp"
 
 namespace relay::auth {
 
@@ -31,6 +31,10 @@ using namespace std::chrono_literals;
 
 std::chrono::milliseconds refresh_margin(std::chrono::milliseconds lifetime) {
     return std::min<std::chrono::milliseconds>(600s, lifetime / 5);
+}
+
+std::chrono::seconds upkeep_interval(const conf::Account& account) {
+    return std::clamp<std::chrono::seconds>(account.keepalive_refresh / 2, 1s, 3600s);
 }
 
 namespace {
@@ -48,14 +52,9 @@ struct Flight {
     std::exception_ptr error;
 };
 
-bool is_permanent(TokenFailure kind) {
-    return kind == TokenFailure::invalid_grant || kind == TokenFailure::invalid_client ||
-           kind == TokenFailure::consent_required;
-}
-
 }  // namespace
 
-struct TokenManager::Impl {
+struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
     conf::Account account;
     TokenStore& store;
     HttpClient& http;
@@ -74,6 +73,9 @@ struct TokenManager::Impl {
     Clock::time_point backoff_until{};
     std::chrono::seconds backoff{0};
     std::string last_logged_store_error;
+    asio::steady_timer upkeep_timer{io};
+    bool upkeep_on = false;        // the upkeep loop runs (start_upkeep .. stop_upkeep)
+    bool upkeep_again = false;     // update_account() during an upkeep: run it once more
     std::string last_error;
     unsigned refresh_count = 0;
 
@@ -100,7 +102,8 @@ struct TokenManager::Impl {
                 f->forced = rejected.has_value();
                 // Detached, so one caller's cancellation cannot strand the others. co_spawn may run
                 // it to the end at once (an answer from memory resets `flight`): `f` keeps it.
-                asio::co_spawn(io, run_flight(f, rejected), asio::detached);
+                // run_flight catches everything into the flight, so a failure here is a bug: logged.
+                core::spawn(io, run_flight(f, rejected), "token_refresh", account.name);
             }
             if (!f->finished) co_await f->done.async_wait(asio::as_tuple(asio::use_awaitable));
             if (!f->finished) throw boost::system::system_error(asio::error::operation_aborted, "waiting for token refresh");
@@ -336,10 +339,43 @@ struct TokenManager::Impl {
                                                  "`smtp-oauth2-relay authorize --account {}`", account.name)}});
     }
 
+    // Upkeep on a timer, for as long as upkeep_on. Runs on the I/O thread like everything here.
+    static asio::awaitable<void> upkeep_loop(std::shared_ptr<Impl> self) {
+        while (self->upkeep_on) {
+            self->upkeep_again = false;
+            co_await self->upkeep();
+            if (!self->upkeep_on) break;
+            if (self->upkeep_again) continue;
+            self->upkeep_timer.expires_after(upkeep_interval(self->account));
+            co_await self->upkeep_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+    }
+
+    void start_upkeep() {
+        if (upkeep_on) return;
+        upkeep_on = true;
+        // A loop that dies (it should not: upkeep() never throws) is logged and started again a second later.
+        std::weak_ptr<Impl> weak = weak_from_this();
+        core::spawn(io, upkeep_loop(shared_from_this()), "token_upkeep", account.name,
+                    [weak](std::exception_ptr) {
+                        auto self = weak.lock();
+                        if (!self || !self->upkeep_on) return;
+                        self->upkeep_on = false;
+                        core::restart_later(self->io, [weak] {
+                            if (auto self = weak.lock()) self->start_upkeep();
+                        });
+                    });
+    }
+
+    void stop_upkeep() {
+        upkeep_on = false;
+        upkeep_timer.cancel();
+    }
+
     // Permanent failures are logged once and then answered from memory; temporary (and unknown)
     // ones back off 5 s, 10 s, ... 5 min, logging each real attempt.
     void fail(const TokenError& e, Clock::time_point now) {
-        if (is_permanent(e.kind())) {
+        if (needs_person(e.kind())) {
             permanent_failure = e;
             log::error("token_refresh_failed", {{"account", account.name}, {"error", e.what()},
                                                 {"action", e.admin_hint(account.name)}});
@@ -358,13 +394,17 @@ struct TokenManager::Impl {
 TokenManager::TokenManager(conf::Account account, TokenStore& store, HttpClient& http,
                            boost::asio::any_io_executor io, boost::asio::thread_pool& blocking,
                            std::function<Clock::time_point()> clock)
-    : impl_(std::make_unique<Impl>(std::move(account), store, http, std::move(io), blocking, std::move(clock))) {}
+    : impl_(std::make_shared<Impl>(std::move(account), store, http, std::move(io), blocking, std::move(clock))) {}
 
-TokenManager::~TokenManager() = default;
+TokenManager::~TokenManager() { impl_->stop_upkeep(); }
 
 boost::asio::awaitable<std::string> TokenManager::access_token() { return impl_->get(std::nullopt); }
 
 boost::asio::awaitable<void> TokenManager::upkeep() { return impl_->upkeep(); }
+
+void TokenManager::start_upkeep() { impl_->start_upkeep(); }
+
+void TokenManager::stop_upkeep() { impl_->stop_upkeep(); }
 
 boost::asio::awaitable<std::string> TokenManager::token_rejected(const std::string& token) {
     return impl_->get(token);
@@ -374,6 +414,9 @@ void TokenManager::update_account(conf::Account account) {
     impl_->account = std::move(account);
     impl_->reload_requested = true;
     impl_->clear_failures();
+    // keepalive_refresh may have changed: look again now rather than after the old interval.
+    impl_->upkeep_again = true;
+    impl_->upkeep_timer.cancel();
 }
 
 TokenStatus TokenManager::status() const {

@@ -49,7 +49,13 @@ public:
     // log a warning with the fix. Delegated accounts with a token upstream only; never throws.
     boost::asio::awaitable<void> upkeep();
 
-    // Config reload: new account settings; the store is re-read before the next use.
+    // Schedules upkeep() itself: now, then every min(1 h, keepalive_refresh / 2) until
+    // stop_upkeep(). The token manager owns token freshness, so delivery never times it. Idempotent.
+    void start_upkeep();
+    void stop_upkeep();
+
+    // Config reload: new account settings; the store is re-read before the next use, and a
+    // scheduled upkeep runs again now (keepalive_refresh may have changed).
     void update_account(conf::Account account);
 
     TokenStatus status() const;
@@ -57,11 +63,14 @@ public:
 
 private:
     struct Impl;
-    std::unique_ptr<Impl> impl_;
+    std::shared_ptr<Impl> impl_;   // shared with the upkeep loop, which may outlive a call
 };
 
 // Margin before expiry at which a token counts as stale: min(10 min, lifetime / 5). Milliseconds,
 // so a 3 s test token refreshes 0.6 s early instead of truncating to 0.
 std::chrono::milliseconds refresh_margin(std::chrono::milliseconds lifetime);
+
+// How often the upkeep loop looks: min(1 h, keepalive_refresh / 2), at least 1 s.
+std::chrono::seconds upkeep_interval(const conf::Account& account);
 
 }  // namespace relay::auth

@@ -185,13 +185,13 @@ asio::awaitable<void> upstream_steps(Report& report, const conf::Config& config,
     else
         report.ok("upstream TLS verified (" + where + ", " + session.tls_version() + ")");
 
+    // check tests the token logins only; the mechanism choice is auth's (the same as delivery's).
     std::string mechanism, response;
-    if (token && account.upstream_auth == conf::UpstreamAuth::xoauth2) {
-        mechanism = "XOAUTH2";
-        response = auth::xoauth2_response(account.email, *token);
-    } else if (token && account.upstream_auth == conf::UpstreamAuth::oauthbearer) {
-        mechanism = "OAUTHBEARER";
-        response = auth::oauthbearer_response(account.email, account.upstream.host, account.upstream.port, *token);
+    if (token && (account.upstream_auth == conf::UpstreamAuth::xoauth2 ||
+                  account.upstream_auth == conf::UpstreamAuth::oauthbearer)) {
+        auto login = auth::sasl_login(account, *token);
+        mechanism = std::move(login.mechanism);
+        response = std::move(login.response);
     }
     if (mechanism.empty()) {
         report.skip(token ? fmt::format("AUTH (upstream_auth = {} is not tested by check)", conf::to_string(account.upstream_auth))

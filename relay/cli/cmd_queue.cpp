@@ -167,18 +167,7 @@ int show(const Spool& spool, const std::string& id) {
     }
     if (e->failed) std::printf("reason: %s\n", e->reason.c_str());
     std::printf("\n");
-    SpoolBodyReader body(m);
-    std::string header;
-    char buffer[4096];
-    while (header.size() < 65536) {
-        std::size_t n = body.read(buffer, sizeof buffer);
-        if (n == 0) break;
-        header.append(buffer, n);
-        if (auto end = header.find("\r\n\r\n"); end != std::string::npos) {
-            header.resize(end + 2);
-            break;
-        }
-    }
+    const std::string header = read_header_block(m);
     for (char c : header)
         if (c != '\r') std::putchar(c);
     return kOk;

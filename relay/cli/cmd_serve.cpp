@@ -5,16 +5,16 @@
 #include <cstdio>
 #include <thread>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 
 #include "auth/http_client.hpp"
+#include "auth/token_file_watcher.hpp"
 #include "auth/token_store.hpp"
 #include "relay/service/admin_server.hpp"
 #include "relay/cli/cli.hpp"
@@ -23,6 +23,7 @@
 #include "relay/core/durable_file.hpp"
 #include "relay/spool/queue_control.hpp"
 #include "relay/core/log.hpp"
+#include "relay/core/spawn.hpp"
 #include "relay/service/metrics.hpp"
 #include "relay/service/sd_notify.hpp"
 #include "relay/service/status.hpp"
@@ -42,7 +43,11 @@ listeners close, transactions in flight finish (up to 10 s), undelivered mail st
 for the next start.
 )";
 
+// One deadline for the whole graceful stop (listeners drain, then delivery finishes what is in
+// flight, each with what is left of it). kHardStopGrace later the I/O loop is stopped regardless:
+// whatever still runs is abandoned, and its mail stays in the spool.
 constexpr auto kDrainDeadline = 10s;
+constexpr auto kHardStopGrace = 2s;
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;
@@ -71,6 +76,21 @@ void reload(std::shared_ptr<const conf::Config>& current, SmtpServer& server, De
     } catch (const std::exception& e) {
         log::error("reload_failed", {{"error", e.what()}});
     }
+}
+
+// The listeners drain, the watchers stop, delivery finishes what is in flight; all by `until`.
+asio::awaitable<void> graceful_stop(asio::io_context& io, SmtpServer& server, ControlWatcher& control,
+                                    auth::TokenFileWatcher& token_files, DeliveryAgent& delivery,
+                                    std::chrono::steady_clock::time_point until) {
+    const auto left = [until] {
+        return std::max(0ms, std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()));
+    };
+    co_await server.shutdown(left());
+    control.stop();
+    token_files.stop();
+    co_await delivery.stop(left());
+    log::info("stopped", {{"queued", delivery.queued()}});
+    io.stop();
 }
 
 }  // namespace
@@ -117,12 +137,16 @@ int run_serve(const std::vector<std::string>& args) {
         server.set_direct_handler([&delivery](QueuedMessage m) { return delivery.deliver_direct(std::move(m)); });
         server.start();
         delivery.start(spool.recover());
-        // Queue tools (queue retry/hold/release/delete) and new token files reach us through inotify.
-        ensure_directory(config->relay.state_dir / "tokens", 0700);
-        ControlWatcher control(io.get_executor(), spool.control_dir(), config->relay.state_dir / "tokens",
-                               [&delivery](std::vector<ControlRequest> r) { delivery.handle_requests(r); },
-                               [&delivery] { delivery.tokens_changed(); });
+        // Queue tools (queue retry/hold/release/delete) and changed token files reach us through inotify.
+        ControlWatcher control(io.get_executor(), spool.control_dir(),
+                               [&delivery](std::vector<ControlRequest> r) { delivery.handle_requests(r); });
         control.start();
+        ensure_directory(config->relay.state_dir / "tokens", 0700);
+        auth::TokenFileWatcher token_files(io.get_executor(), config->relay.state_dir / "tokens",
+                                           [&delivery](const std::set<std::string>& accounts, bool all) {
+                                               delivery.tokens_changed(accounts, all);
+                                           });
+        token_files.start();
         // sendmail's maildrop (issue 12): messages left while we were down or by users who may not
         // read the config. On a thread of its own; it submits to our own listener.
         maildrop::Pickup pickup(config);
@@ -140,6 +164,7 @@ int run_serve(const std::vector<std::string>& args) {
         heartbeat.start();
 
         asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+        asio::steady_timer hard_stop(io);
         stop_signals.async_wait([&](const boost::system::error_code& ec, int signal) {
             if (ec) return;
             log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
@@ -147,13 +172,18 @@ int run_serve(const std::vector<std::string>& args) {
             pickup.request_stop();
             heartbeat.stop();
             admin.stop();
-            asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-                co_await server.shutdown(kDrainDeadline);
-                control.stop();
-                co_await delivery.stop(kDrainDeadline);
-                log::info("stopped", {{"queued", delivery.queued()}});
+            const auto until = std::chrono::steady_clock::now() + kDrainDeadline;
+            // Hard: should the graceful stop overrun its deadline, stop anyway.
+            hard_stop.expires_at(until + kHardStopGrace);
+            hard_stop.async_wait([&](const boost::system::error_code& ec) {
+                if (ec) return;
+                log::warning("stop_deadline_passed", {{"detail", "stopping now; undelivered mail stays in the spool"}});
                 io.stop();
-            }, asio::detached);
+            });
+            // Gentle: each part finishes what is in flight within what is left of the deadline. A
+            // failure here is logged and the process still stops (cleanly: the spool is durable).
+            core::spawn(io.get_executor(), graceful_stop(io, server, control, token_files, delivery, until), "shutdown", "",
+                        [&io](std::exception_ptr) { io.stop(); });
         });
         asio::signal_set hangup(io, SIGHUP);
         std::function<void()> wait_hangup = [&] {

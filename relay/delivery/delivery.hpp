@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,8 +43,9 @@ public:
     // may be fixed) and re-read their token file; new accounts start; a removed account's mail stays
     // in the spool untouched.
     void update_config(std::shared_ptr<const conf::Config> config);
-    // Stops starting transactions; waits up to `deadline` for those in flight. Undelivered mail
-    // simply stays in the spool for the next start.
+    // Stops starting transactions and cancels idle waits; waits up to `deadline` for those in
+    // flight (woken when the last one ends, no polling). Undelivered mail simply stays in the
+    // spool for the next start.
     boost::asio::awaitable<void> stop(std::chrono::milliseconds deadline);
 
     // delivery = "direct": delivers `message` (written to the spool but not acknowledged) now and
@@ -52,8 +54,9 @@ public:
     boost::asio::awaitable<std::string> deliver_direct(QueuedMessage message);
     // Requests of the queue tools (see queue_control.hpp).
     void handle_requests(const std::vector<ControlRequest>& requests);
-    // A token file changed: accounts held for a dead refresh token try again.
-    void tokens_changed();
+    // These accounts' token files changed (auth::TokenFileWatcher; `all`: maybe every account's):
+    // an account on hold or backing off for token trouble tries again now.
+    void tokens_changed(const std::set<std::string>& accounts, bool all);
 
     std::size_t queued() const;     // messages known to the agent and not yet delivered or failed
 

@@ -6,8 +6,6 @@
 #include <sys/stat.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -18,6 +16,8 @@
 #include <fmt/format.h>
 
 #include "relay/core/log.hpp"
+#include "relay/core/restart.hpp"
+#include "relay/core/spawn.hpp"
 
 namespace relay {
 namespace {
@@ -108,6 +108,21 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
             serve(std::move(socket));
         }
     }
+
+    // An accept loop that dies is logged and started again a second later: status and metrics must
+    // stay reachable.
+    template <class Acceptor, class Serve>
+    void spawn_accept_loop(Acceptor* acceptor, Serve serve, const std::string& what) {
+        std::weak_ptr<Impl> weak = weak_from_this();
+        core::spawn(io, accept_loop(shared_from_this(), acceptor, serve), "admin_accept_loop", what,
+                    [weak, acceptor, serve, what](std::exception_ptr) {
+                        auto self = weak.lock();
+                        if (!self) return;
+                        core::restart_later(self->io, [weak, acceptor, serve, what] {
+                            if (auto self = weak.lock(); self && !self->stopping) self->spawn_accept_loop(acceptor, serve, what);
+                        });
+                    });
+    }
 };
 
 AdminServer::AdminServer(asio::any_io_executor io) : impl_(std::make_shared<Impl>(std::move(io))) {}
@@ -138,12 +153,13 @@ void AdminServer::listen_control(const std::filesystem::path& path, ControlHandl
     auto* raw = acceptor.get();
     impl_->control = std::move(acceptor);
     auto serve = [io = impl_->io, handler = std::move(handler)](local::socket socket) {
-        asio::co_spawn(io, one_request(std::move(socket), "\n", [handler](std::string_view request) {
+        // One request that fails ends only itself: logged, the socket closes with the frame.
+        core::spawn(io, one_request(std::move(socket), "\n", [handler](std::string_view request) {
             while (!request.empty() && (request.back() == '\n' || request.back() == '\r')) request.remove_suffix(1);
             return handler(request);
-        }), asio::detached);
+        }), "admin_request", "control");
     };
-    asio::co_spawn(impl_->io, Impl::accept_loop(impl_, raw, std::move(serve)), asio::detached);
+    impl_->spawn_accept_loop(raw, std::move(serve), "control");
 }
 
 void AdminServer::listen_metrics(const conf::HostPort& address, MetricsHandler handler) {
@@ -162,11 +178,11 @@ void AdminServer::listen_metrics(const conf::HostPort& address, MetricsHandler h
     auto* raw = acceptor.get();
     impl_->metrics = std::move(acceptor);
     auto serve = [io = impl_->io, handler = std::move(handler)](tcp::socket socket) {
-        asio::co_spawn(io, one_request(std::move(socket), "\r\n\r\n", [handler](std::string_view request) {
+        core::spawn(io, one_request(std::move(socket), "\r\n\r\n", [handler](std::string_view request) {
             return http_response(request, handler);
-        }), asio::detached);
+        }), "admin_request", "metrics");
     };
-    asio::co_spawn(impl_->io, Impl::accept_loop(impl_, raw, std::move(serve)), asio::detached);
+    impl_->spawn_accept_loop(raw, std::move(serve), "metrics");
 }
 
 void AdminServer::stop() {

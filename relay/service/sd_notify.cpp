@@ -4,8 +4,6 @@
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -17,6 +15,9 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+
+#include "relay/core/spawn.hpp"
+#include "relay/core/restart.hpp"
 
 namespace relay {
 
@@ -66,6 +67,19 @@ constexpr std::chrono::milliseconds kStatusPeriod{2000};
 }  // namespace
 
 struct NotifyHeartbeat::Impl {
+    // The heartbeat is not worth stopping the relay for: a failure is logged and it starts again
+    // a second later.
+    static void spawn_run(const std::shared_ptr<Impl>& self) {
+        std::weak_ptr<Impl> weak = self;
+        core::spawn(self->timer.get_executor(), run(self), "sd_notify_heartbeat", "", [weak](std::exception_ptr) {
+            auto self = weak.lock();
+            if (!self) return;
+            core::restart_later(self->timer.get_executor(), [weak] {
+                if (auto self = weak.lock(); self && !self->stopped) spawn_run(self);
+            });
+        });
+    }
+
     Impl(asio::any_io_executor io, SdNotifier& n, std::function<std::string()> s)
         : timer(io), notifier(n), summary(std::move(s)) {}
     asio::steady_timer timer;
@@ -96,7 +110,7 @@ NotifyHeartbeat::~NotifyHeartbeat() { stop(); }
 
 void NotifyHeartbeat::start() {
     if (!impl_->notifier.enabled()) return;
-    asio::co_spawn(impl_->timer.get_executor(), Impl::run(impl_), asio::detached);
+    Impl::spawn_run(impl_);
 }
 
 void NotifyHeartbeat::stop() {

@@ -14,13 +14,13 @@
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
 #include "relay/core/log.hpp"
+#include "relay/core/restart.hpp"
+#include "relay/core/spawn.hpp"
 
 namespace relay {
 namespace {
@@ -110,35 +110,30 @@ std::vector<ControlRequest> take_requests(const fs::path& control_dir) {
 
 struct ControlWatcher::Impl : std::enable_shared_from_this<Impl> {
     asio::posix::stream_descriptor stream;
-    fs::path control_dir, tokens_dir;
+    fs::path control_dir;
     RequestHandler on_requests;
-    TokensHandler on_tokens;
-    int control_wd = -1, tokens_wd = -1;
     bool stopped = false;
 
-    Impl(asio::any_io_executor io, fs::path c, fs::path t, RequestHandler r, TokensHandler k)
-        : stream(io), control_dir(std::move(c)), tokens_dir(std::move(t)), on_requests(std::move(r)),
-          on_tokens(std::move(k)) {}
+    Impl(asio::any_io_executor io, fs::path c, RequestHandler r)
+        : stream(io), control_dir(std::move(c)), on_requests(std::move(r)) {}
 
     void deliver_requests() {
         auto requests = take_requests(control_dir);
         if (!requests.empty()) on_requests(std::move(requests));
     }
 
-    // Which watched directories the events in `buffer` concern. A plain function: an inotify_event
-    // (a flexible array member) cannot live in a coroutine frame, and it is copied out with memcpy
-    // because the buffer in that frame is not aligned for it.
-    static std::pair<bool, bool> scan_events(const char* buffer, std::size_t n, int control_wd, int tokens_wd) {
-        bool control = false, tokens = false;
-        for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
-            inotify_event event;
-            std::memcpy(&event, buffer + at, sizeof event);
-            if (event.wd == control_wd) control = true;
-            if (event.wd == tokens_wd) tokens = true;
-            if (event.mask & IN_Q_OVERFLOW) control = tokens = true;
-            at += sizeof(inotify_event) + event.len;
-        }
-        return {control, tokens};
+    // A watch that dies (a handler threw) is logged and started again a second later: queue tools
+    // must keep working.
+    static void spawn_watch(const std::shared_ptr<Impl>& self) {
+        std::weak_ptr<Impl> weak = self;
+        core::spawn(self->stream.get_executor(), watch(self), "queue_control_watch", self->control_dir.string(),
+                    [weak](std::exception_ptr) {
+                        auto self = weak.lock();
+                        if (!self) return;
+                        core::restart_later(self->stream.get_executor(), [weak] {
+                            if (auto self = weak.lock(); self && !self->stopped) spawn_watch(self);
+                        });
+                    });
     }
 
     static asio::awaitable<void> watch(std::shared_ptr<Impl> self) {
@@ -146,17 +141,15 @@ struct ControlWatcher::Impl : std::enable_shared_from_this<Impl> {
         while (!self->stopped) {
             auto [ec, n] = co_await self->stream.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
             if (ec) break;
-            auto [control, tokens] = scan_events(buffer, n, self->control_wd, self->tokens_wd);
-            if (control) self->deliver_requests();
-            if (tokens) self->on_tokens();
+            // Every event is about control_dir (the only watch); which file does not matter:
+            // take_requests reads whatever is there, oldest first.
+            if (n > 0) self->deliver_requests();
         }
     }
 };
 
-ControlWatcher::ControlWatcher(asio::any_io_executor io, fs::path control_dir, fs::path tokens_dir,
-                               RequestHandler on_requests, TokensHandler on_tokens)
-    : impl_(std::make_shared<Impl>(std::move(io), std::move(control_dir), std::move(tokens_dir),
-                                   std::move(on_requests), std::move(on_tokens))) {}
+ControlWatcher::ControlWatcher(asio::any_io_executor io, fs::path control_dir, RequestHandler on_requests)
+    : impl_(std::make_shared<Impl>(std::move(io), std::move(control_dir), std::move(on_requests))) {}
 
 ControlWatcher::~ControlWatcher() { stop(); }
 
@@ -164,14 +157,10 @@ void ControlWatcher::start() {
     int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "inotify_init1");
     impl_->stream.assign(fd);
-    impl_->control_wd = ::inotify_add_watch(fd, impl_->control_dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE);
-    if (impl_->control_wd < 0) throw std::system_error(errno, std::generic_category(), "watch " + impl_->control_dir.string());
-    // The token store renames a new file into place (token import, or our own refresh).
-    impl_->tokens_wd = ::inotify_add_watch(fd, impl_->tokens_dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB);
-    if (impl_->tokens_wd < 0)
-        log::warning("token_watch_unavailable", {{"dir", impl_->tokens_dir.string()}, {"error", std::strerror(errno)}});
+    if (::inotify_add_watch(fd, impl_->control_dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+        throw std::system_error(errno, std::generic_category(), "watch " + impl_->control_dir.string());
     impl_->deliver_requests();
-    asio::co_spawn(impl_->stream.get_executor(), Impl::watch(impl_), asio::detached);
+    Impl::spawn_watch(impl_);
 }
 
 void ControlWatcher::stop() {

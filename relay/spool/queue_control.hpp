@@ -37,10 +37,9 @@ std::vector<ControlRequest> take_requests(const std::filesystem::path& control_d
 class ControlWatcher {
 public:
     using RequestHandler = std::function<void(std::vector<ControlRequest>)>;
-    using TokensHandler = std::function<void()>;
 
-    ControlWatcher(boost::asio::any_io_executor io, std::filesystem::path control_dir,
-                   std::filesystem::path tokens_dir, RequestHandler on_requests, TokensHandler on_tokens);
+    // Token files are watched by auth::TokenFileWatcher, not here.
+    ControlWatcher(boost::asio::any_io_executor io, std::filesystem::path control_dir, RequestHandler on_requests);
     ~ControlWatcher();
 
     // Handles requests already waiting, then watches. Throws std::system_error when inotify fails.

@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -23,6 +21,7 @@
 #include "relay/core/blocking.hpp"
 #include "relay/core/durable_file.hpp"
 #include "relay/core/log.hpp"
+#include "relay/core/spawn.hpp"
 #include "relay/spool/queue_state.hpp"
 
 namespace relay {
@@ -246,6 +245,20 @@ QueuedMessage Spool::inject(const Envelope& envelope, std::string_view body) {
     return message;
 }
 
+std::string read_header_block(const QueuedMessage& message) {
+    constexpr std::size_t kLimit = 65536;
+    SpoolBodyReader body(message);
+    std::string header;
+    char buffer[8192];
+    while (header.size() < kLimit) {
+        std::size_t n = body.read(buffer, sizeof buffer);
+        if (n == 0) break;
+        header.append(buffer, n);
+        if (auto end = header.find("\r\n\r\n"); end != std::string::npos) return header.substr(0, end + 2);
+    }
+    return header.substr(0, std::min(header.size(), kLimit));
+}
+
 // ---------------------------------------------------------------------------------------------
 // SpoolBodyReader
 
@@ -302,16 +315,38 @@ struct SpoolCommitter::Impl : std::enable_shared_from_this<Impl> {
     // Two stages, each one batch at a time, overlapping: while one batch is renamed and its
     // directory synced, the next batch's data is synced. Each stage waits on a device flush, so a
     // pipeline of two keeps the disk busy twice as often under concurrent sessions.
+    // A stage should never throw (its blocking work reports through the entries); if one does, the
+    // exception is logged (core::spawn), its batch is answered as failed so no client waits
+    // forever (their incoming files are swept at the next start), and the stage starts again.
     void kick() {
         if (!syncing && !waiting.empty()) {
             syncing = true;
             ++batches;
-            asio::co_spawn(io, sync_stage(std::exchange(waiting, {}), shared_from_this()), asio::detached);
+            auto batch = std::exchange(waiting, {});
+            core::spawn(io, sync_stage(batch, shared_from_this()), "spool_sync_stage", "",
+                        stage_failed(batch, &Impl::syncing));
         }
         if (!publishing && !synced.empty()) {
             publishing = true;
-            asio::co_spawn(io, publish_stage(std::exchange(synced, {}), shared_from_this()), asio::detached);
+            auto batch = std::exchange(synced, {});
+            core::spawn(io, publish_stage(batch, shared_from_this()), "spool_publish_stage", "",
+                        stage_failed(batch, &Impl::publishing));
         }
+    }
+
+    core::OnFailure stage_failed(std::vector<std::shared_ptr<Entry>> batch, bool Impl::*running) {
+        std::weak_ptr<Impl> weak = weak_from_this();
+        return [weak, batch, running](std::exception_ptr) mutable {
+            mark_failed(batch);
+            for (auto& entry : batch) {
+                entry->done = true;
+                entry->wake.cancel();
+            }
+            if (auto self = weak.lock()) {
+                (*self).*running = false;
+                self->kick();
+            }
+        };
     }
 
     // fdatasync of every file in the batch, on this pool thread and up to kSyncLanes - 1 others:

@@ -101,6 +101,11 @@ private:
     std::uint64_t position_;
 };
 
+// The message's header block (up to and including the CRLF before the blank line), at most 64 KiB:
+// for a DSN's text/rfc822-headers part and for `queue show`. The spool owns the file format, so
+// this is the one reader of it. Throws std::system_error when the file cannot be read.
+std::string read_header_block(const QueuedMessage& message);
+
 // Batches commits (see file comment). Lives on the I/O executor; syncing runs on the blocking pool.
 class SpoolCommitter {
 public:

@@ -304,6 +304,27 @@ def test_dead_refresh_token_holds_until_a_new_token_is_imported(relay, standin):
     standin.wait_for_messages(1)
 
 
+def test_missing_consent_holds_like_a_dead_refresh_token(relay, standin):
+    # Issue 10: the token manager and the hold decision share one answer to "which token failures
+    # need a person"; consent (AADSTS65001) is one of them, so no retry storm of sign-ins.
+    standin.control(token_lifetime=1)
+    relay.start()
+    standin.control(token_mode="consent_required")
+    time.sleep(1.5)
+    send(relay, "after consent was withdrawn")
+    hold = relay.wait_for_log("account_hold")
+    assert "AADSTS65001" in hold[0] and "consent" in hold[0], hold
+    requests = sum(standin.stats()["token_requests"].get("refresh_token", {}).values())
+    time.sleep(3)
+    assert sum(standin.stats()["token_requests"].get("refresh_token", {}).values()) == requests
+    assert relay.log_lines("account_backoff") == [] and standin.messages() == []
+
+    standin.control(token_mode="ok", token_lifetime=3600)
+    relay.process.send_signal(signal.SIGHUP)    # the admin granted consent and reloads
+    assert "configuration reloaded" in relay.wait_for_log("account_released")[0]
+    standin.wait_for_messages(1)
+
+
 def test_per_account_queue_lifetime_fails_an_undeliverable_message(relay, standin):
     relay.accounts["office"]["max_queue_lifetime"] = "2s"
     standin.set_smtp_up(False)

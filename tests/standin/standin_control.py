@@ -30,7 +30,7 @@ DEFAULT_SETTINGS = {
     "reject_rcpt": {},  # recipient address (lower case) -> RCPT reply line, e.g. "550 5.1.1 User unknown"
 }
 AUTHORIZE_MODES = ("approve", "deny")
-TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client")
+TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client", "consent_required")
 ROTATIONS = ("keep", "invalidate")
 ACTIONS = ("add_refresh_token", "revoke_all_refresh_tokens")
 

@@ -207,6 +207,13 @@ class TokenAuthority:
             raise _missing("refresh_token")
         with self._lock:
             grant = self._refresh.get(presented)
+            if settings["token_mode"] == "consent_required":
+                # Consent withdrawn (or never granted for a new scope): Microsoft answers the refresh
+                # with invalid_grant and AADSTS65001, which only an admin can fix.
+                raise TokenError(400, "invalid_grant", 65001,
+                                 "The user or administrator has not consented to use the application "
+                                 "with ID 'relay-client-id'. Send an interactive authorization request "
+                                 "for this user and resource.")
             if settings["token_mode"] == "invalid_grant":
                 raise TokenError(400, "invalid_grant", 700082,
                                  "The refresh token has expired due to inactivity. The token was "

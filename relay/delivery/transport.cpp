@@ -1,0 +1,12 @@
+// Picks an account's transport; see transport.hpp. A new transport adds its case here.
+#include "relay/delivery/transport.hpp"
+
+#include "relay/delivery/smtp_transport.hpp"
+
+namespace relay {
+
+std::unique_ptr<Transport> make_transport(const conf::Account& account, const TransportDeps& deps) {
+    return make_smtp_transport(account, deps);
+}
+
+}  // namespace relay

@@ -56,6 +56,43 @@ std::size_t collect_body(char* data, std::size_t size, std::size_t count, void* 
     return size * count;
 }
 
+// A body with a cap: bytes beyond it are dropped (and the transfer aborted), so a hostile or broken
+// server cannot make the relay buffer without bound.
+struct CappedBody {
+    std::string* out;
+    std::size_t limit;
+};
+std::size_t collect_capped(char* data, std::size_t size, std::size_t count, void* user) {
+    auto* body = static_cast<CappedBody*>(user);
+    const std::size_t room = body->limit - std::min(body->limit, body->out->size());
+    body->out->append(data, std::min(room, size * count));
+    return room >= size * count ? size * count : 0;  // 0 makes libcurl stop with CURLE_WRITE_ERROR
+}
+
+// Keeps only the Retry-After header's value.
+std::size_t collect_retry_after(char* data, std::size_t size, std::size_t count, void* user) {
+    std::string_view line(data, size * count);
+    constexpr std::string_view name = "retry-after:";
+    if (line.size() > name.size() && lower(line.substr(0, name.size())) == name) {
+        std::string_view value = line.substr(name.size());
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+        *static_cast<std::string*>(user) = std::string(value.substr(0, 100));
+    }
+    return size * count;
+}
+
+void check_scheme(const std::string& url) {
+    std::string scheme = lower(url.substr(0, url.find("://")));
+    if (scheme == "http") {
+        if (!is_loopback_host(url_host(url)))
+            throw HttpError("refusing plain http to " + url +
+                            ": https is required (http is only allowed to loopback hosts)");
+    } else if (scheme != "https" || url.find("://") == std::string::npos) {
+        throw HttpError("unsupported URL " + url + ": https is required");
+    }
+}
+
 struct EasyDeleter {
     void operator()(CURL* h) const { curl_easy_cleanup(h); }
 };
@@ -94,15 +131,58 @@ std::string url_encode_form(const FormFields& form) {
 CurlHttpClient::CurlHttpClient() : CurlHttpClient(Options{}) {}
 CurlHttpClient::CurlHttpClient(Options options) : options_(std::move(options)) { init_curl_once(); }
 
-HttpResponse CurlHttpClient::post_form(const std::string& url, const FormFields& form) {
-    std::string scheme = lower(url.substr(0, url.find("://")));
-    if (scheme == "http") {
-        if (!is_loopback_host(url_host(url)))
-            throw HttpError("refusing plain http to " + url +
-                            ": https is required (http is only allowed to loopback hosts)");
-    } else if (scheme != "https" || url.find("://") == std::string::npos) {
-        throw HttpError("unsupported URL " + url + ": https is required");
+HttpResponse HttpClient::post(const HttpPost& request) {
+    throw HttpError("POST " + request.url + ": this HTTP client only talks to token endpoints");
+}
+
+HttpResponse CurlHttpClient::post(const HttpPost& request) {
+    check_scheme(request.url);
+    std::unique_ptr<CURL, EasyDeleter> handle(curl_easy_init());
+    if (!handle) throw HttpError("cannot initialise libcurl for " + request.url);
+    CURL* h = handle.get();
+    HttpResponse response;
+    CappedBody capped{&response.body, request.max_response};
+    char error_text[CURL_ERROR_SIZE] = {};
+    const std::string authorization = "Authorization: Bearer " + request.bearer_token;
+    const std::string content_type = "Content-Type: " + request.content_type;
+    curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
+    headers = curl_slist_append(headers, content_type.c_str());
+    headers = curl_slist_append(headers, authorization.c_str());
+    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers, &curl_slist_free_all);
+    const std::string& ca_file = request.ca_file.empty() ? options_.ca_file : request.ca_file;
+
+    curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);   // a redirect would carry the bearer token elsewhere
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count() * 1000));
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.total_timeout.count() * 1000));
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca_file.c_str());
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "smtp-oauth2-relay/" RELAY_VERSION);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &collect_capped);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &capped);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &collect_retry_after);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.retry_after);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_text);
+
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+    // A body over the cap still has its status: the answer is known, only its text is cut.
+    if (rc == CURLE_WRITE_ERROR && response.status != 0) return response;
+    if (rc != CURLE_OK) {
+        std::string reason = error_text[0] ? error_text : curl_easy_strerror(rc);
+        throw HttpError("POST " + request.url + " failed: " + reason);
     }
+    return response;
+}
+
+HttpResponse CurlHttpClient::post_form(const std::string& url, const FormFields& form) {
+    check_scheme(url);
 
     std::unique_ptr<CURL, EasyDeleter> handle(curl_easy_init());
     if (!handle) throw HttpError("cannot initialise libcurl for " + url);

@@ -42,7 +42,7 @@ using Member = std::variant<std::string T::*, std::optional<std::string> T::*, f
                             Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*,
                             AuthMode T::*, Cloud T::*,
                             std::optional<std::chrono::seconds> T::*, std::vector<std::string> T::*,
-                            DeliveryMode T::*>;
+                            DeliveryMode T::*, TransportKind T::*>;
 
 template <class T>
 struct KeySpec {
@@ -152,6 +152,13 @@ const KeySpec<Account> account_keys[] = {
     {.name = "max_queue_lifetime", .member = &Account::max_queue_lifetime, .min = 1, .max = 100 * kDay},
     {.name = "bounce", .member = &Account::bounce, .default_toml = "false"},
     {.name = "delivery", .member = &Account::delivery, .default_toml = R"("queue")"},
+    // Microsoft Graph sendMail (issue 14); graph_url and the Graph scopes come from the cloud preset.
+    {.name = "transport", .member = &Account::transport, .default_toml = R"("smtp")"},
+    {.name = "graph_url", .member = &Account::graph_url},
+    {.name = "save_to_sent_items", .member = &Account::save_to_sent_items, .default_toml = "true"},
+    // Graph's Outlook throttling allows 4 concurrent requests per mailbox; more get 429.
+    {.name = "graph_concurrent_requests", .member = &Account::graph_concurrent_requests, .default_toml = "4",
+     .min = 1, .max = 4},
 };
 
 struct Preset {
@@ -180,15 +187,24 @@ struct MicrosoftCloud {
     std::string_view delegated_scope;
     std::string_view app_scope;        // client_credentials: the resource's .default (SMTP.SendAsApp)
     std::string_view upstream;
+    // transport = "graph": the cloud's Graph host; its token audience differs from SMTP's, so the
+    // scopes differ too (delegated Mail.Send, app-only the Graph resource's .default).
+    std::string_view graph_url;
+    std::string_view graph_delegated_scope;
+    std::string_view graph_app_scope;
 };
 
 const MicrosoftCloud microsoft_clouds[] = {
     {Cloud::global, "login.microsoftonline.com", "https://outlook.office.com/SMTP.Send offline_access",
-     "https://outlook.office365.com/.default", "smtp.office365.com:587"},
+     "https://outlook.office365.com/.default", "smtp.office365.com:587", "https://graph.microsoft.com",
+     "https://graph.microsoft.com/Mail.Send offline_access", "https://graph.microsoft.com/.default"},
     {Cloud::usgov, "login.microsoftonline.us", "https://outlook.office365.us/SMTP.Send offline_access",
-     "https://outlook.office365.us/.default", "smtp.office365.us:587"},
+     "https://outlook.office365.us/.default", "smtp.office365.us:587", "https://graph.microsoft.us",
+     "https://graph.microsoft.us/Mail.Send offline_access", "https://graph.microsoft.us/.default"},
     {Cloud::china, "login.partner.microsoftonline.cn", "https://partner.outlook.cn/SMTP.Send offline_access",
-     "https://partner.outlook.cn/.default", "smtp.partner.outlook.cn:587"},
+     "https://partner.outlook.cn/.default", "smtp.partner.outlook.cn:587", "https://microsoftgraph.chinacloudapi.cn",
+     "https://microsoftgraph.chinacloudapi.cn/Mail.Send offline_access",
+     "https://microsoftgraph.chinacloudapi.cn/.default"},
 };
 
 const MicrosoftCloud& microsoft_cloud(Cloud cloud) {
@@ -250,6 +266,7 @@ private:
     void check_sign_in_endpoints(const toml::table& table, const std::string& label, Account& account,
                                  const Preset* preset);
     void check_account_auth(const toml::table& table, const std::string& label, Account& account);
+    void check_graph(const toml::table& table, const std::string& label, Account& account);
     void check_relay(const toml::table& table, Config& config);
     void check_hostile_limits(const toml::table& table, RelaySettings& relay);
 
@@ -355,7 +372,8 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
     const bool app = account.auth == AuthMode::client_credentials;
     const MicrosoftCloud* cloud = account.provider == Provider::microsoft ? &microsoft_cloud(account.cloud) : nullptr;
     // Basic or no upstream auth needs no token, so none of the OAuth endpoints or ids.
-    const bool needs_token = account.upstream_auth == UpstreamAuth::xoauth2 ||
+    const bool graph = account.transport == TransportKind::graph;
+    const bool needs_token = graph || account.upstream_auth == UpstreamAuth::xoauth2 ||
                              account.upstream_auth == UpstreamAuth::oauthbearer;
     if (needs_token && !table.contains("client_id"))
         fail(table.source(), fmt::format("{}: missing required key 'client_id' in [{}]", label, label));
@@ -381,18 +399,21 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
     }
     check_sign_in_endpoints(table, label, account, has_preset ? &*preset : nullptr);
     if (!table.contains("scope") && needs_token) {
-        if (cloud) account.scope = app ? cloud->app_scope : cloud->delegated_scope;
+        if (cloud && graph) account.scope = app ? cloud->graph_app_scope : cloud->graph_delegated_scope;
+        else if (graph) missing("scope");
+        else if (cloud) account.scope = app ? cloud->app_scope : cloud->delegated_scope;
         else if (has_preset && !app) account.scope = preset->scope;
         else if (!has_preset) missing("scope");
     }
     if (!table.contains("upstream")) {
         if (cloud) account.upstream = *parse_host_port(cloud->upstream);
         else if (has_preset) account.upstream = *parse_host_port(preset->upstream);
-        else missing("upstream");
+        else if (!graph) missing("upstream");
     }
     if (table.contains("cloud") && account.provider != Provider::microsoft)
         fail(position_of(table, "cloud"), label + ".cloud: only provider \"microsoft\" has national clouds");
     check_account_auth(table, label, account);
+    check_graph(table, label, account);
     // Without TLS the access token and the mail cross the network in clear text (RFC 7628 section 5).
     if (account.upstream_tls == UpstreamTls::none && !account.upstream.host.empty() &&
         !detail::is_loopback_host(account.upstream.host))
@@ -463,6 +484,40 @@ void Loader::check_account_auth(const toml::table& table, const std::string& lab
              label + ": upstream_user and upstream_password are used only with upstream_auth \"plain\" or \"login\"");
     }
     if (account.upstream_user.empty()) account.upstream_user = account.email;
+}
+
+// transport = "graph": Graph needs a Microsoft token and an https endpoint; SMTP-only settings would
+// be silently ignored, so they are errors.
+void Loader::check_graph(const toml::table& table, const std::string& label, Account& account) {
+    const bool graph = account.transport == TransportKind::graph;
+    if (!graph) {
+        if (table.contains("graph_url"))
+            fail(position_of(table, "graph_url"), label + ".graph_url: used only with transport = \"graph\"");
+        return;
+    }
+    if (account.provider == Provider::google)
+        fail(position_of(table, "transport"), label + ".transport: \"graph\" is Microsoft Graph; Google accounts use SMTP");
+    for (const char* key : {"upstream_auth", "upstream_user", "upstream_password", "upstream_password_file"})
+        if (table.contains(key))
+            fail(position_of(table, key), fmt::format("{}.{}: not used with transport = \"graph\" (Graph takes "
+                                                      "the OAuth token as a bearer token)", label, key));
+    // Graph's sendMail takes saveToSentItems only in its JSON form; the MIME form the relay must use
+    // (the client's bytes, signatures intact) always keeps a copy (learn.microsoft.com user-sendmail).
+    if (!account.save_to_sent_items)
+        fail(position_of(table, "save_to_sent_items"),
+             label + ".save_to_sent_items: Graph's MIME sendMail always saves a copy in Sent Items; false cannot "
+                     "be honoured (delete the key, or use transport = \"smtp\")");
+    if (table.contains("graph_url")) {
+        if (!is_acceptable_token_url(account.graph_url))
+            fail(position_of(table, "graph_url"),
+                 label + ".graph_url: must be an https:// URL (http:// only for a loopback host)");
+        while (account.graph_url.ends_with('/')) account.graph_url.pop_back();
+    } else if (account.provider == Provider::microsoft) {
+        account.graph_url = std::string(microsoft_cloud(account.cloud).graph_url);
+    } else {
+        fail(table.source(), fmt::format("{}: missing required key 'graph_url' in [{}] (provider \"custom\" has "
+                                         "no preset)", label, label));
+    }
 }
 
 void Loader::read_users(const toml::table& root, Config& config) {

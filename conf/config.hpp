@@ -57,6 +57,9 @@ enum class AuthMode { delegated, client_credentials };
 // Microsoft's national clouds differ from the global one in host names only.
 enum class Cloud { global, usgov, china };
 enum class DeliveryMode { queue, direct };
+// How an account's mail leaves: SMTP submission, or Microsoft Graph sendMail for tenants that
+// switched SMTP AUTH off (issue 14).
+enum class TransportKind { smtp, graph };
 using LogFormat = log::Format;
 
 struct RelaySettings {
@@ -147,7 +150,20 @@ struct Account {
     std::optional<std::chrono::seconds> max_queue_lifetime;
     bool bounce = false;                          // RFC 3464 DSN to the envelope sender on permanent failure
     DeliveryMode delivery = DeliveryMode::queue;  // direct: the client's end-of-data waits for the upstream
+    // Microsoft Graph sendMail (issue 14): transport = "graph" posts each message as MIME to
+    // {graph_url}/v1.0/users/{email}/sendMail instead of SMTP; scope and graph_url come from the preset.
+    TransportKind transport = TransportKind::smtp;
+    std::string graph_url;                        // preset per cloud, e.g. https://graph.microsoft.com
+    bool save_to_sent_items = true;               // like SMTP AUTH submission, a copy in Sent Items
+    unsigned graph_concurrent_requests = 4;       // Graph allows 4 concurrent requests per mailbox
 };
+
+// Graph caps one request at 4 MB and the MIME travels base64-encoded: 3 MiB of MIME, less room for
+// the Bcc line the relay may add to reconcile header and envelope recipients (see README).
+inline constexpr std::uint64_t kGraphMaxMessageSize = 3 * 1024 * 1024 - 64 * 1024;
+
+// The largest message this account can carry: max_message_size, or less for a Graph account.
+std::uint64_t message_size_limit(const RelaySettings& relay, const Account& account);
 
 struct Config {
     std::filesystem::path source;     // the file it came from
@@ -186,6 +202,7 @@ std::string_view to_string(UpstreamAuth);
 std::string_view to_string(AuthMode);
 std::string_view to_string(Cloud);
 std::string_view to_string(DeliveryMode);
+std::string_view to_string(TransportKind);
 std::string_view to_string(LogLevel);
 std::string_view to_string(LogFormat);
 

@@ -34,7 +34,11 @@ inline constexpr std::array<std::pair<std::string_view, LogFormat>, 4> log_forma
 inline constexpr std::array<std::pair<std::string_view, DeliveryMode>, 2> delivery_mode_names{{
     {"queue", DeliveryMode::queue}, {"direct", DeliveryMode::direct}}};
 
+inline constexpr std::array<std::pair<std::string_view, TransportKind>, 2> transport_names{{
+    {"smtp", TransportKind::smtp}, {"graph", TransportKind::graph}}};
+
 inline std::span<const std::pair<std::string_view, DeliveryMode>> names_of(DeliveryMode) { return delivery_mode_names; }
+inline std::span<const std::pair<std::string_view, TransportKind>> names_of(TransportKind) { return transport_names; }
 inline std::span<const std::pair<std::string_view, Provider>> names_of(Provider) { return provider_names; }
 inline std::span<const std::pair<std::string_view, UpstreamTls>> names_of(UpstreamTls) { return upstream_tls_names; }
 inline std::span<const std::pair<std::string_view, UpstreamAuth>> names_of(UpstreamAuth) { return upstream_auth_names; }

@@ -198,6 +198,12 @@ std::string_view to_string(UpstreamAuth a) { return name_of(a); }
 std::string_view to_string(AuthMode m) { return name_of(m); }
 std::string_view to_string(Cloud c) { return name_of(c); }
 std::string_view to_string(DeliveryMode m) { return name_of(m); }
+std::string_view to_string(TransportKind t) { return name_of(t); }
+
+std::uint64_t message_size_limit(const RelaySettings& relay, const Account& account) {
+    if (account.transport == TransportKind::graph) return std::min(relay.max_message_size, kGraphMaxMessageSize);
+    return relay.max_message_size;
+}
 std::string_view to_string(LogLevel l) { return name_of(l); }
 std::string_view to_string(LogFormat f) { return name_of(f); }
 

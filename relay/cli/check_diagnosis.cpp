@@ -12,7 +12,48 @@ std::string authorize_command(const conf::Account& account) {
     return fmt::format("run `smtp-oauth2-relay authorize --account {}` and sign in as {}", account.name, account.email);
 }
 
+// The Entra ID grant Graph needs: delegated Mail.Send, or the application permission limited to
+// the relay's mailboxes (an application access policy; RBAC for Applications works too).
+std::string graph_permission(const conf::Account& account) {
+    if (account.auth == conf::AuthMode::client_credentials)
+        return fmt::format("give the app registration the Microsoft Graph application permission Mail.Send with "
+                           "admin consent, and limit it to this mailbox in Exchange Online PowerShell: "
+                           "New-ApplicationAccessPolicy -AppId {} -PolicyScopeGroupId <mail-enabled group with {}> "
+                           "-AccessRight RestrictAccess -Description \"smtp-oauth2-relay\"", account.client_id, account.email);
+    return "give the app registration the delegated Microsoft Graph permission Mail.Send (and offline_access), then "
+           "sign in again: `smtp-oauth2-relay authorize --account " + account.name + "`";
+}
+
+// 5.7.139 with SMTP AUTH that must stay off: the way out through Graph, with the exact lines.
+std::string graph_proposal(const conf::Account& account) {
+    return fmt::format("\n              or keep SMTP AUTH off and deliver through Microsoft Graph instead: add to "
+                       "[accounts.{}] the line\n                  transport = \"graph\"\n              and {}",
+                       account.name, graph_permission(account));
+}
+
 }  // namespace
+
+Diagnosis diagnose_graph(long status, const std::string& code, const std::string& message, const conf::Account& account) {
+    const std::string what = fmt::format("Graph answered {}{}{}", status, code.empty() ? "" : " " + code,
+                                         message.empty() ? "" : ": " + message);
+    if (status == 0)
+        return {"Microsoft Graph cannot be reached at " + account.graph_url + ": " + message,
+                "check the network path (HTTPS to " + account.graph_url + ") and graph_url of account " + account.name};
+    if (status == 401)
+        return {what + " (the token is not for Microsoft Graph, or was refused)",
+                fmt::format("the account's scope must be Graph's ({}); remove a `scope` override, then {}",
+                            account.auth == conf::AuthMode::client_credentials ? "https://graph.microsoft.com/.default"
+                                                                               : "https://graph.microsoft.com/Mail.Send offline_access",
+                            account.auth == conf::AuthMode::client_credentials ? "run check again"
+                                                                               : authorize_command(account))};
+    if (status == 403)
+        return {what + " (Mail.Send is not granted for " + account.email + ")", graph_permission(account)};
+    if (status == 404)
+        return {what + " (Graph knows no mailbox " + account.email + ")", "correct email of account " + account.name};
+    if (status == 429 || status == 503 || status == 504)
+        return {what + " (throttled or busy)", "wait and run check again"};
+    return {what, "see Microsoft Graph's message above"};
+}
 
 Diagnosis diagnose_token(const auth::TokenError& e, const conf::Account& account) {
     const std::string& d = e.description();
@@ -82,11 +123,12 @@ Diagnosis diagnose_upstream(UpstreamError::Stage stage, const std::string& messa
         if (contains(text, "Mailbox"))
             return {"SMTP AUTH is disabled for the mailbox " + account.email + " (535 5.7.139)",
                     fmt::format("an Exchange admin runs in Exchange Online PowerShell: Set-CASMailbox -Identity {} "
-                                "-SmtpClientAuthenticationDisabled $false", account.email)};
+                                "-SmtpClientAuthenticationDisabled $false", account.email) + graph_proposal(account)};
         return {"SMTP AUTH is disabled for the tenant (535 5.7.139)",
                 fmt::format("an Exchange admin runs in Exchange Online PowerShell: Set-TransportConfig "
                             "-SmtpClientAuthenticationDisabled $false (or, for this mailbox only: Set-CASMailbox "
-                            "-Identity {} -SmtpClientAuthenticationDisabled $false)", account.email)};
+                            "-Identity {} -SmtpClientAuthenticationDisabled $false)", account.email) +
+                    graph_proposal(account)};
     }
     if (enhanced == "5.7.60" || enhanced == "5.2.252" || contains(text, "SendAsDenied") ||
         contains(text, "permission to send as") || contains(text, "permissions to send as"))

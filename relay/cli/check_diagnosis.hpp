@@ -28,4 +28,8 @@ Diagnosis diagnose_upstream(UpstreamError::Stage stage, const std::string& messa
                             const std::optional<smtp::Reply>& reply, const conf::Account& account,
                             const std::string& sender = {});
 
+// The Graph probe or test message of a transport = "graph" account failed: HTTP status 0 when Graph
+// could not be reached (`message` says why), else Graph's status, error code and message.
+Diagnosis diagnose_graph(long status, const std::string& code, const std::string& message, const conf::Account& account);
+
 }  // namespace relay::check

@@ -84,6 +84,11 @@ std::chrono::seconds AccountQueue::back_off() {
     return delay;
 }
 
+void AccountQueue::back_off_for(std::chrono::seconds delay) {
+    ++account_failures_;
+    backoff_until_ = std::max(backoff_until_, clock_->now() + delay);
+}
+
 void AccountQueue::clear_backoff() {
     backoff_until_ = {};
     account_failures_ = 0;

@@ -78,6 +78,8 @@ public:
     // Transient trouble reaching the provider: back off the whole account, doubling per
     // consecutive failure (the same schedule as messages). Returns the delay.
     std::chrono::seconds back_off();
+    // The provider said how long (Graph's Retry-After): the account waits at least that long.
+    void back_off_for(std::chrono::seconds delay);
     // A success or an outside change (reload, queue retry): the backoff ends.
     void clear_backoff();
     void delivered() { account_failures_ = 0; }

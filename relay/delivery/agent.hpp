@@ -26,6 +26,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "relay/core/clock.hpp"
+#include "relay/delivery/account_hold.hpp"
 #include "relay/delivery/account_queue.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/delivery/dsn.hpp"
@@ -35,6 +36,13 @@ namespace relay {
 
 namespace asio = boost::asio;
 using Steady = std::chrono::steady_clock;
+
+// The admin's next step for an outcome that holds the account: the transport's own (Graph knows
+// which grant is missing), else the SMTP reply's.
+inline std::string hold_action_of(const Outcome& out) {
+    if (out.hold_action) return *out.hold_action;
+    return hold_action_for(*out.hold).value_or("see the relay log, fix the cause, then: smtp-oauth2-relay queue retry --all");
+}
 
 // Keep an authenticated session this long for the next message: mail often comes in bursts.
 inline constexpr auto kIdleSessionKeep = std::chrono::seconds(5);
@@ -59,7 +67,12 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         std::vector<std::pair<std::unique_ptr<TransportSession>, Steady::time_point>> direct_idle;
 
         unsigned connections() const { return workers + direct_open; }
-        bool slot_free() const { return connections() < std::max(1u, config.max_connections); }
+        // SMTP connections, or for Graph one per request Graph allows at once for the mailbox.
+        bool slot_free() const {
+            const unsigned limit = config.transport == conf::TransportKind::graph ? config.graph_concurrent_requests
+                                                                                  : config.max_connections;
+            return connections() < std::max(1u, limit);
+        }
     };
 
     asio::any_io_executor io;
@@ -103,8 +116,10 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     asio::awaitable<std::optional<AccountFailure>> reopen(Account& a, std::unique_ptr<TransportSession>& open);
     asio::awaitable<Outcome> send(Account& a, TransportSession& session, const QueuedMessage& message);
     asio::awaitable<bool> deliver(Account& a, TransportSession& session, Item item);
-    void defer(Account& a, Item item, const std::string& reply);
+    // `wait`: the provider said when to come back (Graph's Retry-After); otherwise the schedule decides.
+    void defer(Account& a, Item item, const std::string& reply, std::optional<std::chrono::seconds> wait = std::nullopt);
     void back_off_account(Account& a, const std::string& reason);
+    void back_off_account_for(Account& a, const std::string& reason, std::chrono::seconds delay);
     bool forget_if_deleted(const Item& item);
     void fail(const Item& item, const std::string& reason, std::vector<FailedRecipient> recipients = {});
     void bounce(const QueuedMessage& original, std::vector<FailedRecipient> recipients);

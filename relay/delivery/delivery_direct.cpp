@@ -85,7 +85,9 @@ asio::awaitable<std::string> DeliveryAgent::Impl::deliver_direct(QueuedMessage m
     kick(a);
     slot_freed(a);
     if (!read_error.empty()) co_return "451 4.3.0 Error: cannot read the message back from the spool";
-    if (out.hold) hold_account(a, out.hold->text(), *hold_action_for(*out.hold));
+    if (out.hold) hold_account(a, out.hold->text(), hold_action_of(out));
+    if (out.account_backoff)
+        back_off_account_for(a, out.first_transient ? out.first_transient->text() : "", *out.account_backoff);
     for (const auto& f : out.failed)
         log::warning("recipient_failed", {{"queue_id", item.message.id}, {"rcpt", f.address},
                                           {"upstream_reply", f.diagnostic}, {"delivery", "direct"}});

@@ -4,6 +4,7 @@
 // reply that puts the account on hold. Pure, so every mix of per-recipient replies is unit-tested.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,10 @@ struct Outcome {
     std::optional<smtp::Reply> first_permanent;
     std::optional<smtp::Reply> hold;                 // a reply that puts the account on hold
     std::string io_error;                            // the session broke
+    // Set by transports whose provider says more than a reply code (Microsoft Graph): how long to
+    // leave the whole account alone (Retry-After), and the admin's next step for `hold`.
+    std::optional<std::chrono::seconds> account_backoff;
+    std::optional<std::string> hold_action;
 
     // Once on hold or broken, the remaining transactions are not attempted.
     bool stopped() const { return hold.has_value() || !io_error.empty(); }

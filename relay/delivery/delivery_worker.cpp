@@ -161,20 +161,23 @@ asio::awaitable<bool> DeliveryAgent::Impl::deliver(Account& a, TransportSession&
         if (forget_if_deleted(item)) co_return session.usable();
         save_state(item, SystemClock::now());
         a.queue.push_front(std::move(item));
-        hold_account(a, out.hold->text(), *hold_action_for(*out.hold));
+        hold_account(a, out.hold->text(), hold_action_of(out));
         co_return session.usable();
     }
     std::string reply = out.first_transient ? out.first_transient->text() : out.io_error;
     // 421/432: the provider is pacing this mailbox; slow the whole account down.
     // So does the daily recipient quota.
-    if (out.first_transient && (out.first_transient->code == 421 || out.first_transient->code == 432 ||
-                                quota_exceeded(*out.first_transient)))
+    if (out.account_backoff) {
+        back_off_account_for(a, reply, *out.account_backoff);
+    } else if (out.first_transient && (out.first_transient->code == 421 || out.first_transient->code == 432 ||
+                                       quota_exceeded(*out.first_transient))) {
         back_off_account(a, reply);
-    defer(a, std::move(item), reply);
+    }
+    defer(a, std::move(item), reply, out.account_backoff);
     co_return out.io_error.empty() && session.usable();
 }
 
-void DeliveryAgent::Impl::defer(Account& a, Item item, const std::string& reply) {
+void DeliveryAgent::Impl::defer(Account& a, Item item, const std::string& reply, std::optional<std::chrono::seconds> wait) {
     item.last_reply = reply;
     if (forget_if_deleted(item)) return;
     auto age = std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now() - item.message.received);
@@ -183,6 +186,7 @@ void DeliveryAgent::Impl::defer(Account& a, Item item, const std::string& reply)
         fail(item, fmt::format("message expired after {} attempts in the queue; last reply: {}", item.attempts, reply));
         return;
     }
+    if (wait) decision.delay = *wait;
     save_state(item, SystemClock::now() + decision.delay);
     if (std::filesystem::exists(hold_path(item.message.path))) {
         a.queue.add_held(std::move(item));
@@ -192,6 +196,14 @@ void DeliveryAgent::Impl::defer(Account& a, Item item, const std::string& reply)
                               {"upstream_reply", reply}, {"attempt", item.attempts},
                               {"next_try_in_s", static_cast<long>(decision.delay.count())}});
     a.queue.add_deferred(std::move(item), decision.delay);
+    rearm(a);
+}
+
+void DeliveryAgent::Impl::back_off_account_for(Account& a, const std::string& reason, std::chrono::seconds delay) {
+    a.queue.back_off_for(delay);
+    log::warning("account_backoff", {{"account", a.config.name}, {"reason", reason},
+                                     {"failures", a.queue.account_failures()},
+                                     {"next_try_in_s", static_cast<long>(delay.count())}});
     rearm(a);
 }
 

@@ -12,6 +12,20 @@ bool same_address(std::string_view a, std::string_view b) {
            });
 }
 
+std::uint64_t limit_of(const conf::Config& config, std::string_view account) {
+    const conf::Account* a = config.find_account(std::string(account));
+    return a ? conf::message_size_limit(config.relay, *a) : config.relay.max_message_size;
+}
+
+std::uint64_t advertised_size(const conf::Config& config, std::string_view user_account) {
+    if (!user_account.empty()) return limit_of(config, user_account);
+    // Not logged in: the sender will pick the account, so offer what the largest route carries.
+    std::uint64_t largest = 0;
+    for (const auto& [name, account] : config.accounts)
+        largest = std::max(largest, conf::message_size_limit(config.relay, account));
+    return largest ? largest : config.relay.max_message_size;
+}
+
 smtp::SessionHooks::RouteResult route_message(const conf::Config& config, std::string_view user,
                                               std::string_view user_account, std::string_view mail_from) {
     const auto listed = [&](const std::vector<std::string>& addresses) {
@@ -22,12 +36,14 @@ smtp::SessionHooks::RouteResult route_message(const conf::Config& config, std::s
         const conf::User* u = config.find_user(std::string(user));
         if (u && !u->allowed_senders.empty() && !listed(u->allowed_senders))
             return {false, {}, "553 5.7.1 Sender address not allowed for this user"};
-        return {true, std::string(user_account), {}};
+        return {true, std::string(user_account), {}, limit_of(config, user_account)};
     }
     // Unauthenticated client from allow_networks: the sender address picks the mailbox.
     for (const auto& [name, account] : config.accounts)
-        if (same_address(account.email, mail_from) || listed(account.send_as)) return {true, name, {}};
-    if (config.relay.default_account) return {true, *config.relay.default_account, {}};
+        if (same_address(account.email, mail_from) || listed(account.send_as))
+            return {true, name, {}, limit_of(config, name)};
+    if (config.relay.default_account)
+        return {true, *config.relay.default_account, {}, limit_of(config, *config.relay.default_account)};
     return {false, {}, "550 5.7.1 Sender address not served by this relay: log in, or use an address "
                        "configured as an account's email or send_as"};
 }

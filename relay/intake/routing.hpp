@@ -15,6 +15,12 @@ namespace relay {
 // 2.4) but no mail system in this path treats it so, and admins type addresses in any case.
 bool same_address(std::string_view a, std::string_view b);
 
+// The largest message `account` can carry (max_message_size, less for a Microsoft Graph account).
+std::uint64_t limit_of(const conf::Config& config, std::string_view account);
+// EHLO's SIZE for a client: its user's account's limit, or the largest of all accounts when it has
+// not logged in (its sender will choose; MAIL FROM then checks that account's limit).
+std::uint64_t advertised_size(const conf::Config& config, std::string_view user_account);
+
 smtp::SessionHooks::RouteResult route_message(const conf::Config& config, std::string_view user,
                                               std::string_view user_account, std::string_view mail_from);
 

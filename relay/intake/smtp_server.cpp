@@ -90,6 +90,10 @@ smtp::SessionHooks::RouteResult RelaySessionHooks::route(std::string_view user, 
     return route_message(*config_, user, user_account, mail_from);
 }
 
+std::uint64_t RelaySessionHooks::size_limit(std::string_view user_account) {
+    return advertised_size(*config_, user_account);
+}
+
 void RelaySessionHooks::note(std::string_view what, std::string_view detail) {
     // "auth_failed client=<ip> ..." is the fail2ban line (README): client= always comes first.
     if (what == "auth_failed") ++auth_failures;

@@ -28,6 +28,7 @@ public:
     AuthResult authenticate(std::string_view user, std::string_view password) override;
     AuthResult authenticate_slow(std::string_view user, std::string_view password) override;
     RouteResult route(std::string_view user, std::string_view user_account, std::string_view mail_from) override;
+    std::uint64_t size_limit(std::string_view user_account) override;
     void note(std::string_view what, std::string_view detail) override;
     std::string auth_refusal() override;
 

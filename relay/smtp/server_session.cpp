@@ -73,6 +73,7 @@ struct ServerSession::State {
         Envelope envelope;
         std::optional<DataDecoder> decoder;
         bool sink_failed = false;    // MessageSink threw; answered with 451 at end of data
+        std::uint64_t max_size = 0;  // the routed account's limit when below max_size(); 0: none
     } tx;
 
     std::size_t errors = 0;
@@ -105,6 +106,12 @@ struct ServerSession::State {
         step->next = Next::close;
     }
     void reset_transaction() { tx = Transaction{}; }
+
+    // The routed account carries less than the relay (Microsoft Graph's request limit): say how much.
+    static std::string too_big_for_account(std::uint64_t limit) {
+        return "552 5.3.4 Message size exceeds the limit of " + std::to_string(limit) +
+               " bytes of this sender's account (Microsoft Graph)";
+    }
 
     // ---- the verb table -------------------------------------------------------------------
     enum Flag : unsigned {
@@ -183,7 +190,8 @@ struct ServerSession::State {
         std::size_t count = 0;
         lines[count++] = policy.hostname;
         lines[count++] = "PIPELINING";
-        lines[count++] = "SIZE " + std::to_string(max_size());
+        const std::uint64_t advertised = hooks.size_limit(user_account);
+        lines[count++] = "SIZE " + std::to_string(advertised ? std::min(advertised, max_size()) : max_size());
         lines[count++] = "8BITMIME";
         lines[count++] = "ENHANCEDSTATUSCODES";
         if (policy.auth_offered && auth_allowed_here()) lines[count++] = "AUTH PLAIN LOGIN";
@@ -204,11 +212,13 @@ struct ServerSession::State {
         std::optional<PathArgument> path = parse_mail_from(argument, error);
         if (!path) return reply(error.reply);
         bool eight_bit = false;
+        std::uint64_t declared_size = 0;
         for (const auto& [key, value] : path->params) {
             if (key == "SIZE") {   // RFC 1870: refuse early what would be refused after the body
                 if (value.empty() || value.size() > 19 || value.find_first_not_of("0123456789") != std::string::npos)
                     return reply("501 5.5.4 Bad SIZE parameter syntax");
-                if (std::stoull(value) > max_size())
+                declared_size = std::stoull(value);
+                if (declared_size > max_size())
                     return reply("552 5.3.4 Message size exceeds fixed maximum message size");
             } else if (key == "BODY") {   // RFC 6152
                 if (equals_nocase(value, "8BITMIME"))
@@ -225,6 +235,9 @@ struct ServerSession::State {
         }
         const SessionHooks::RouteResult route = hooks.route(user, user_account, path->address);
         if (!route.ok) return reply(route.reply.empty() ? "550 5.7.1 Error: sender refused" : route.reply);
+        const bool own_limit = route.max_message_size != 0 && route.max_message_size < max_size();
+        if (own_limit && declared_size > route.max_message_size) return reply(too_big_for_account(route.max_message_size));
+        tx.max_size = own_limit ? route.max_message_size : 0;
         tx.open = true;
         tx.envelope.mail_from = std::move(path->address);
         tx.envelope.account = route.account;
@@ -267,7 +280,7 @@ struct ServerSession::State {
             return;
         }
         DataLimits limits = policy.data;
-        limits.max_message_size = max_size();
+        limits.max_message_size = tx.max_size ? tx.max_size : max_size();
         tx.decoder.emplace(limits);
         stage = Stage::data;
         reply("354 End data with <CR><LF>.<CR><LF>");
@@ -415,10 +428,13 @@ struct ServerSession::State {
         }
         // OpenSMTPD style: the error stuck to the transaction is answered once, here.
         sink.message_abort();
+        const std::uint64_t account_limit = tx.max_size;
         reset_transaction();
         stage = Stage::ready;
         if (error == DataError::bare_newline) hooks.note("bare_newline_in_data", "client=" + client_address);
-        if (error != DataError::none)
+        if (error == DataError::too_big && account_limit)
+            reply(too_big_for_account(account_limit));
+        else if (error != DataError::none)
             reply(DataDecoder::reply_for(error));
         else
             step->replies.append(kQueueWriteError).append("\r\n");

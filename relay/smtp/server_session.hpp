@@ -51,11 +51,18 @@ public:
         bool ok = false;
         std::string account;    // when ok
         std::string reply;      // full reply line without CRLF when !ok, e.g. "530 5.7.0 Authentication required"
+        // The account's own size limit when it is below the relay's (a Microsoft Graph account
+        // carries at most ~3 MiB); 0: the relay's. Checked at MAIL SIZE= and at end of data.
+        std::uint64_t max_message_size = 0;
     };
     // Chooses the upstream account at MAIL FROM. `user` is empty for unauthenticated clients;
     // `user_account` is the account of the authenticated user.
     virtual RouteResult route(std::string_view user, std::string_view user_account,
                               std::string_view mail_from) = 0;
+
+    // The SIZE to advertise in EHLO (RFC 1870) for a client with this (possibly empty) account:
+    // the largest message any route open to it can carry; 0: the policy's max_message_size.
+    virtual std::uint64_t size_limit(std::string_view user_account) { return 0; }
 
     // A noteworthy protocol event for the log (auth failure, protocol violation, ...).
     // `what` is a short event name, `detail` free text without secrets.

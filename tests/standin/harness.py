@@ -44,7 +44,7 @@ class StandIn:
         self.log_path = log_path  # None: stderr inherited (pytest shows it on failure)
         self.cli_options = cli_options
         self.process = None
-        self.http_port = self.smtp_port = self.ca_file = self.mail_dir = self.token_url = None
+        self.http_port = self.smtp_port = self.ca_file = self.mail_dir = self.token_url = self.graph_url = None
 
     def start(self):
         command = [PYTHON, SCRIPT, "--state-dir", self.state_dir]
@@ -62,7 +62,7 @@ class StandIn:
         if not ready.get("ready"):
             self.stop()
             raise StandInError(f"stand-in did not report ready: {line!r}")
-        for key in ("http_port", "smtp_port", "ca_file", "mail_dir", "token_url"):
+        for key in ("http_port", "smtp_port", "ca_file", "mail_dir", "token_url", "graph_url"):
             setattr(self, key, ready[key])
         return self
 

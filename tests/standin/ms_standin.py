@@ -20,6 +20,7 @@ import sys
 import time
 
 from standin_control import ROTATIONS, Settings, Stats
+from standin_graph import GraphStandIn
 from standin_http import StandInHttpServer
 from standin_smtp import SmtpStandIn, log
 from standin_tls import ensure_tls_material, server_context
@@ -73,8 +74,9 @@ async def serve(args):
     def switch_smtp(up):  # runs in an HTTP thread; the listener belongs to the event loop
         asyncio.run_coroutine_threadsafe(smtp.set_up(up), loop).result(timeout=10)
 
+    graph = GraphStandIn(authority, settings, stats, smtp.store)
     http = StandInHttpServer(args.http_port, authority=authority, settings=settings, stats=stats,
-                             on_smtp_up=switch_smtp)
+                             on_smtp_up=switch_smtp, graph=graph)
     http.serve_in_thread()
     http_port = http.server_address[1]
     token_path = "/token" if args.flavor == "google" else f"/{args.tenant}/oauth2/v2.0/token"
@@ -84,7 +86,8 @@ async def serve(args):
         loop.add_signal_handler(signum, stop.set)
 
     ready = {"ready": True, "http_port": http_port, "smtp_port": smtp.port, "ca_file": ca_file,
-             "mail_dir": mail_dir, "token_url": f"http://127.0.0.1:{http_port}{token_path}"}
+             "mail_dir": mail_dir, "token_url": f"http://127.0.0.1:{http_port}{token_path}",
+             "graph_url": f"http://127.0.0.1:{http_port}"}
     sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()
     log(f"ready: flavor={args.flavor} user={args.user} http={http_port} smtp={smtp.port}")

@@ -28,11 +28,15 @@ DEFAULT_SETTINGS = {
     "app_mailboxes": [],         # mailboxes app-only tokens may send as (Exchange Add-MailboxPermission)
     "basic_auth_password": "",   # non-empty: AUTH PLAIN/LOGIN accepted with it (basic auth still on)
     "reject_rcpt": {},  # recipient address (lower case) -> RCPT reply line, e.g. "550 5.1.1 User unknown"
+    # Microsoft Graph (standin_graph.py): force answers, hold requests, the app's application roles.
+    "graph_fail": {},            # {"status": 429, "code": "...", "message": "...", "retry_after": "5", "count": N}
+    "graph_delay_ms": 0,
+    "graph_app_roles": ["Mail.Send"],
 }
 AUTHORIZE_MODES = ("approve", "deny")
 TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client", "consent_required")
 ROTATIONS = ("keep", "invalidate")
-ACTIONS = ("add_refresh_token", "revoke_all_refresh_tokens")
+ACTIONS = ("add_refresh_token", "revoke_all_refresh_tokens", "expire_access_tokens")
 
 # A reply line as an SMTP server sends it (RFC 5321 section 4.2): code, space, text, no line break.
 REPLY_LINE = re.compile(r"^[2-5][0-9][0-9] [^\r\n]+$")
@@ -60,7 +64,17 @@ def parse_control_request(request):
         elif key == "rotation":
             if value not in ROTATIONS:
                 raise ControlError(f"rotation must be one of {', '.join(ROTATIONS)}")
-        elif key in ("token_delay_ms", "throttle_every_n"):
+        elif key == "graph_fail":
+            if not isinstance(value, dict) or (value and (
+                    not isinstance(value.get("status"), int) or not 400 <= value["status"] <= 599
+                    or set(value) - {"status", "code", "message", "retry_after", "count"}
+                    or not isinstance(value.get("count", 0), int) or value.get("count", 0) < 0)):
+                raise ControlError('graph_fail must be {} or {"status": 4xx/5xx, "code": "...", "message": "...", '
+                                   '"retry_after": "5", "count": N (0 = every request)}')
+        elif key == "graph_app_roles":
+            if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+                raise ControlError("graph_app_roles must be a list of role names")
+        elif key in ("token_delay_ms", "throttle_every_n", "graph_delay_ms"):
             _check_int(key, value, 0)
         elif key in ("token_lifetime", "max_sessions_per_user"):
             _check_int(key, value, 1)
@@ -94,9 +108,9 @@ def parse_control_request(request):
                 raise ControlError('add_refresh_token needs {"token": "...", "user": "..."}')
             actions[key] = value
             continue
-        elif key == "revoke_all_refresh_tokens":
+        elif key in ("revoke_all_refresh_tokens", "expire_access_tokens"):
             if not isinstance(value, bool):
-                raise ControlError("revoke_all_refresh_tokens must be true or false")
+                raise ControlError(f"{key} must be true or false")
             actions[key] = value
             continue
         else:
@@ -152,6 +166,17 @@ class Stats:
         self._accepted_at = []
         self._last_auth_mechanism = None
         self._discarded_after_starttls = 0
+        self._graph_requests = []    # {"mailbox", "status", "started", "ended"} per sendMail request
+        self._graph_max_concurrent = {}
+
+    def graph_request(self, mailbox, status, started, ended):
+        with self._lock:
+            self._graph_requests.append({"mailbox": mailbox, "status": status, "started": started, "ended": ended})
+
+    def graph_concurrency(self, mailbox, now):
+        with self._lock:
+            key = mailbox.lower()
+            self._graph_max_concurrent[key] = max(self._graph_max_concurrent.get(key, 0), now)
 
     def token_request(self, grant_type, outcome):
         with self._lock:
@@ -207,4 +232,6 @@ class Stats:
                 "messages_rejected": self._messages_rejected,
                 "accepted_at": list(self._accepted_at),
                 "plaintext_discarded_at_starttls": self._discarded_after_starttls,
+                "graph_requests": [dict(r) for r in self._graph_requests],
+                "graph_max_concurrent": dict(self._graph_max_concurrent),
             }

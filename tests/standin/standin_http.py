@@ -19,6 +19,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standin_control import ControlError, parse_control_request
+from standin_graph import SEND_MAIL_PATH
 from standin_userflows import AuthorizeRefused
 
 MICROSOFT_TOKEN_PATH = re.compile(r"^/[^/]+/oauth2/v2\.0/token$")
@@ -30,9 +31,10 @@ MAX_BODY = 1 << 20
 class StandInHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port, *, authority, settings, stats, on_smtp_up):
+    def __init__(self, port, *, authority, settings, stats, on_smtp_up, graph=None):
         super().__init__(("127.0.0.1", port), _Handler)
         self.authority, self.settings, self.stats = authority, settings, stats
+        self.graph = graph  # standin_graph.GraphStandIn: POST /v1.0/users/{id}/sendMail
         self.on_smtp_up = on_smtp_up  # called from an HTTP thread, blocks until the listener changed
 
     def serve_in_thread(self):
@@ -128,8 +130,33 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply_json(200, {"user_code": user_code, "decision": decision})
 
+    def _graph_send_mail(self, path):
+        def read_body(length, discard=False):
+            chunks, left = [], length
+            while left > 0:  # in pieces; dropped when over the limit, so the connection stays in step
+                chunk = self.rfile.read(min(1 << 20, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                if not discard:
+                    chunks.append(chunk)
+            return b"".join(chunks)
+        status, body, extra = self.server.graph.send_mail(path, self.headers, read_body)
+        print(f"ms_standin: graph sendMail status={status}", file=sys.stderr, flush=True)
+        if body is None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            for name, value in extra:
+                self.send_header(name, value)
+            self.end_headers()
+        else:
+            self._reply_json(status, body, extra)
+
     def do_POST(self):
         path = urllib.parse.urlsplit(self.path).path
+        if self.server.graph is not None and SEND_MAIL_PATH.match(path):
+            self._graph_send_mail(path)
+            return
         try:
             body = self._read_body()
         except ValueError as err:
@@ -178,6 +205,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.authority.add_refresh_token(extra["token"], extra["user"], extra.get("scope"))
         if actions.get("revoke_all_refresh_tokens"):
             self.server.authority.revoke_all()
+        if actions.get("expire_access_tokens"):
+            self.server.authority.expire_access_tokens()
+        if "graph_fail" in changes and self.server.graph is not None:
+            self.server.graph.switch_changed()
         self.server.settings.update(changes)
         if "smtp_up" in changes:
             self.server.on_smtp_up(changes["smtp_up"])

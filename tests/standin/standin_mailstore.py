@@ -8,6 +8,7 @@ after the highest one already in the directory, so a restarted stand-in never ov
 import json
 import os
 import re
+import threading
 
 NAME = re.compile(r"^(\d+)-([0-9A-Za-z]+)\.json$")
 
@@ -25,11 +26,13 @@ class MailStore:
         os.makedirs(mail_dir, exist_ok=True)
         seqs = [int(m.group(1)) for m in map(NAME.match, os.listdir(mail_dir)) if m]
         self._next_seq = max(seqs, default=0) + 1
+        self._lock = threading.Lock()  # SMTP (asyncio thread) and Graph (HTTP threads) share one store
 
     def store(self, message_id, body, envelope):
         """Write one accepted message; returns its sequence number."""
-        seq = self._next_seq
-        self._next_seq += 1
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq += 1
         stem = os.path.join(self.mail_dir, f"{seq:06d}-{message_id}")
         _write_atomically(stem + ".eml", body)
         _write_atomically(stem + ".json", json.dumps(dict(envelope, seq=seq, id=message_id),

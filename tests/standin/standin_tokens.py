@@ -107,6 +107,23 @@ class TokenAuthority:
             self._latest_refresh = token
             self._save_locked()
 
+    def expire_access_tokens(self):
+        """Every access token issued so far stops working (as after a revocation Graph notices)."""
+        with self._lock:
+            for grant in self._access.values():
+                grant["revoked"] = True  # kept (not purged), so the check can say why it fails
+            self._save_locked()
+
+    def graph_grant(self, token):
+        """What Graph learns from a bearer token: {"user", "scope", "app"}, or {"error": why} (safe to log)."""
+        with self._lock:
+            issued = self._access.get(token)
+            if issued is None:
+                return {"error": "IDX14100: JWT is not well formed; not issued by this tenant's authority."}
+            if issued["expires_at"] <= self._clock() or issued.get("revoked"):
+                return {"error": "Lifetime validation failed, the token is expired."}
+            return {"user": issued.get("user"), "scope": issued["scope"], "app": bool(issued.get("app"))}
+
     def revoke_all(self):
         """Admin revocation / password change: every refresh token dies (AADSTS50173)."""
         with self._lock:
@@ -271,7 +288,7 @@ class TokenAuthority:
             issued = self._access.get(token)
             if issued is None:
                 return "token not issued by this authority"
-            if issued["expires_at"] <= self._clock():
+            if issued["expires_at"] <= self._clock() or issued.get("revoked"):
                 return "token expired"
             if issued.get("app"):
                 if user.lower() not in {m.lower() for m in app_mailboxes}:

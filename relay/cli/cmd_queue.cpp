@@ -135,8 +135,8 @@ int list(const Spool& spool) {
 }
 
 std::optional<Entry> find(const Spool& spool, const std::string& id) {
-    if (fs::exists(spool.queue_dir() / id)) return load(spool.queue_dir() / id, false);
-    if (fs::exists(spool.failed_dir() / id)) return load(spool.failed_dir() / id, true);
+    if (fs::exists(spool.queue_path(id))) return load(spool.queue_path(id), false);
+    if (fs::exists(spool.failed_path(id))) return load(spool.failed_path(id), true);
     return std::nullopt;
 }
 
@@ -173,16 +173,6 @@ int show(const Spool& spool, const std::string& id) {
     return kOk;
 }
 
-// failed/<id> goes back to queue/<id>; its reason file is dropped. Throws std::system_error.
-void unfail(const Spool& spool, const std::string& id) {
-    fs::path from = spool.failed_dir() / id, to = spool.queue_dir() / id;
-    fs::rename(from, to);
-    fsync_directory(spool.queue_dir());
-    std::error_code ec;
-    fs::remove(fs::path(from.string() + ".reason"), ec);
-    fsync_directory(spool.failed_dir());
-}
-
 void tell(const Spool& spool, ControlRequest::Verb verb, const std::string& id) {
     submit_request(spool.control_dir(), ControlRequest{verb, id});
 }
@@ -199,7 +189,7 @@ int act(const Spool& spool, const std::string& sub, const ParsedOptions& o) {
         std::size_t n = 0;
         for (const auto& e : load_dir(spool.failed_dir(), true)) {
             if (!e.broken.empty()) continue;   // an unreadable file would only fail again
-            unfail(spool, e.message.id);
+            spool.unfail(e.message.id);
             tell(spool, Verb::retry, e.message.id);
             ++n;
         }
@@ -211,15 +201,14 @@ int act(const Spool& spool, const std::string& sub, const ParsedOptions& o) {
         std::fprintf(stderr, "smtp-oauth2-relay queue %s: no message %s\n", sub.c_str(), id.c_str());
         return kRuntimeError;
     }
-    const fs::path file = spool.queue_dir() / id;
+    const fs::path file = spool.queue_path(id);
     if (sub == "retry") {
-        if (entry->failed) unfail(spool, id);
+        if (entry->failed) spool.unfail(id);
         tell(spool, Verb::retry, id);
         std::printf("%s will be tried now\n", id.c_str());
     } else if (sub == "delete") {
         if (entry->failed) {
-            fs::remove(spool.failed_dir() / id);
-            fs::remove(fs::path((spool.failed_dir() / id).string() + ".reason"));
+            spool.remove_failed(id);
         } else {
             fs::remove(file);
             remove_sidecars(file);

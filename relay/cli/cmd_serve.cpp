@@ -26,7 +26,7 @@
 #include "relay/core/spawn.hpp"
 #include "relay/service/metrics.hpp"
 #include "relay/service/sd_notify.hpp"
-#include "relay/service/status.hpp"
+#include "relay/service/status_source.hpp"
 #include "relay/intake/smtp_server.hpp"
 #include "relay/spool/spool.hpp"
 

@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "conf/config_keys.hpp"
+#include "conf/known_keys.hpp"
 #include "relay/cli/cli.hpp"
 
 namespace relay::cli {

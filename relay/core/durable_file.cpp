@@ -14,10 +14,6 @@
 namespace relay {
 namespace {
 
-[[noreturn]] void throw_errno(int err, std::string_view what, const std::filesystem::path& path) {
-    throw std::system_error(err, std::generic_category(), std::string(what) + " " + path.string());
-}
-
 // Unique enough within one directory; O_EXCL catches the rare collision and we try again.
 std::string random_suffix() {
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -25,20 +21,6 @@ std::string random_suffix() {
     std::string s(12, '0');
     for (char& c : s) c = digits[rng() % 36];
     return s;
-}
-
-void write_all(int fd, std::string_view contents, const std::filesystem::path& temp) {
-    const char* p = contents.data();
-    std::size_t left = contents.size();
-    while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw_errno(errno, "cannot write", temp);
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
-    }
 }
 
 // Closes and unlinks the temp file unless the commit got through.
@@ -53,6 +35,23 @@ struct TempFile {
 };
 
 }  // namespace
+
+void throw_errno(int err, const std::string& what) { throw std::system_error(err, std::generic_category(), what); }
+
+void throw_errno(int err, std::string_view what, const std::filesystem::path& path) {
+    throw_errno(err, std::string(what) + " " + path.string());
+}
+
+void write_all(int fd, std::string_view bytes, const std::filesystem::path& path) {
+    while (!bytes.empty()) {
+        ssize_t n = ::write(fd, bytes.data(), bytes.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno(errno, "cannot write", path);
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
 
 void write_file_durably(const std::filesystem::path& target, std::string_view contents, mode_t mode) {
     std::filesystem::path dir = target.parent_path();

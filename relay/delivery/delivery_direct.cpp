@@ -10,6 +10,7 @@
 #include "relay/core/log.hpp"
 #include "relay/core/spawn.hpp"
 #include "relay/delivery/account_hold.hpp"
+#include "relay/smtp/replies.hpp"
 
 namespace relay {
 namespace {
@@ -45,10 +46,10 @@ void DeliveryAgent::Impl::slot_freed(Account& a) {
 asio::awaitable<std::string> DeliveryAgent::Impl::deliver_direct(QueuedMessage message) {
     auto it = accounts.find(message.envelope.account);
     if (it == accounts.end() || it->second->removed)
-        co_return "451 4.3.5 Error: the account for this sender is not configured";
+        co_return std::string(smtp::replies::kAccountNotConfigured);
     Account& a = *it->second;
-    if (a.queue.on_hold()) co_return "451 4.7.0 Error: delivery through this account is on hold; see the relay log";
-    if (!co_await wait_for_slot(a)) co_return "451 4.4.5 Error: every upstream connection is busy; try again later";
+    if (a.queue.on_hold()) co_return std::string(smtp::replies::kAccountOnHold);
+    if (!co_await wait_for_slot(a)) co_return std::string(smtp::replies::kUpstreamBusy);
     std::unique_ptr<TransportSession> open;
     if (!a.direct_idle.empty()) {
         open = std::move(a.direct_idle.back().first);
@@ -63,7 +64,7 @@ asio::awaitable<std::string> DeliveryAgent::Impl::deliver_direct(QueuedMessage m
             if (failure->hold_action) hold_account(a, failure->reason, *failure->hold_action);
             kick(a);
             slot_freed(a);
-            co_return "451 4.4.1 Error: cannot deliver through the upstream now; try again later";
+            co_return std::string(smtp::replies::kUpstreamUnavailable);
         }
     }
     Item item{std::move(message), 1, {}};
@@ -84,7 +85,7 @@ asio::awaitable<std::string> DeliveryAgent::Impl::deliver_direct(QueuedMessage m
     }
     kick(a);
     slot_freed(a);
-    if (!read_error.empty()) co_return "451 4.3.0 Error: cannot read the message back from the spool";
+    if (!read_error.empty()) co_return std::string(smtp::replies::kSpoolReadError);
     if (out.hold) hold_account(a, out.hold->text(), hold_action_of(out));
     if (out.account_backoff)
         back_off_account_for(a, out.first_transient ? out.first_transient->text() : "", *out.account_backoff);
@@ -107,7 +108,7 @@ asio::awaitable<std::string> DeliveryAgent::Impl::deliver_direct(QueuedMessage m
     log::warning("direct_refused", {{"queue_id", item.message.id}, {"account", a.config.name},
                                     {"upstream_reply", verdict ? verdict->text() : out.io_error}});
     if (verdict) co_return reply_line(*verdict);
-    co_return "451 4.4.2 Error: the upstream connection broke; try again later";
+    co_return std::string(smtp::replies::kUpstreamBroke);
 }
 
 // Closes direct-mode sessions that stayed idle for kIdleSessionKeep.

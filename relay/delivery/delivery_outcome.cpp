@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "relay/delivery/account_hold.hpp"
+#include "relay/smtp/replies.hpp"
 
 namespace relay {
 namespace {
@@ -54,7 +55,7 @@ std::vector<std::vector<std::string>> split_recipients(const std::vector<std::st
 std::string reply_line(const smtp::Reply& reply) {
     std::string text = reply.lines.empty() ? std::string() : reply.lines.front();
     if (reply.enhanced().empty())
-        text = (reply.positive() ? "2.0.0 " : reply.transient() ? "4.0.0 " : "5.0.0 ") + text;
+        text = std::string(smtp::replies::class_enhanced_code(reply.code)) + " " + text;
     return fmt::format("{} {}", reply.code, text);
 }
 

@@ -59,7 +59,7 @@ void DeliveryAgent::Impl::handle(const ControlRequest& r) {
             if (auto item = a->queue.take_held(id)) return item;
         return std::nullopt;
     };
-    const std::filesystem::path file = spool.queue_dir() / r.id;
+    const std::filesystem::path file = spool.queue_path(r.id);
     if (r.verb == Verb::retry) {
         if (auto item = take_waiting(r.id)) return make_ready(std::move(*item));
         if (held_here(r.id) || active.count(r.id)) return;

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "relay/smtp/replies.hpp"
+
 namespace relay {
 
 bool same_address(std::string_view a, std::string_view b) {
@@ -35,7 +37,7 @@ smtp::SessionHooks::RouteResult route_message(const conf::Config& config, std::s
     if (!user.empty()) {
         const conf::User* u = config.find_user(std::string(user));
         if (u && !u->allowed_senders.empty() && !listed(u->allowed_senders))
-            return {false, {}, "553 5.7.1 Sender address not allowed for this user"};
+            return {false, {}, std::string(smtp::replies::kSenderNotAllowedForUser)};
         return {true, std::string(user_account), {}, limit_of(config, user_account)};
     }
     // Unauthenticated client from allow_networks: the sender address picks the mailbox.
@@ -44,8 +46,7 @@ smtp::SessionHooks::RouteResult route_message(const conf::Config& config, std::s
             return {true, name, {}, limit_of(config, name)};
     if (config.relay.default_account)
         return {true, *config.relay.default_account, {}, limit_of(config, *config.relay.default_account)};
-    return {false, {}, "550 5.7.1 Sender address not served by this relay: log in, or use an address "
-                       "configured as an account's email or send_as"};
+    return {false, {}, std::string(smtp::replies::kSenderNotServed)};
 }
 
 }  // namespace relay

@@ -1,5 +1,5 @@
 // Builds and renders the status snapshot (see status.hpp). Nothing here can reach a secret: the
-// token part is TokenManager::status(), which carries times and the error summary only.
+// token part comes from TokenManager::status(), which carries times and the error summary only.
 #include "relay/service/status.hpp"
 
 #include <unistd.h>
@@ -48,25 +48,24 @@ std::string iso_time(SystemClock::time_point t) {
                        tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-json::object status_snapshot(const SmtpServer& server, const DeliveryAgent& delivery,
-                             const std::vector<std::string>& admin_addresses, SystemClock::time_point started) {
+json::object status_json(const StatusSnapshot& snapshot) {
     auto now = SystemClock::now();
     json::object out;
     out["version"] = RELAY_VERSION;
     out["pid"] = static_cast<std::int64_t>(::getpid());
-    out["uptime_s"] = seconds_between(started, now);
+    out["uptime_s"] = seconds_between(snapshot.started, now);
     json::array listening;
-    for (const auto& a : server.listening()) listening.emplace_back(a);
+    for (const auto& a : snapshot.listening) listening.emplace_back(a);
     out["listening"] = std::move(listening);
     json::array admin;
-    for (const auto& a : admin_addresses) admin.emplace_back(a);
+    for (const auto& a : snapshot.admin) admin.emplace_back(a);
     out["admin"] = std::move(admin);
-    out["smtp_sessions"] = static_cast<std::uint64_t>(server.sessions());
+    out["smtp_sessions"] = static_cast<std::uint64_t>(snapshot.smtp_sessions);
 
     std::size_t ready = 0, deferred = 0, held = 0;
     std::optional<SystemClock::time_point> oldest;
     json::array accounts;
-    for (const auto& a : delivery.account_states()) {
+    for (const auto& a : snapshot.accounts) {
         ready += a.ready;
         deferred += a.deferred;
         held += a.held;
@@ -91,7 +90,7 @@ json::object status_snapshot(const SmtpServer& server, const DeliveryAgent& deli
         account["token"] = std::move(token);
         accounts.emplace_back(std::move(account));
     }
-    std::size_t total = delivery.queued();
+    std::size_t total = snapshot.queued;
     json::object queue;
     queue["total"] = static_cast<std::uint64_t>(total);
     queue["ready"] = static_cast<std::uint64_t>(ready);
@@ -159,26 +158,26 @@ std::string render_status(const json::object& s) {
     return out;
 }
 
-std::string status_summary(const DeliveryAgent& delivery) {
+std::string status_summary(const StatusSnapshot& snapshot) {
     std::size_t ready = 0, deferred = 0;
     std::string held;
-    for (const auto& a : delivery.account_states()) {
+    for (const auto& a : snapshot.accounts) {
         ready += a.ready;
         deferred += a.deferred;
         if (a.on_hold) held += (held.empty() ? "" : ",") + a.name;
     }
-    return fmt::format("{} queued ({} ready, {} deferred); on hold: {}", delivery.queued(), ready, deferred,
+    return fmt::format("{} queued ({} ready, {} deferred); on hold: {}", snapshot.queued, ready, deferred,
                        held.empty() ? "none" : held);
 }
 
-std::vector<metrics::Gauge> status_gauges(const DeliveryAgent& delivery) {
+std::vector<metrics::Gauge> status_gauges(const StatusSnapshot& snapshot) {
     metrics::Gauge queue{"smtp_oauth2_relay_queue_messages", "Messages in the queue by account and state.", {}};
     metrics::Gauge total{"smtp_oauth2_relay_queue_total", "Messages accepted and not yet delivered or failed.",
-                         {{"", static_cast<double>(delivery.queued())}}};
+                         {{"", static_cast<double>(snapshot.queued)}}};
     metrics::Gauge hold{"smtp_oauth2_relay_account_on_hold", "1 while the account backs off after upstream trouble.", {}};
     metrics::Gauge token{"smtp_oauth2_relay_token_valid_seconds", "Seconds the current access token stays valid (0: none).", {}};
     auto now = SystemClock::now();
-    for (const auto& a : delivery.account_states()) {
+    for (const auto& a : snapshot.accounts) {
         queue.samples.push_back({fmt::format("{{account=\"{}\",state=\"ready\"}}", a.name), static_cast<double>(a.ready)});
         queue.samples.push_back({fmt::format("{{account=\"{}\",state=\"deferred\"}}", a.name), static_cast<double>(a.deferred)});
         hold.samples.push_back({fmt::format("{{account=\"{}\"}}", a.name), a.on_hold ? 1.0 : 0.0});

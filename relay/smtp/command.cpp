@@ -7,12 +7,14 @@
 
 #include <cstring>
 
+#include "relay/smtp/replies.hpp"
+
 namespace relay::smtp {
 namespace {
 
-constexpr std::string_view kSenderSyntax = "501 5.1.7 Bad sender address syntax";
-constexpr std::string_view kRecipientSyntax = "501 5.1.3 Bad recipient address syntax";
-constexpr std::string_view kParameterSyntax = "501 5.5.4 Bad parameter syntax";
+using replies::kParameterSyntax;
+using replies::kRecipientSyntax;
+using replies::kSenderSyntax;
 
 char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -216,12 +218,12 @@ Command parse_command(std::string_view line) {
 }
 
 std::optional<PathArgument> parse_mail_from(std::string_view argument, PathError& error) {
-    return parse_path_argument(argument, "FROM:", true, kSenderSyntax, "501 5.5.4 Syntax: MAIL FROM:<address>",
+    return parse_path_argument(argument, "FROM:", true, kSenderSyntax, replies::kMailSyntax,
                                error);
 }
 
 std::optional<PathArgument> parse_rcpt_to(std::string_view argument, PathError& error) {
-    return parse_path_argument(argument, "TO:", false, kRecipientSyntax, "501 5.5.4 Syntax: RCPT TO:<address>",
+    return parse_path_argument(argument, "TO:", false, kRecipientSyntax, replies::kRcptSyntax,
                                error);
 }
 

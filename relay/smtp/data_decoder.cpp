@@ -6,6 +6,8 @@
 // causes it, after flushing what precedes it, so the result does not depend on how input was split.
 #include "relay/smtp/data_decoder.hpp"
 
+#include "relay/smtp/replies.hpp"
+
 namespace relay::smtp {
 namespace {
 
@@ -167,10 +169,9 @@ std::size_t DataDecoder::feed(std::string_view in, DataOutput& out) {
 std::string_view DataDecoder::reply_for(DataError error) {
     switch (error) {
     case DataError::none: return {};
-    case DataError::too_big: return "552 5.3.4 Message size exceeds fixed maximum message size";
-    case DataError::line_too_long: return "500 5.5.2 Message line too long (RFC 5321 allows 998 characters)";
-    case DataError::bare_newline:
-        return "550 5.5.2 Bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)";
+    case DataError::too_big: return replies::kMessageTooBig;
+    case DataError::line_too_long: return replies::kDataLineTooLong;
+    case DataError::bare_newline: return replies::kBareNewline;
     }
     return {};
 }

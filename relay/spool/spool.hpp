@@ -4,8 +4,8 @@
 // sessions are batched (group commit): one worker syncs every file that is waiting, renames them
 // all and syncs the directory once, so intake is not bounded by one directory fsync per message.
 //
-// File format: a text header of typed records, an empty line, then the body exactly as received
-// (dot-unstuffed, CRLF line ends). The "size" record is written last (pwrite before the sync), and a
+// File format (queue_file.hpp): a text header of typed records, an empty line, then the body exactly
+// as received (dot-unstuffed, CRLF line ends). The "size" record is written last (pwrite before the sync), and a
 // reader accepts a file only when header + size equals the file length, so a torn file is
 // recognisable (the role of Postfix's END record).
 //
@@ -54,12 +54,24 @@ class Spool {
 public:
     explicit Spool(std::filesystem::path spool_dir);   // creates incoming/, queue/, failed/ (0700)
 
+    // The spool's layout. Only relay/spool builds paths inside it: everyone else asks here.
     const std::filesystem::path& dir() const { return dir_; }
     std::filesystem::path incoming_dir() const { return dir_ / "incoming"; }
     std::filesystem::path queue_dir() const { return dir_ / "queue"; }
     std::filesystem::path failed_dir() const { return dir_ / "failed"; }
     std::filesystem::path control_dir() const { return dir_ / "control"; }   // queue tool requests
     std::filesystem::path recycled_dir() const { return dir_ / "recycled"; }
+    std::filesystem::path incoming_path(const std::string& id) const;    // being received
+    std::filesystem::path queue_path(const std::string& id) const;       // committed
+    std::filesystem::path failed_path(const std::string& id) const;      // failed for good
+    std::filesystem::path failed_reason_path(const std::string& id) const;
+    std::filesystem::path recycled_path(const std::string& name) const;
+
+    // `queue retry` of a failed message: failed/<id> back into queue/<id>, its reason dropped.
+    // Throws std::filesystem::filesystem_error / std::system_error.
+    void unfail(const std::string& id) const;
+    // `queue delete` of a failed message: failed/<id> and its reason go. Throws on failure.
+    void remove_failed(const std::string& id) const;
 
     // Every committed message, oldest first; unreadable files are moved to failed/ with a reason.
     // Leftovers in incoming/ (never acknowledged) are removed.

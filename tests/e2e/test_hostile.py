@@ -4,6 +4,7 @@ TLS (STARTTLS and implicit TLS) checked with openssl s_client and swaks."""
 import base64
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -491,3 +492,32 @@ def test_error_tarpit_then_too_many_errors(relay, standin):
     assert client.reply().startswith("421 4.7.0 relay.test Error: too many errors")
     assert client.reply() == ""   # closed
     client.close()
+
+
+def test_sigterm_answers_idle_clients_then_cuts_a_stalled_transaction_at_the_deadline(relay, standin):
+    """Shutdown is cancellation (issue 10): gently first (an idle session hears 421 4.3.2 at once, a
+    transaction in flight may finish), then hard at the drain deadline (10 s): a client that stalls
+    mid-DATA is cut off, its half message is not queued, and the relay exits cleanly."""
+    relay.settings["min_data_rate"] = 0          # the stall must outlast the deadline, not the rate check
+    relay.start()
+    idle = RawClient(relay.port, timeout=5)
+    assert idle.reply().startswith("220")
+    assert idle.command("EHLO idle.test").startswith("250")
+    stalled = RawClient(relay.port, timeout=30)
+    start_transaction(stalled)
+    stalled.send("Subject: never finished\r\n\r\nfirst half\r\n")
+    time.sleep(0.2)
+    started = time.monotonic()
+    relay.process.send_signal(signal.SIGTERM)
+    assert idle.reply().startswith("421 4.3.2 "), "an idle session is told at once"
+    assert idle.reply() == "", "and then closed"
+    try:
+        cut = stalled.reply()
+    except ConnectionResetError:
+        cut = ""
+    elapsed = time.monotonic() - started
+    assert cut == "", cut
+    assert 9 <= elapsed < 15, f"the stalled transaction was cut after {elapsed:.1f} s, not at the 10 s deadline"
+    assert relay.process.wait(timeout=20) == 0
+    relay.stop()
+    assert relay.queue_files() == []

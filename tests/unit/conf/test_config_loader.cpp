@@ -391,75 +391,129 @@ TEST(ConfigRules, PlainTextUpstreamOnlyOnLoopback) {
     }
 }
 
-TEST(ConfigValues, Durations) {
-    const std::pair<const char*, std::int64_t> good[] = {
-        {"0", 0}, {"300", 300}, {"300s", 300}, {"5m", 300}, {"1h", 3600}, {"2d", 172800}, {"007s", 7}};
-    for (const auto& [text, seconds] : good) {
-        ASSERT_TRUE(parse_duration(text).has_value()) << text;
-        EXPECT_EQ(parse_duration(text)->count(), seconds) << text;
-    }
-    for (const char* bad : {"", "s", "5x", "-5", "+5", " 5", "5 m", "1.5h", "5ms", "1h30m", "99999999999999999999",
-                            "106751991167301d"})
-        EXPECT_FALSE(parse_duration(bad).has_value()) << bad;
-    // TOML integers are seconds.
-    EXPECT_EQ(parse_config("[relay]\nmax_queue_lifetime = 3600\n" + kAccount, "t.toml").relay.max_queue_lifetime, 3600s);
-}
-
-TEST(ConfigValues, HostPort) {
-    const std::pair<const char*, const char*> good[] = {
-        {"127.0.0.1:2525", "127.0.0.1:2525"}, {"[::1]:25", "[::1]:25"}, {"[0:0:0::1]:25", "[::1]:25"},
-        {"smtp.office365.com:587", "smtp.office365.com:587"}, {"h:65535", "h:65535"}, {"[::ffff:10.0.0.1]:1", "[::ffff:10.0.0.1]:1"}};
-    for (const auto& [text, normal] : good) {
-        auto hp = parse_host_port(text);
-        ASSERT_TRUE(hp.has_value()) << text;
-        EXPECT_EQ(hp->to_string(), normal);
-    }
-    EXPECT_EQ(parse_host_port("[::1]:25")->host, "::1");
-    for (const char* bad : {"", "host", "host:", ":25", "host:0", "host:65536", "host:-1", "host:2a", "::1:25",
-                            "[::1]25", "[::1:25", "[127.0.0.1]:25", "[nothost]:25", "bad host:25", "h:25 ", ".h:25"})
-        EXPECT_FALSE(parse_host_port(bad).has_value()) << bad;
-}
-
-TEST(ConfigValues, NetworksMatchIncludingV4MappedPeers) {
-    auto loopback = parse_network("127.0.0.0/8");
-    ASSERT_TRUE(loopback);
-    EXPECT_TRUE(loopback->contains(ip::make_address("127.0.0.1")));
-    EXPECT_TRUE(loopback->contains(ip::make_address("127.255.255.255")));
-    EXPECT_FALSE(loopback->contains(ip::make_address("128.0.0.1")));
-    EXPECT_TRUE(loopback->contains(ip::make_address("::ffff:127.0.0.1")));  // dual-stack socket peer
-    EXPECT_FALSE(loopback->contains(ip::make_address("::ffff:10.0.0.1")));
-    EXPECT_FALSE(loopback->contains(ip::make_address("::1")));
-
-    auto v6 = parse_network("2001:db8::1/32");
-    ASSERT_TRUE(v6);
-    EXPECT_EQ(v6->to_string(), "2001:db8::/32");
-    EXPECT_TRUE(v6->contains(ip::make_address("2001:db8:ffff::5")));
-    EXPECT_FALSE(v6->contains(ip::make_address("2001:db9::5")));
-    EXPECT_FALSE(v6->contains(ip::make_address("127.0.0.1")));
-
-    auto odd = parse_network("192.168.5.77/20");  // prefix not on a byte boundary
-    ASSERT_TRUE(odd);
-    EXPECT_EQ(odd->to_string(), "192.168.0.0/20");
-    EXPECT_TRUE(odd->contains(ip::make_address("192.168.15.255")));
-    EXPECT_FALSE(odd->contains(ip::make_address("192.168.16.0")));
-
-    EXPECT_TRUE(parse_network("0.0.0.0/0")->contains(ip::make_address("8.8.8.8")));
-    EXPECT_FALSE(parse_network("0.0.0.0/0")->contains(ip::make_address("2001:db8::1")));
-    EXPECT_TRUE(parse_network("::ffff:0:0/96")->contains(ip::make_address("10.1.1.1")));
-    EXPECT_TRUE(parse_network("10.0.0.5")->contains(ip::make_address("10.0.0.5")));
-    EXPECT_FALSE(parse_network("10.0.0.5")->contains(ip::make_address("10.0.0.6")));
-    EXPECT_EQ(parse_network("::1")->to_string(), "::1/128");
-
-    for (const char* bad : {"", "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0/8", "host/8",
-                            "10.0.0.0/8/8", "fe80::1%1/64", " 10.0.0.0/8"})
-        EXPECT_FALSE(parse_network(bad).has_value()) << bad;
-}
-
-TEST(ConfigValues, EnumNames) {
-    EXPECT_EQ(to_string(Provider::google), "google");
-    EXPECT_EQ(to_string(UpstreamTls::implicit), "implicit");
-    EXPECT_EQ(to_string(UpstreamAuth::oauthbearer), "oauthbearer");
-    EXPECT_EQ(to_string(UpstreamAuth::none), "none");
-}
-
 }  // namespace
+
+// The [relay] keys for hostile clients: defaults, bounds, cross-key rules (issue 6).
+namespace hostile_limits {
+
+using namespace relay;
+using namespace std::chrono_literals;
+using relay::conf::config_testing::kAccount;
+
+std::string errors_of(const std::string& relay_table) {
+    try {
+        conf::parse_config("[relay]\n" + relay_table + kAccount, "t.toml");
+    } catch (const conf::ConfigError& e) {
+        std::string out;
+        for (const auto& line : e.errors()) out += line + "\n";
+        return out;
+    }
+    return {};
+}
+
+TEST(HostileConfig, DefaultsAreTheDocumentedOnes) {
+    const conf::RelaySettings r = conf::parse_config("[relay]\n" + kAccount, "t.toml").relay;
+    EXPECT_EQ(r.bare_newlines, "reject");
+    EXPECT_EQ(r.max_command_line, 512u);
+    EXPECT_EQ(r.max_line_length, 1000u);
+    EXPECT_EQ(r.max_recipients, 1000u);
+    EXPECT_EQ(r.max_errors, 20u);
+    EXPECT_EQ(r.command_timeout, 300s);
+    EXPECT_EQ(r.min_data_rate, 500u);
+    EXPECT_EQ(r.min_data_rate_window, 30s);
+    EXPECT_EQ(r.max_clients, 4096u);
+    EXPECT_EQ(r.max_clients_per_ip, 1024u);
+    EXPECT_EQ(r.auth_max_failures, 10u);
+    EXPECT_TRUE(r.listen_tls.empty());
+    EXPECT_TRUE(r.tls_cert.empty());
+    EXPECT_EQ(r.min_tls_version, "1.2");
+    EXPECT_FALSE(r.allow_plaintext_auth);
+}
+
+TEST(HostileConfig, BadValuesAreReportedAtTheirPosition) {
+    EXPECT_NE(errors_of("bare_newlines = \"fix\"\n").find("t.toml:2:17: relay.bare_newlines: expected"), std::string::npos);
+    EXPECT_NE(errors_of("min_tls_version = \"1.0\"\n").find("allow_legacy_tls = true"), std::string::npos);
+    EXPECT_EQ(errors_of("min_tls_version = \"1.0\"\nallow_legacy_tls = true\n"), "");
+    EXPECT_NE(errors_of("min_tls_version = \"2\"\n").find("relay.min_tls_version"), std::string::npos);
+    EXPECT_NE(errors_of("min_data_rate_window = \"60s\"\n").find("min_data_rate_window"), std::string::npos);
+    EXPECT_NE(errors_of("max_command_line = 100\n").find("max_command_line"), std::string::npos);
+    EXPECT_NE(errors_of("tls_cert = \"/etc/hostname\"\n").find("set both or neither"), std::string::npos);
+}
+
+}  // namespace hostile_limits
+
+// The delivery policy keys of accounts (issue 4).
+namespace delivery_policy {
+
+using namespace relay;
+using namespace std::chrono_literals;
+
+const std::string kTwoAccounts = R"(
+[relay]
+spool_dir = "/tmp/x"
+state_dir = "/tmp/y"
+
+[[users]]
+name = "scanner"
+password = "p"
+account = "office"
+allowed_senders = ["scanner@contoso.com"]
+
+[[users]]
+name = "any"
+password = "p"
+account = "sales"
+
+[accounts.office]
+tenant = "contoso"
+client_id = "cid"
+email = "scanner@contoso.com"
+
+[accounts.sales]
+tenant = "contoso"
+client_id = "cid"
+email = "sales@contoso.com"
+send_as = ["invoices@contoso.com", "Billing@Contoso.com"]
+rate_per_minute = 0
+max_recipients_per_message = 100
+min_backoff = "10s"
+max_queue_lifetime = "1d"
+bounce = true
+delivery = "direct"
+)";
+
+TEST(Config, DeliveryPolicyKeysAndDefaults) {
+    auto c = conf::parse_config(kTwoAccounts, "t.toml");
+    const auto& office = c.accounts.at("office");
+    EXPECT_EQ(office.rate_per_minute, 30u);
+    EXPECT_EQ(office.max_recipients_per_message, 500u);
+    EXPECT_FALSE(office.bounce);
+    EXPECT_EQ(office.delivery, conf::DeliveryMode::queue);
+    EXPECT_FALSE(office.min_backoff);
+    const auto& sales = c.accounts.at("sales");
+    EXPECT_EQ(sales.send_as.size(), 2u);
+    EXPECT_EQ(sales.rate_per_minute, 0u);
+    EXPECT_EQ(sales.max_recipients_per_message, 100u);
+    EXPECT_EQ(sales.min_backoff, std::optional<std::chrono::seconds>(10s));
+    EXPECT_EQ(sales.max_queue_lifetime, std::optional<std::chrono::seconds>(86400s));
+    EXPECT_TRUE(sales.bounce);
+    EXPECT_EQ(sales.delivery, conf::DeliveryMode::direct);
+    EXPECT_EQ(c.users[0].allowed_senders, std::vector<std::string>{"scanner@contoso.com"});
+}
+
+TEST(Config, BadDeliveryPolicyValuesAreReportedWithPosition) {
+    std::string text = kTwoAccounts;
+    text.replace(text.find("delivery = \"direct\""), 19, "delivery = \"later\"");
+    text.replace(text.find("\"invoices@contoso.com\""), 22, "\"not an address\"");
+    try {
+        conf::parse_config(text, "t.toml");
+        FAIL() << "accepted";
+    } catch (const conf::ConfigError& e) {
+        ASSERT_EQ(e.errors().size(), 2u);
+        EXPECT_NE(e.errors()[0].find("t.toml:26:12:"), std::string::npos) << e.errors()[0];
+        EXPECT_NE(e.errors()[0].find("send_as"), std::string::npos);
+        EXPECT_NE(e.errors()[1].find("expected one of queue, direct"), std::string::npos) << e.errors()[1];
+    }
+}
+
+}  // namespace delivery_policy

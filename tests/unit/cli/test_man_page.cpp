@@ -2,7 +2,7 @@
 // a key the example does not document is caught (the build's generator refuses it; so does this test).
 #include <gtest/gtest.h>
 
-#include "conf/config_keys.hpp"
+#include "conf/known_keys.hpp"
 #include "relay/cli/man_page.hpp"
 
 namespace {

@@ -1,8 +1,9 @@
 // Loads the TOML configuration into the typed structs of config.hpp. Every key of every table is one
-// row in the key tables below (name, destination member, default, bounds), so adding a setting is one
-// line; the member's C++ type decides which TOML type is expected and how it is checked. Rules that
-// span several keys (presets, secrets, loopback-only plain text, cross references) follow the tables.
-// All problems are collected with their "file:line:col" and thrown together, sorted by position.
+// row in the key tables (config_keys.hpp: name, destination member, default, bounds), so adding a
+// setting is one line; the member's C++ type decides which TOML type is expected and how it is
+// checked (value_reader.hpp). Rules that span several keys (presets, secrets, loopback-only plain
+// text, cross references) are the checks below. All problems are collected with their
+// "file:line:col" and thrown together, sorted by position.
 #include <algorithm>
 #include <cctype>
 #include <type_traits>
@@ -18,6 +19,7 @@
 #include "conf/config_detail.hpp"
 #include "conf/config_keys.hpp"
 #include "conf/password_hash_format.hpp"
+#include "conf/presets.hpp"
 #include "conf/redirect_uri.hpp"
 #include "conf/value_reader.hpp"
 
@@ -31,213 +33,16 @@ using detail::did_you_mean;
 using detail::quote_value;
 using detail::read_whole_file;
 
-constexpr std::int64_t kDay = 86400;
-constexpr std::int64_t kGiB = 1024LL * 1024 * 1024;
-
-// Where a key's value goes. The alternative's type picks the converter (and so the TOML type).
-template <class T>
-using Member = std::variant<std::string T::*, std::optional<std::string> T::*, fs::path T::*, bool T::*,
-                            std::uint64_t T::*, unsigned T::*, std::chrono::seconds T::*, HostPort T::*,
-                            std::vector<HostPort> T::*, std::vector<Network> T::*, LogLevel T::*, LogFormat T::*,
-                            Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*,
-                            AuthMode T::*, Cloud T::*,
-                            std::optional<std::chrono::seconds> T::*, std::vector<std::string> T::*,
-                            DeliveryMode T::*, TransportKind T::*>;
-
-template <class T>
-struct KeySpec {
-    std::string_view name;
-    Member<T> member;
-    std::string_view default_toml{};  // the default as it would be written in the file; empty: none
-    bool required = false;
-    std::int64_t min = 0;             // bounds for integers and durations (in seconds)
-    std::int64_t max = kUnbounded;
-    bool read_file = false;           // a path read at load: a secret's content, or a must-be-readable file
-};
-
-const KeySpec<RelaySettings> relay_keys[] = {
-    {.name = "listen", .member = &RelaySettings::listen, .default_toml = R"(["127.0.0.1:2525"])"},
-    {.name = "allow_networks", .member = &RelaySettings::allow_networks, .default_toml = R"(["127.0.0.0/8", "::1/128"])"},
-    {.name = "spool_dir", .member = &RelaySettings::spool_dir, .default_toml = R"("/var/spool/smtp-oauth2-relay")"},
-    {.name = "state_dir", .member = &RelaySettings::state_dir, .default_toml = R"("/var/lib/smtp-oauth2-relay")"},
-    // 35 MiB is Exchange Online's default per-message limit; 2 GiB keeps sizes within 31 bits.
-    {.name = "max_message_size", .member = &RelaySettings::max_message_size, .default_toml = "36700160",
-     .min = 1024, .max = 2 * kGiB},
-    {.name = "default_account", .member = &RelaySettings::default_account},
-    {.name = "require_auth", .member = &RelaySettings::require_auth, .default_toml = "false"},
-    {.name = "hostname", .member = &RelaySettings::hostname},  // default: gethostname(), see check_relay
-    {.name = "min_backoff", .member = &RelaySettings::min_backoff, .default_toml = R"("300s")", .min = 1, .max = kDay},
-    {.name = "max_backoff", .member = &RelaySettings::max_backoff, .default_toml = R"("4000s")", .min = 1, .max = 7 * kDay},
-    {.name = "max_queue_lifetime", .member = &RelaySettings::max_queue_lifetime, .default_toml = R"("5d")",
-     .min = 1, .max = 100 * kDay},
-    {.name = "log_level", .member = &RelaySettings::log_level, .default_toml = R"("info")"},
-    // Hostile-client limits and local TLS (issue 6). Values are checked in check_relay.
-    {.name = "bare_newlines", .member = &RelaySettings::bare_newlines, .default_toml = R"("reject")"},
-    {.name = "max_command_line", .member = &RelaySettings::max_command_line, .default_toml = "512", .min = 512, .max = 65536},
-    {.name = "max_line_length", .member = &RelaySettings::max_line_length, .default_toml = "1000", .min = 1000, .max = 1048576},
-    {.name = "max_recipients", .member = &RelaySettings::max_recipients, .default_toml = "1000", .min = 100, .max = 100000},
-    {.name = "soft_error_limit", .member = &RelaySettings::soft_error_limit, .default_toml = "10", .min = 1, .max = 1000},
-    {.name = "error_delay", .member = &RelaySettings::error_delay, .default_toml = R"("1s")", .min = 0, .max = 60},
-    {.name = "max_errors", .member = &RelaySettings::max_errors, .default_toml = "20", .min = 1, .max = 1000},
-    {.name = "command_timeout", .member = &RelaySettings::command_timeout, .default_toml = R"("300s")", .min = 1, .max = kDay},
-    {.name = "session_timeout", .member = &RelaySettings::session_timeout, .default_toml = R"("3600s")", .min = 1, .max = kDay},
-    {.name = "min_data_rate", .member = &RelaySettings::min_data_rate, .default_toml = "500", .min = 0, .max = kGiB},
-    {.name = "min_data_rate_window", .member = &RelaySettings::min_data_rate_window, .default_toml = R"("30s")", .min = 1, .max = 30},
-    {.name = "greet_pause", .member = &RelaySettings::greet_pause, .default_toml = R"("0s")", .min = 0, .max = 30},
-    {.name = "max_clients", .member = &RelaySettings::max_clients, .default_toml = "4096", .min = 1, .max = 1000000},
-    {.name = "max_clients_per_ip", .member = &RelaySettings::max_clients_per_ip, .default_toml = "1024", .min = 1, .max = 1000000},
-    {.name = "auth_failure_delay", .member = &RelaySettings::auth_failure_delay, .default_toml = R"("2s")", .min = 0, .max = 60},
-    {.name = "auth_max_failures", .member = &RelaySettings::auth_max_failures, .default_toml = "10", .min = 1, .max = 10000},
-    {.name = "auth_lockout", .member = &RelaySettings::auth_lockout, .default_toml = R"("900s")", .min = 1, .max = kDay},
-    {.name = "listen_tls", .member = &RelaySettings::listen_tls},  // absent: no implicit-TLS listener
-    {.name = "tls_cert", .member = &RelaySettings::tls_cert, .read_file = true},
-    {.name = "tls_key", .member = &RelaySettings::tls_key, .read_file = true},
-    {.name = "min_tls_version", .member = &RelaySettings::min_tls_version, .default_toml = R"("1.2")"},
-    {.name = "allow_legacy_tls", .member = &RelaySettings::allow_legacy_tls, .default_toml = "false"},
-    {.name = "allow_plaintext_auth", .member = &RelaySettings::allow_plaintext_auth, .default_toml = "false"},
-    // Service (issue 5): log sink, the local status socket, optional Prometheus endpoint.
-    {.name = "log_format", .member = &RelaySettings::log_format, .default_toml = R"("auto")"},
-    {.name = "control_socket", .member = &RelaySettings::control_socket},  // default: state_dir/control.sock
-    {.name = "metrics_listen", .member = &RelaySettings::metrics_listen},  // unset: no metrics endpoint
-    {.name = "alias_file", .member = &RelaySettings::alias_file, .default_toml = R"("/etc/aliases")"},
-};
-
-const KeySpec<User> user_keys[] = {
-    {.name = "name", .member = &User::name, .required = true},
-    {.name = "password", .member = &User::password},        // exactly one of password / password_hash
-    {.name = "password_hash", .member = &User::password_hash},
-    {.name = "account", .member = &User::account, .required = true},
-    {.name = "allowed_senders", .member = &User::allowed_senders},  // empty: any sender
-};
-
-const KeySpec<Account> account_keys[] = {
-    {.name = "provider", .member = &Account::provider, .default_toml = R"("microsoft")"},
-    {.name = "tenant", .member = &Account::tenant},  // microsoft: required unless token_url is set
-    {.name = "client_id", .member = &Account::client_id},  // required unless upstream_auth needs no token
-    {.name = "client_secret", .member = &Account::client_secret},  // optional: public clients have none
-    {.name = "client_secret_file", .member = &Account::client_secret, .read_file = true},
-    {.name = "email", .member = &Account::email, .required = true},
-    {.name = "token_url", .member = &Account::token_url},  // token_url, scope, upstream: provider preset
-    {.name = "scope", .member = &Account::scope},
-    {.name = "upstream", .member = &Account::upstream},
-    {.name = "upstream_tls", .member = &Account::upstream_tls, .default_toml = R"("starttls")"},
-    {.name = "upstream_ca_file", .member = &Account::upstream_ca_file, .read_file = true},
-    {.name = "upstream_auth", .member = &Account::upstream_auth, .default_toml = R"("xoauth2")"},
-    // Exchange Online allows 3 concurrent SMTP AUTH sessions per mailbox (a 4th gets 432 4.3.2).
-    {.name = "max_connections", .member = &Account::max_connections, .default_toml = "3", .min = 1, .max = 100},
-    // authorize: loopback redirect (RFC 8252 7.3) and the sign-in endpoints (provider preset).
-    {.name = "redirect_uri", .member = &Account::redirect_uri, .default_toml = R"("http://localhost")"},
-    {.name = "authorize_url", .member = &Account::authorize_url},
-    {.name = "devicecode_url", .member = &Account::devicecode_url},
-    // App-only accounts, national clouds, basic upstream auth, refresh token upkeep: see check_account.
-    {.name = "auth", .member = &Account::auth, .default_toml = R"("delegated")"},
-    {.name = "cloud", .member = &Account::cloud, .default_toml = R"("global")"},
-    {.name = "client_certificate_file", .member = &Account::client_certificate_file, .read_file = true},
-    {.name = "client_key_file", .member = &Account::client_key_file, .read_file = true},
-    {.name = "upstream_user", .member = &Account::upstream_user},
-    {.name = "upstream_password", .member = &Account::upstream_password},
-    {.name = "upstream_password_file", .member = &Account::upstream_password, .read_file = true},
-    // Microsoft drops refresh tokens unused for 90 days: warn well before, refresh idle ones weekly.
-    {.name = "refresh_token_warn_days", .member = &Account::refresh_token_warn_days, .default_toml = "60",
-     .min = 1, .max = 3650},
-    {.name = "keepalive_refresh", .member = &Account::keepalive_refresh, .default_toml = R"("7d")",
-     .min = 1, .max = 365 * kDay},
-    // Delivery policy. Exchange Online: about 30 messages a minute and 500 recipients per message.
-    {.name = "send_as", .member = &Account::send_as},
-    {.name = "rate_per_minute", .member = &Account::rate_per_minute, .default_toml = "30", .min = 0, .max = 100000},
-    {.name = "max_recipients_per_message", .member = &Account::max_recipients_per_message, .default_toml = "500",
-     .min = 1, .max = 100000},
-    {.name = "min_backoff", .member = &Account::min_backoff, .min = 1, .max = kDay},
-    {.name = "max_backoff", .member = &Account::max_backoff, .min = 1, .max = 7 * kDay},
-    {.name = "max_queue_lifetime", .member = &Account::max_queue_lifetime, .min = 1, .max = 100 * kDay},
-    {.name = "bounce", .member = &Account::bounce, .default_toml = "false"},
-    {.name = "delivery", .member = &Account::delivery, .default_toml = R"("queue")"},
-    // Microsoft Graph sendMail (issue 14); graph_url and the Graph scopes come from the cloud preset.
-    {.name = "transport", .member = &Account::transport, .default_toml = R"("smtp")"},
-    {.name = "graph_url", .member = &Account::graph_url},
-    {.name = "save_to_sent_items", .member = &Account::save_to_sent_items, .default_toml = "true"},
-    // Graph's Outlook throttling allows 4 concurrent requests per mailbox; more get 429.
-    {.name = "graph_concurrent_requests", .member = &Account::graph_concurrent_requests, .default_toml = "4",
-     .min = 1, .max = 4},
-};
-
-struct Preset {
-    Provider provider;
-    std::string_view token_url;  // "{login}" is replaced by login_host(), "{tenant}" by the account's tenant
-    std::string_view scope;
-    std::string_view upstream;
-    std::string_view authorize_url = {};
-    std::string_view devicecode_url = {};  // empty: the provider offers no device flow for mail scopes
-};
-
-const Preset presets[] = {
-    {Provider::microsoft, "https://{login}/{tenant}/oauth2/v2.0/token",
-     "https://outlook.office.com/SMTP.Send offline_access", "smtp.office365.com:587",
-     "https://{login}/{tenant}/oauth2/v2.0/authorize", "https://{login}/{tenant}/oauth2/v2.0/devicecode"},
-    // Google refuses the device flow for https://mail.google.com/, so it has no devicecode_url.
-    {Provider::google, "https://oauth2.googleapis.com/token", "https://mail.google.com/", "smtp.gmail.com:587",
-     "https://accounts.google.com/o/oauth2/auth"},
-};
-
-// Microsoft's national clouds (PROVIDERS.md): same paths, other login and SMTP hosts, and the
-// cloud's own Exchange resource in the scopes.
-struct MicrosoftCloud {
-    Cloud cloud;
-    std::string_view login_host;       // the {login} host in the preset URLs
-    std::string_view delegated_scope;
-    std::string_view app_scope;        // client_credentials: the resource's .default (SMTP.SendAsApp)
-    std::string_view upstream;
-    // transport = "graph": the cloud's Graph host; its token audience differs from SMTP's, so the
-    // scopes differ too (delegated Mail.Send, app-only the Graph resource's .default).
-    std::string_view graph_url;
-    std::string_view graph_delegated_scope;
-    std::string_view graph_app_scope;
-};
-
-const MicrosoftCloud microsoft_clouds[] = {
-    {Cloud::global, "login.microsoftonline.com", "https://outlook.office.com/SMTP.Send offline_access",
-     "https://outlook.office365.com/.default", "smtp.office365.com:587", "https://graph.microsoft.com",
-     "https://graph.microsoft.com/Mail.Send offline_access", "https://graph.microsoft.com/.default"},
-    {Cloud::usgov, "login.microsoftonline.us", "https://outlook.office365.us/SMTP.Send offline_access",
-     "https://outlook.office365.us/.default", "smtp.office365.us:587", "https://graph.microsoft.us",
-     "https://graph.microsoft.us/Mail.Send offline_access", "https://graph.microsoft.us/.default"},
-    {Cloud::china, "login.partner.microsoftonline.cn", "https://partner.outlook.cn/SMTP.Send offline_access",
-     "https://partner.outlook.cn/.default", "smtp.partner.outlook.cn:587", "https://microsoftgraph.chinacloudapi.cn",
-     "https://microsoftgraph.chinacloudapi.cn/Mail.Send offline_access",
-     "https://microsoftgraph.chinacloudapi.cn/.default"},
-};
-
-const MicrosoftCloud& microsoft_cloud(Cloud cloud) {
-    for (const auto& c : microsoft_clouds)
-        if (c.cloud == cloud) return c;
-    return microsoft_clouds[0];
-}
-
-// The Microsoft identity platform host of the account's cloud: the one place that picks it.
-std::string login_host(const Account& account) {
-    return std::string(microsoft_cloud(account.cloud).login_host);
-}
-
-// A preset URL for this account: "{login}" and "{tenant}" filled in.
-std::string preset_url(std::string_view pattern, const Account& account) {
-    std::string url(pattern);
-    if (auto at = url.find("{login}"); at != std::string::npos) url.replace(at, 7, login_host(account));
-    if (auto at = url.find("{tenant}"); at != std::string::npos) url.replace(at, 8, account.tenant);
-    return url;
-}
-
-// http:// is acceptable only when the request cannot leave the machine.
-bool is_acceptable_token_url(std::string_view url) {
-    if (url.starts_with("https://")) return url.size() > 8;
-    if (!url.starts_with("http://")) return false;
-    std::string_view authority = url.substr(7);
-    authority = authority.substr(0, authority.find_first_of("/?#"));
-    if (authority.find('@') != std::string_view::npos) return false;
-    std::string_view host = authority;
-    if (host.starts_with('[')) host = host.substr(1, host.find(']') - 1);
-    else host = host.substr(0, host.find(':'));
-    return detail::is_loopback_host(host);
-}
+using detail::account_keys;
+using detail::find_preset;
+using detail::is_acceptable_token_url;
+using detail::KeySpec;
+using detail::microsoft_cloud;
+using detail::MicrosoftCloud;
+using detail::Preset;
+using detail::preset_url;
+using detail::relay_keys;
+using detail::user_keys;
 
 class Loader {
 public:
@@ -362,9 +167,8 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
     if (!account.email.empty() && account.email.find('@') == std::string::npos)
         fail(position_of(table, "email"), label + ".email: expected a mailbox address such as user@example.com");
 
-    const auto preset = std::find_if(std::begin(presets), std::end(presets),
-                                     [&](const Preset& p) { return p.provider == account.provider; });
-    const bool has_preset = preset != std::end(presets);
+    const Preset* preset = find_preset(account.provider);
+    const bool has_preset = preset != nullptr;
     const auto missing = [&](std::string_view key) {
         fail(table.source(), fmt::format("{}: missing required key '{}' in [{}] (provider \"custom\" has no preset)",
                                          label, key, label));
@@ -397,7 +201,7 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
     } else {
         account.token_url = preset_url(preset->token_url, account);
     }
-    check_sign_in_endpoints(table, label, account, has_preset ? &*preset : nullptr);
+    check_sign_in_endpoints(table, label, account, preset);
     if (!table.contains("scope") && needs_token) {
         if (cloud && graph) account.scope = app ? cloud->graph_app_scope : cloud->graph_delegated_scope;
         else if (graph) missing("scope");
@@ -668,109 +472,6 @@ Config load_config(const std::filesystem::path& file) {
     auto content = read_whole_file(file);
     if (!content.data) throw ConfigError({fmt::format("{}: cannot read: {}", file.string(), content.error)});
     return parse_config(*content.data, file);
-}
-
-}  // namespace relay::conf
-
-// ---- The effective configuration, printed from the same key tables the loader reads. ----
-namespace relay::conf {
-namespace {
-
-std::string toml_string(std::string_view text) {
-    std::string out = "\"";
-    for (unsigned char c : text) {
-        if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
-        else if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-    return out + "\"";
-}
-
-// Each returns the TOML value, or nullopt when the key is unset (printed as a comment).
-std::optional<std::string> toml_of(const std::string& v) {
-    return v.empty() ? std::nullopt : std::optional(toml_string(v));
-}
-std::optional<std::string> toml_of(const std::optional<std::string>& v) {
-    return v ? std::optional(toml_string(*v)) : std::nullopt;
-}
-std::optional<std::string> toml_of(const fs::path& v) {
-    return v.empty() ? std::nullopt : std::optional(toml_string(v.string()));
-}
-std::optional<std::string> toml_of(bool v) { return v ? "true" : "false"; }
-std::optional<std::string> toml_of(std::uint64_t v) { return std::to_string(v); }
-std::optional<std::string> toml_of(unsigned v) { return std::to_string(v); }
-std::optional<std::string> toml_of(std::chrono::seconds v) { return toml_string(std::to_string(v.count()) + "s"); }
-std::optional<std::string> toml_of(const std::optional<std::chrono::seconds>& v) {
-    return v ? toml_of(*v) : std::nullopt;
-}
-std::string toml_item(const std::string& item) { return toml_string(item); }
-template <class T>
-std::string toml_item(const T& item) { return toml_string(item.to_string()); }
-std::optional<std::string> toml_of(const HostPort& v) {
-    return v.port == 0 ? std::nullopt : std::optional(toml_string(v.to_string()));
-}
-template <class T>
-std::optional<std::string> toml_of(const std::vector<T>& items) {
-    if (items.empty()) return std::nullopt;  // an empty list and an absent key mean the same here
-    std::string out = "[";
-    for (const auto& item : items) out += (out.size() > 1 ? ", " : "") + toml_item(item);
-    return out + "]";
-}
-template <class E, class = std::enable_if_t<std::is_enum_v<E>>>
-std::optional<std::string> toml_of(E v) { return toml_string(to_string(v)); }
-// Secrets are never printed, only whether one is set.
-std::optional<std::string> toml_of(const Secret& v) {
-    return v.empty() ? std::nullopt : std::optional(toml_string(v.masked()));
-}
-
-template <class T, std::size_t N>
-void print_table(std::string& out, const KeySpec<T> (&specs)[N], const T& source) {
-    for (const auto& spec : specs) {
-        // client_secret_file fills client_secret: that row already printed the (masked) value.
-        if (spec.read_file && std::holds_alternative<Secret T::*>(spec.member)) continue;
-        std::optional<std::string> value = std::visit([&](auto member) { return toml_of(source.*member); }, spec.member);
-        if (value) out += fmt::format("{} = {}\n", spec.name, *value);
-        else out += fmt::format("# {} is not set\n", spec.name);
-    }
-}
-
-}  // namespace
-
-std::vector<KnownKey> known_keys() {
-    std::vector<KnownKey> out;
-    for (const auto& k : relay_keys) out.push_back({"relay", std::string(k.name), std::string(k.default_toml)});
-    for (const auto& k : user_keys) out.push_back({"users", std::string(k.name), std::string(k.default_toml)});
-    for (const auto& k : account_keys) out.push_back({"accounts", std::string(k.name), std::string(k.default_toml)});
-    return out;
-}
-
-std::string print_config(const Config& config) {
-    std::string out = fmt::format("# effective configuration of {}\n[relay]\n", config.source.string());
-    print_table(out, relay_keys, config.relay);
-    for (const auto& user : config.users) {
-        out += "\n[[users]]\n";
-        User shown = user;
-        // A password hash is not the password, but it is still material for an offline guess.
-        if (!shown.password_hash.empty()) shown.password_hash = "********";
-        print_table(out, user_keys, shown);
-    }
-    if (!config.aliases.empty()) {
-        out += "\n[aliases]\n";
-        for (const auto& [name, targets] : config.aliases) {
-            out += toml_string(name) + " = [";
-            for (std::size_t i = 0; i < targets.size(); ++i) out += (i ? ", " : "") + toml_string(targets[i]);
-            out += "]\n";
-        }
-    }
-    for (const auto& [name, account] : config.accounts) {
-        out += fmt::format("\n[accounts.{}]\n", name);
-        Account shown = account;
-        // upstream_user defaults to email but is only valid (and only meaningful) for basic upstream auth.
-        if (account.upstream_auth != UpstreamAuth::plain && account.upstream_auth != UpstreamAuth::login)
-            shown.upstream_user.clear();
-        print_table(out, account_keys, shown);
-    }
-    return out;
 }
 
 }  // namespace relay::conf

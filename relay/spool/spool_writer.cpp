@@ -1,0 +1,168 @@
+// Writing queue files: SpoolWriter (one SMTP session's message, header then body through a buffer)
+// and reading them back: SpoolBodyReader (the body again, for the upstream session) and
+// read_header_block (the message's own header lines, for DSNs and `queue show`). See spool.hpp.
+#include "relay/spool/spool.hpp"
+
+#include <utility>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <system_error>
+#include <unistd.h>
+
+#include "relay/core/durable_file.hpp"
+#include "relay/core/log.hpp"
+#include "relay/spool/queue_file.hpp"
+
+namespace relay {
+namespace {
+
+namespace fs = std::filesystem;
+
+}  // namespace
+
+std::string read_header_block(const QueuedMessage& message) {
+    constexpr std::size_t kLimit = 65536;
+    SpoolBodyReader body(message);
+    std::string header;
+    char buffer[8192];
+    while (header.size() < kLimit) {
+        std::size_t n = body.read(buffer, sizeof buffer);
+        if (n == 0) break;
+        header.append(buffer, n);
+        if (auto end = header.find("\r\n\r\n"); end != std::string::npos) return header.substr(0, end + 2);
+    }
+    return header.substr(0, std::min(header.size(), kLimit));
+}
+
+// ---------------------------------------------------------------------------------------------
+// SpoolBodyReader
+
+SpoolBodyReader::SpoolBodyReader(const QueuedMessage& message)
+    : offset_(message.body_offset), end_(message.body_offset + message.size), position_(offset_) {
+    fd_ = ::open(message.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw_errno(errno, "open " + message.path.string());
+    ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
+SpoolBodyReader::~SpoolBodyReader() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::size_t SpoolBodyReader::read(char* buffer, std::size_t size) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(size, end_ - position_));
+    while (want > 0) {
+        ssize_t n = ::pread(fd_, buffer, want, static_cast<off_t>(position_));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno(errno, "read spool body");
+        if (n == 0) throw std::system_error(EIO, std::generic_category(), "spool body truncated");
+        position_ += static_cast<std::uint64_t>(n);
+        return static_cast<std::size_t>(n);
+    }
+    return 0;
+}
+
+void SpoolBodyReader::rewind() { position_ = offset_; }
+
+// ---------------------------------------------------------------------------------------------
+// SpoolWriter
+
+SpoolWriter::SpoolWriter(Spool& spool) : spool_(spool) {}
+
+SpoolWriter::~SpoolWriter() { message_abort(); }
+
+void SpoolWriter::message_begin(const Envelope& envelope) {
+    message_abort();
+    message_ = QueuedMessage{};
+    message_.id = make_queue_id();
+    message_.envelope = envelope;
+    message_.received = SystemClock::now();
+    message_.path = spool_.queue_path(message_.id);
+    write_failed_ = false;
+    saved_errno_ = 0;
+
+    fs::path path = spool_.incoming_path(message_.id);
+    fd_ = spool_.open_incoming(message_.id);
+    written_ = 0;
+    if (fd_ < 0) {
+        write_failed_ = true;
+        saved_errno_ = errno;
+        log::error("spool_open_failed", {{"file", path.string()}, {"error", std::strerror(errno)}});
+        return;
+    }
+    buffer_ = queue_file::format_header(message_, size_offset_);
+    message_.body_offset = buffer_.size();
+}
+
+void SpoolWriter::message_data(std::string_view bytes) {
+    if (fd_ < 0 || write_failed_) return;
+    message_.size += bytes.size();
+    if (buffer_.size() + bytes.size() < 256 * 1024) {
+        buffer_.append(bytes);
+        return;
+    }
+    flush();
+    if (bytes.size() >= 256 * 1024) {
+        try {
+            write_all(fd_, bytes, spool_.incoming_path(message_.id));
+            written_ += bytes.size();
+        } catch (const std::system_error& e) {
+            write_failed_ = true;
+            saved_errno_ = e.code().value();
+        }
+    } else {
+        buffer_.append(bytes);
+    }
+}
+
+void SpoolWriter::flush() {
+    if (buffer_.empty() || write_failed_) return;
+    try {
+        write_all(fd_, buffer_, spool_.incoming_path(message_.id));
+        written_ += buffer_.size();
+    } catch (const std::system_error& e) {
+        write_failed_ = true;
+        saved_errno_ = e.code().value();
+    }
+    buffer_.clear();
+}
+
+void SpoolWriter::message_abort() {
+    if (fd_ < 0) return;
+    ::close(fd_);
+    fd_ = -1;
+    ::unlink((spool_.incoming_path(message_.id)).c_str());
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+}
+
+std::pair<SpoolCommitter::Pending, QueuedMessage> SpoolWriter::finish() {
+    if (fd_ >= 0 && !write_failed_) {
+        flush();
+        std::string digits = queue_file::format_size(message_.size);
+        if (!write_failed_ &&
+            ::pwrite(fd_, digits.data(), digits.size(), static_cast<off_t>(size_offset_)) !=
+                static_cast<ssize_t>(digits.size())) {
+            write_failed_ = true;
+            saved_errno_ = errno ? errno : EIO;
+        }
+        // A recycled file may be longer than this message: cut it, or the reader sees a torn file.
+        if (!write_failed_ && ::ftruncate(fd_, static_cast<off_t>(written_)) != 0) {
+            write_failed_ = true;
+            saved_errno_ = errno ? errno : EIO;
+        }
+    }
+    if (fd_ < 0 || write_failed_) {
+        int err = saved_errno_ ? saved_errno_ : EIO;
+        std::string id = message_.id;
+        message_abort();
+        throw std::system_error(err, std::generic_category(), "spool write of " + id);
+    }
+    SpoolCommitter::Pending pending{std::exchange(fd_, -1), message_.id};
+    buffer_.shrink_to_fit();
+    return {pending, message_};
+}
+
+}  // namespace relay

@@ -7,7 +7,7 @@
 #include "conf/config.hpp"
 #include "relay/cli/maildrop.hpp"
 #include "relay/cli/sendmail_message.hpp"
-#include "config_test_support.hpp"
+#include "../conf/config_test_support.hpp"
 
 namespace {
 

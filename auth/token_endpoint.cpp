@@ -102,6 +102,14 @@ std::string TokenError::admin_hint(std::string_view account) const {
             return fmt::format("the client certificate is not registered on the app, has expired, or this machine's "
                                "clock is wrong: upload the certificate in Entra ID (App registrations > Certificates & "
                                "secrets) or fix client_certificate_file for account {0}", account);
+        // The same AADSTS cases `check` and `authorize` name (relay/cli/check_diagnosis.cpp), so the log
+        // never sends an admin to make a new secret when the client id is what is wrong.
+        if (description_.find("AADSTS700016") != std::string::npos || oauth_error_ == "unauthorized_client")
+            return fmt::format("the client id is not known in this tenant (AADSTS700016): check client_id (Application "
+                               "(client) ID in Entra ID > App registrations > Overview) and tenant for account {0}", account);
+        if (description_.find("AADSTS7000218") != std::string::npos)
+            return fmt::format("the app wants a client secret (AADSTS7000218): set client_secret_file for account {0}, "
+                               "or enable \"Allow public client flows\" in the app registration", account);
         return fmt::format("the client secret is wrong or expired (AADSTS7000215) or the client id is wrong: "
                            "create a new client secret in Entra ID (App registrations > Certificates & secrets) "
                            "and update client_secret for account {0}", account);

@@ -163,7 +163,8 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
             if (last_logged_store_error != e.what()) {
                 last_logged_store_error = e.what();
                 log::error("token_store_unreadable", {{"account", account.name}, {"error", e.what()},
-                                                      {"action", "fix or re-create the token file"}});
+                                                      {"action", "make it readable for the user the relay runs as (chown), "
+                                                                 "or sign in again: sudo smtp-oauth2-relay authorize"}});
             }
             throw error;
         }

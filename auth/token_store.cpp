@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <stdexcept>
 #include <system_error>
@@ -144,10 +145,13 @@ void TokenStore::save(const std::string& account, const StoredTokens& tokens) co
 }
 
 std::optional<std::filesystem::file_time_type> TokenStore::stamp(const std::string& account) const {
-    std::error_code ec;
-    auto t = std::filesystem::last_write_time(path_for(account), ec);
-    if (ec) return std::nullopt;
-    return t;
+    // The inode's change time, not its modification time: a chown or chmod that makes the file
+    // readable for the relay (after `authorize` ran as root) changes only ctime, and must wake the
+    // account as a new token does. ctime also moves on every write and rename into place.
+    struct stat st {};
+    if (::stat(path_for(account).c_str(), &st) != 0) return std::nullopt;
+    const auto since_epoch = std::chrono::seconds(st.st_ctim.tv_sec) + std::chrono::nanoseconds(st.st_ctim.tv_nsec);
+    return std::chrono::file_clock::from_sys(std::chrono::sys_time<std::chrono::nanoseconds>(since_epoch));
 }
 
 }  // namespace relay::auth

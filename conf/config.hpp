@@ -14,6 +14,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "conf/aliases.hpp"
 #include "relay/core/log.hpp"
 
 namespace relay::conf {
@@ -102,6 +103,7 @@ struct RelaySettings {
     LogFormat log_format = LogFormat::automatic;
     std::filesystem::path control_socket;           // `status` asks here; default state_dir/control.sock
     HostPort metrics_listen;                        // Prometheus /metrics; port 0: off (the default)
+    std::filesystem::path alias_file;               // aliases(5) for sendmail's bare names, after [aliases]
 };
 
 struct User {
@@ -168,6 +170,7 @@ struct Config {
     RelaySettings relay;
     std::vector<User> users;
     std::map<std::string, Account> accounts;
+    AliasTable aliases;               // [aliases]: local name (lower case) -> addresses or names
 
     const Account* find_account(const std::string& name) const;
     const User* find_user(const std::string& name) const;

@@ -86,6 +86,7 @@ inline const KeySpec<RelaySettings> relay_keys[] = {
     {.name = "log_format", .member = &RelaySettings::log_format, .default_toml = R"("auto")"},
     {.name = "control_socket", .member = &RelaySettings::control_socket},  // default: state_dir/control.sock
     {.name = "metrics_listen", .member = &RelaySettings::metrics_listen},  // unset: no metrics endpoint
+    {.name = "alias_file", .member = &RelaySettings::alias_file, .default_toml = R"("/etc/aliases")"},
 };
 
 inline const KeySpec<User> user_keys[] = {

@@ -5,6 +5,7 @@
 // text, cross references) are the checks below. All problems are collected with their
 // "file:line:col" and thrown together, sorted by position.
 #include <algorithm>
+#include <cctype>
 #include <type_traits>
 #include <map>
 #include <tuple>
@@ -65,6 +66,7 @@ private:
                     std::string_view shown_as, T& target);
     void read_accounts(const toml::table& root, Config& config);
     void read_users(const toml::table& root, Config& config);
+    void read_aliases(const toml::table& root, Config& config);
     void check_account(const toml::table& table, const std::string& label, Account& account);
     void check_sign_in_endpoints(const toml::table& table, const std::string& label, Account& account,
                                  const Preset* preset);
@@ -106,11 +108,11 @@ void Loader::read_table(const toml::table& table, const KeySpec<T> (&specs)[N], 
 
 Config Loader::load(const toml::table& root) {
     Config config;
-    const std::vector<std::string_view> top_level{"relay", "users", "accounts"};
+    const std::vector<std::string_view> top_level{"relay", "users", "accounts", "aliases"};
     for (auto&& [key, node] : root) {
         if (std::find(top_level.begin(), top_level.end(), key.str()) == top_level.end())
-            fail(key.source(), fmt::format("unknown key '{}' at the top level (expected [relay], [[users]] or "
-                                           "[accounts.NAME]){}", key.str(), did_you_mean(key.str(), top_level)));
+            fail(key.source(), fmt::format("unknown key '{}' at the top level (expected [relay], [[users]], "
+                                           "[accounts.NAME] or [aliases]){}", key.str(), did_you_mean(key.str(), top_level)));
     }
     const toml::table no_relay_table;
     const toml::table* relay = &no_relay_table;
@@ -121,6 +123,7 @@ Config Loader::load(const toml::table& root) {
     read_table(*relay, relay_keys, "relay", "[relay]", config.relay);
     read_accounts(root, config);
     read_users(root, config);
+    read_aliases(root, config);
     check_relay(*relay, config);
     return config;
 }
@@ -178,6 +181,12 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
                              account.upstream_auth == UpstreamAuth::oauthbearer;
     if (needs_token && !table.contains("client_id"))
         fail(table.source(), fmt::format("{}: missing required key 'client_id' in [{}]", label, label));
+    // The shipped config's all-zero id would only fail later, at the provider, as AADSTS700016.
+    if (needs_token && !account.client_id.empty() &&
+        account.client_id.find_first_not_of("0-") == std::string::npos)
+        fail(position_of(table, "client_id"),
+             fmt::format("{}.client_id: {} is the example's placeholder; use the Application (client) ID of "
+                         "your app registration (Entra ID > App registrations > Overview)", label, account.client_id));
     if (table.contains("token_url")) {
         if (!account.token_url.empty() && !is_acceptable_token_url(account.token_url))
             fail(position_of(table, "token_url"),
@@ -353,6 +362,43 @@ void Loader::read_users(const toml::table& root, Config& config) {
             fail(position_of(*table, "account"), fmt::format("{}.account: no account {} in [accounts]{}", label,
                                                              quote_value(user.account), did_you_mean(user.account, account_names)));
         config.users.push_back(std::move(user));
+    }
+}
+
+// [aliases]: root = "it@contoso.com" or www-data = ["web@contoso.com", "root"]. A target is an address
+// or another local name; sendmail resolves them (conf/aliases.hpp).
+void Loader::read_aliases(const toml::table& root, Config& config) {
+    const toml::node* node = root.get("aliases");
+    if (!node) return;
+    const toml::table* table = node->as_table();
+    if (!table) {
+        fail(*node, "aliases: expected a table [aliases] of name = \"address\" or [\"address\", ...]");
+        return;
+    }
+    for (auto&& [key, value] : *table) {
+        const std::string name(key.str());
+        std::vector<std::string> targets;
+        auto add = [&](const toml::node& item) {
+            const auto* text = item.as_string();
+            std::string target = text ? text->get() : std::string();
+            const bool clean = !target.empty() && std::none_of(target.begin(), target.end(), [](char c) {
+                return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == ',';
+            });
+            if (!clean) fail(item, fmt::format("aliases.{}: expected an address or a local name, without spaces, "
+                                               "commas or <>", name));
+            else targets.push_back(target);
+        };
+        if (const toml::array* list = value.as_array()) {
+            if (list->empty()) fail(value, fmt::format("aliases.{}: an empty list sends the mail nowhere", name));
+            for (const auto& item : *list) add(item);
+        } else {
+            add(value);
+        }
+        std::string lowered = name;
+        for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (name.find('@') != std::string::npos || name.empty())
+            fail(key.source(), fmt::format("aliases.{}: an alias is a local name such as root, without @", name));
+        config.aliases[lowered] = std::move(targets);
     }
 }
 

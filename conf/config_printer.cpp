@@ -2,6 +2,7 @@
 // (config_keys.hpp); secrets show only whether they are set.
 #include <fmt/format.h>
 
+#include "conf/known_keys.hpp"
 #include "conf/config.hpp"
 #include "conf/config_detail.hpp"
 #include "conf/config_keys.hpp"
@@ -75,6 +76,14 @@ void print_table(std::string& out, const KeySpec<T> (&specs)[N], const T& source
 
 }  // namespace
 
+std::vector<KnownKey> known_keys() {
+    std::vector<KnownKey> out;
+    for (const auto& k : relay_keys) out.push_back({"relay", std::string(k.name), std::string(k.default_toml)});
+    for (const auto& k : user_keys) out.push_back({"users", std::string(k.name), std::string(k.default_toml)});
+    for (const auto& k : account_keys) out.push_back({"accounts", std::string(k.name), std::string(k.default_toml)});
+    return out;
+}
+
 std::string print_config(const Config& config) {
     std::string out = fmt::format("# effective configuration of {}\n[relay]\n", config.source.string());
     print_table(out, relay_keys, config.relay);
@@ -84,6 +93,14 @@ std::string print_config(const Config& config) {
         // A password hash is not the password, but it is still material for an offline guess.
         if (!shown.password_hash.empty()) shown.password_hash = "********";
         print_table(out, user_keys, shown);
+    }
+    if (!config.aliases.empty()) {
+        out += "\n[aliases]\n";
+        for (const auto& [name, targets] : config.aliases) {
+            out += toml_string(name) + " = [";
+            for (std::size_t i = 0; i < targets.size(); ++i) out += (i ? ", " : "") + toml_string(targets[i]);
+            out += "]\n";
+        }
     }
     for (const auto& [name, account] : config.accounts) {
         out += fmt::format("\n[accounts.{}]\n", name);

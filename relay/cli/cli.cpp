@@ -73,6 +73,24 @@ std::optional<conf::Config> load_config_or_report(const ParsedOptions& options) 
     }
 }
 
+std::size_t warn_about_default_passwords(const conf::Config& config) {
+    // The passwords sample configs and guides show; a relay reachable on the LAN with one of them
+    // sends mail as the account for anyone who reads the same guide.
+    static constexpr const char* kDefaults[] = {"change-me", "changeme", "password", "secret", "admin", "123456",
+                                                "scanner", "test", "demo-password"};
+    std::size_t found = 0;
+    for (const auto& user : config.users) {
+        for (const char* d : kDefaults) {
+            if (user.password.reveal() == d) {
+                std::fprintf(stderr, "smtp-oauth2-relay: warning: user %s has a well-known example password; set "
+                             "another (smtp-oauth2-relay hash-password)\n", user.name.c_str());
+                ++found;
+            }
+        }
+    }
+    return found;
+}
+
 const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         {"serve", run_serve},

@@ -5,7 +5,9 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <filesystem>
 #include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,16 @@ std::optional<ParsedOptions> parse_options(const std::string& command, const std
 // Loads --config (or the default); on error prints every problem to stderr and returns nullopt
 // (the caller exits 2).
 std::optional<conf::Config> load_config_or_report(const ParsedOptions& options);
+
+// Run as root, becomes the owner of `dir` (spool_dir for the queue tools, state_dir for the token
+// commands) so every file it creates is the relay's; run as another user who is not the owner,
+// returns why that would leave files the relay cannot read. Empty on success. `what` names the
+// command in the message. See run_as_owner.cpp.
+std::string act_as_owner_of(const std::filesystem::path& dir, std::string_view what);
+
+// Warns on stderr about [[users]] whose clear-text password is one that examples and guides use
+// ("change-me", "password", ...): config --check and serve both say it. Returns how many.
+std::size_t warn_about_default_passwords(const conf::Config& config);
 
 struct Command {
     std::string name;   // "serve", "token import"

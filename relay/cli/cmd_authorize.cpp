@@ -5,7 +5,11 @@
 //    redirected to (the page itself fails to load; the address bar holds the code);
 //  - --device: the device authorization grant (RFC 8628) for headless servers.
 // The tokens are stored like `token import` stores them; a running relay picks them up.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
 #include <iostream>
 #include <thread>
 
@@ -17,6 +21,7 @@
 #include "auth/token_endpoint.hpp"
 #include "auth/token_store.hpp"
 #include "conf/redirect_uri.hpp"
+#include "relay/cli/check_diagnosis.hpp"
 #include "relay/cli/cli.hpp"
 
 namespace relay::cli {
@@ -73,7 +78,9 @@ int store(const conf::Config& config, const conf::Account& account, const auth::
 
 int report_token_error(const conf::Account& account, const auth::TokenError& e, std::string_view what) {
     complain(fmt::format("authorize: account {}: {}: {}\n", account.name, what, e.what()));
-    complain(fmt::format("authorize: what to do: {}\n", e.admin_hint(account.name)));
+    // The diagnosis `check` gives (one table of AADSTS causes and fixes, check_diagnosis.hpp).
+    const auto diagnosis = check::diagnose_token(e, account);
+    complain(fmt::format("authorize: cause: {}\nauthorize: what to do: {}\n", diagnosis.cause, diagnosis.fix));
     return kRuntimeError;
 }
 
@@ -241,6 +248,20 @@ int device_flow(const conf::Config& config, const conf::Account& account, std::o
 
 }  // namespace
 
+// Creates state_dir/tokens/ if needed and a probe file in it, removed at once. Empty when writable.
+static std::string can_store_tokens(const std::filesystem::path& state_dir) {
+    std::error_code ec;
+    const std::filesystem::path dir = state_dir / "tokens";
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return fmt::format("{}: {}", dir.string(), ec.message());
+    const std::filesystem::path probe = dir / fmt::format(".authorize-probe-{}", ::getpid());
+    int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return fmt::format("{}: {}", dir.string(), std::strerror(errno));
+    ::close(fd);
+    ::unlink(probe.c_str());
+    return {};
+}
+
 int run_authorize(const std::vector<std::string>& args) {
     auto options = parse_options("authorize", args,
                                  {{"--account", true}, {"--device", false}, {"--paste", false}, {"--timeout", true}},
@@ -261,6 +282,11 @@ int run_authorize(const std::vector<std::string>& args) {
     }
     auto config = load_config_or_report(*options);
     if (!config) return kUsageError;
+    // Under sudo: the token file must belong to the relay's user, or the relay cannot read it.
+    if (auto problem = act_as_owner_of(config->relay.state_dir, "authorize"); !problem.empty()) {
+        std::fprintf(stderr, "smtp-oauth2-relay %s\n", problem.c_str());
+        return kRuntimeError;
+    }
     const std::string name = options->get("--account");
     const conf::Account* account = config->find_account(name);
     if (!account) {
@@ -269,6 +295,12 @@ int run_authorize(const std::vector<std::string>& args) {
         return usage(fmt::format("no account '{}' in {} (accounts: {})", name, config->source.string(), known));
     }
     const std::string config_flag = options->has("--config") ? " --config " + options->get("--config") : "";
+    // Before any URL or code: a sign-in whose token cannot be stored afterwards wastes the person's
+    // time and leaves a browser saying "done" for nothing.
+    if (auto problem = can_store_tokens(config->relay.state_dir); !problem.empty()) {
+        complain(fmt::format("authorize: account {}: cannot store tokens: {}; nothing was signed in\n", name, problem));
+        return kRuntimeError;
+    }
     try {
         if (options->has("--device")) return device_flow(*config, *account, timeout, config_flag);
         return code_flow(*config, *account, options->has("--paste"), timeout.value_or(std::chrono::seconds(300)),

@@ -337,6 +337,11 @@ int run_check(const std::vector<std::string>& args) {
     }
     auto config = load_config_or_report(*options);
     if (!config) return kUsageError;
+    // Under sudo: a rotated refresh token is stored as the relay's user, or the relay cannot read it.
+    if (auto problem = act_as_owner_of(config->relay.state_dir, "check"); !problem.empty()) {
+        std::fprintf(stderr, "smtp-oauth2-relay %s\n", problem.c_str());
+        return kRuntimeError;
+    }
     std::vector<const conf::Account*> accounts;
     if (options->has("--account")) {
         const conf::Account* account = config->find_account(options->get("--account"));

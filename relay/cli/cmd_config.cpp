@@ -8,17 +8,18 @@
 namespace relay::cli {
 namespace {
 
-constexpr const char* kConfigHelp = R"(usage: smtp-oauth2-relay config --check [--config FILE]
+constexpr const char* kConfigHelp = R"(usage: smtp-oauth2-relay config --check [--quiet] [--config FILE]
 
   config --check   validates the configuration file and prints the effective configuration:
                    every key with its default filled in, secrets shown as ********.
                    Exit 0 when valid, 2 with every error as file:line:col: message otherwise.
+  --quiet          print only errors and warnings (ExecReload= uses it)
 )";
 
 }  // namespace
 
 int run_config(const std::vector<std::string>& args) {
-    auto options = parse_options("config", args, {{"--check", false}}, kConfigHelp);
+    auto options = parse_options("config", args, {{"--check", false}, {"--quiet", false}}, kConfigHelp);
     if (!options) return kUsageError;
     if (options->help) return kOk;
     if (!options->has("--check") || !options->positional.empty()) {
@@ -27,7 +28,8 @@ int run_config(const std::vector<std::string>& args) {
     }
     auto config = load_config_or_report(*options);
     if (!config) return kUsageError;
-    std::fputs(conf::print_config(*config).c_str(), stdout);
+    warn_about_default_passwords(*config);
+    if (!options->has("--quiet")) std::fputs(conf::print_config(*config).c_str(), stdout);
     return kOk;
 }
 

@@ -15,11 +15,13 @@
 namespace relay::cli {
 namespace {
 
+constexpr std::size_t kMinPasswordLength = 12;
+
 constexpr const char* kHashPasswordHelp = R"(usage: smtp-oauth2-relay hash-password
 
   Reads a password (twice, without echo, on a terminal; one line from stdin otherwise) and prints
   $pbkdf2-sha256$<iterations>$<salt>$<hash> for `password_hash = "..."` in a [[users]] table.
-  PBKDF2-HMAC-SHA256, 310000 iterations, 16-byte random salt.
+  PBKDF2-HMAC-SHA256, 310000 iterations, 16-byte random salt. At least 12 characters.
 )";
 
 // One line from stdin; on a terminal with echo off, restored afterwards even on end of input.
@@ -56,6 +58,13 @@ int run_hash_password(const std::vector<std::string>& args) {
     auto first = read_line(terminal, "Password: ");
     if (!first || first->empty()) {
         std::fputs("hash-password: no password given (expected one line on stdin)\n", stderr);
+        return kUsageError;
+    }
+    // NIST SP 800-63B 5.1.1.2 asks at least 8 characters of a memorized secret; we ask 12, since a
+    // device's password is typed once into its settings page and a longer one costs nothing.
+    if (first->size() < kMinPasswordLength) {
+        std::fprintf(stderr, "hash-password: the password has %zu characters; use at least %zu (nothing printed)\n",
+                     first->size(), kMinPasswordLength);
         return kUsageError;
     }
     if (terminal) {

@@ -276,6 +276,13 @@ int run_queue(const std::vector<std::string>& args) {
     }
     auto config = load_config_or_report(*options);
     if (!config) return kUsageError;
+    // Under sudo: act as the relay's user, so a request file or hold marker is one the relay reads.
+    // Only list and show may run as anyone who can read the spool.
+    const std::string not_owner = act_as_owner_of(config->relay.spool_dir, "queue " + sub);
+    if (!not_owner.empty() && sub != "list" && sub != "show") {
+        std::fprintf(stderr, "smtp-oauth2-relay %s\n", not_owner.c_str());
+        return kRuntimeError;
+    }
     try {
         Spool spool(config->relay.spool_dir);
         if (sub == "list") return list(spool);
@@ -283,6 +290,8 @@ int run_queue(const std::vector<std::string>& args) {
         return act(spool, sub, *options);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "smtp-oauth2-relay queue %s: %s\n", sub.c_str(), e.what());
+        // mailq by an ordinary user: say who may look, rather than only "permission denied".
+        if (!not_owner.empty()) std::fprintf(stderr, "smtp-oauth2-relay queue %s: run it with sudo\n", sub.c_str());
         return kRuntimeError;
     }
 }

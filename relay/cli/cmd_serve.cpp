@@ -18,6 +18,7 @@
 #include "auth/token_store.hpp"
 #include "relay/service/admin_server.hpp"
 #include "relay/cli/cli.hpp"
+#include "relay/cli/maildrop.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/core/durable_file.hpp"
 #include "relay/spool/queue_control.hpp"
@@ -137,6 +138,7 @@ int run_serve(const std::vector<std::string>& args) {
     if (!loaded) return kUsageError;
     log::set_level(loaded->relay.log_level);
     log::set_format(loaded->relay.log_format);
+    warn_about_default_passwords(*loaded);
     log::set_observer(&metrics::observe);
     try {
         check_directories(*loaded);
@@ -186,6 +188,14 @@ int run_serve(const std::vector<std::string>& args) {
                                                delivery.tokens_changed(accounts, all);
                                            });
         token_files.start();
+        // sendmail's maildrop (issue 12): messages left while we were down or by users who may not
+        // read the config. On a thread of its own; it submits to our own listener.
+        maildrop::Pickup pickup(config);
+        try {
+            pickup.start();
+        } catch (const std::exception& e) {
+            log::warning("maildrop_unavailable", {{"error", e.what()}});
+        }
         SdNotifier notifier;
         NotifyHeartbeat heartbeat(io.get_executor(), notifier, [&] { return status_summary(delivery); });
         log::info("started", {{"version", RELAY_VERSION}, {"listen", join(server.listening())},
@@ -200,6 +210,7 @@ int run_serve(const std::vector<std::string>& args) {
             if (ec) return;
             log::info("stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
             notifier.notify("STOPPING=1");
+            pickup.request_stop();
             heartbeat.stop();
             admin.stop();
             const auto until = std::chrono::steady_clock::now() + kDrainDeadline;
@@ -221,12 +232,14 @@ int run_serve(const std::vector<std::string>& args) {
                 if (ec) return;
                 notifier.notify(SdNotifier::reloading_message());
                 reload(config, server, delivery);
+                pickup.update_config(config);
                 notifier.notify("READY=1\nSTATUS=" + status_summary(delivery));
                 wait_hangup();
             });
         };
         wait_hangup();
         io.run();
+        pickup.stop();
         kdf.join();
         durable.join();
         blocking.join();

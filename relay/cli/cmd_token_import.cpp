@@ -24,6 +24,11 @@ int run_token_import(const std::vector<std::string>& args) {
     }
     auto config = load_config_or_report(*options);
     if (!config) return kUsageError;
+    // Under sudo: the token file must belong to the relay's user, or the relay cannot read it.
+    if (auto problem = act_as_owner_of(config->relay.state_dir, "token import"); !problem.empty()) {
+        std::fprintf(stderr, "smtp-oauth2-relay %s\n", problem.c_str());
+        return kRuntimeError;
+    }
     std::string name = options->get("--account");
     const conf::Account* account = config->find_account(name);
     if (!account) {

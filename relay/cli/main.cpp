@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "relay/cli/cli.hpp"
+#include "relay/cli/man_page.hpp"
 
 namespace {
 
@@ -39,8 +40,18 @@ exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
-    // Installed as /usr/sbin/sendmail (a symlink): behave as sendmail(8) does.
-    if (argc > 0 && std::filesystem::path(argv[0]).filename() == "sendmail") return relay::cli::run_sendmail(args);
+    // Installed as /usr/sbin/sendmail, /usr/bin/mailq and /usr/sbin/newaliases (symlinks): behave as
+    // those do, as every Debian MTA package provides them.
+    const std::string invoked = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : std::string();
+    if (invoked == "sendmail") return relay::cli::run_sendmail(args);
+    if (invoked == "mailq") {
+        args.insert(args.begin(), "-bp");
+        return relay::cli::run_sendmail(args);
+    }
+    if (invoked == "newaliases") {
+        args.insert(args.begin(), "-bi");
+        return relay::cli::run_sendmail(args);
+    }
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
         std::fputs(kTopHelp, args.empty() ? stderr : stdout);
         return args.empty() ? relay::cli::kUsageError : 0;
@@ -59,6 +70,8 @@ int main(int argc, char** argv) {
         command += " " + args[0];
         args.erase(args.begin());
     }
+    // Hidden: the build generates the man pages with it (relay/cli/man_page.hpp).
+    if (command == "man") return relay::cli::run_man(args);
     for (const auto& c : relay::cli::commands()) {
         if (command == c.name) return c.run(args);
     }

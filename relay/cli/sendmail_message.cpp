@@ -35,6 +35,13 @@ std::vector<std::string_view> split_lines(std::string_view input) {
 
 }  // namespace
 
+static bool has_control(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+}
+
 std::string parse_arguments(const std::vector<std::string>& args, Options& options, std::string& config) {
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& arg = args[i];
@@ -59,17 +66,42 @@ std::string parse_arguments(const std::vector<std::string>& args, Options& optio
             else return false;
             return true;
         };
-        if (arg == "-t") options.recipients_from_headers = true;
-        else if (arg == "-i" || arg == "-oi") options.ignore_dots = true;
-        else if (flag == 'f' || flag == 'r') {
+        std::string ignored;
+        switch (flag) {
+        case 't': options.recipients_from_headers = true; break;
+        case 'i': options.ignore_dots = true; break;
+        case 'f':
+        case 'r':
             if (!value(options.from)) return "option -f needs an address";
-        } else if (flag == 'F') {
+            break;
+        case 'F':
             if (!value(options.full_name)) return "option -F needs a name";
-        } else if (arg == "-bm" || arg == "-v" || arg == "-U" || arg == "-odi" || arg == "-odb" || arg == "-oem" ||
-                   arg == "-oee" || arg == "-om" || arg == "-Am" || arg == "-Ac") {
-            // Delivery-mode and error-mode options: the relay always queues, and reports by exit code.
-        } else {
-            return "unsupported option " + arg + " (this sendmail only submits messages: -t -i -f -F)";
+            break;
+        case 'o':
+            // -oi is -i; -oA takes a value; the rest (-odi, -oem, -oee, -om, -o7, -o8, -oQ...) set
+            // delivery and error modes: the relay always queues and reports by exit code.
+            if (arg == "-oi" || arg == "-oI") options.ignore_dots = true;
+            else if (arg == "-oA" && i + 1 < args.size()) ++i;
+            break;
+        case 'b':
+            if (arg == "-bm" || arg == "-b") options.mode = Mode::submit;
+            else if (arg == "-bs") options.mode = Mode::smtp_on_stdin;
+            else if (arg == "-bp") options.mode = Mode::list_queue;
+            else if (arg == "-bi") options.mode = Mode::rebuild_aliases;
+            else return "unsupported mode " + arg + " (this sendmail submits mail: -bm, -bs, -bp, -bi)";
+            break;
+        case 'I': options.mode = Mode::rebuild_aliases; break;
+        // Options with a value that mean nothing to a relay that only submits: body type (-B 8BITMIME),
+        // config dir (-C), DSN notify/return/envid (-N, -R, -V), log file (-X), syslog label (-L),
+        // hop count (-h). Their values are never used.
+        case 'B': case 'C': case 'N': case 'R': case 'V': case 'X': case 'L': case 'h':
+            if (!value(ignored)) return std::string("option -") + flag + " needs a value";
+            break;
+        // Flags without a value: verbose, UTF-8 submission, gateway, no aliasing, me too, queue run.
+        case 'v': case 'U': case 'G': case 'n': case 'm': case 'q': case 'A': case 'S': case 'O': case 'd':
+            break;
+        default:
+            return "unsupported option " + arg + " (see --help)";
         }
     }
     // "<a@b>" and "a@b" alike in the envelope.
@@ -80,7 +112,47 @@ std::string parse_arguments(const std::vector<std::string>& args, Options& optio
     };
     strip(options.from);
     for (auto& r : options.recipients) strip(r);
+    // -f becomes "MAIL FROM:<...>" and -F a header line: a CR or LF in either would let the caller
+    // add SMTP commands or header fields of its own choosing (issue 13 item 5).
+    if (has_control(options.full_name)) return "option -F: control characters (CR, LF, ...) are not allowed in a name";
+    if (has_control(options.from) || options.from.find_first_of(" <>") != std::string::npos)
+        return "option -f: not an address: control characters, spaces and <> are not allowed";
+    for (const auto& r : options.recipients) {
+        if (has_control(r) || r.find_first_of(" <>") != std::string::npos)
+            return "malformed recipient address (control characters, spaces or <>)";
+    }
     return {};
+}
+
+std::string display_name(std::string_view name) {
+    bool ascii = std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    if (ascii) {
+        std::string out = "\"";
+        for (char c : name) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        return out + "\"";
+    }
+    // RFC 2047 section 4.1: "B" encoding of UTF-8; one encoded-word is enough for a person's name
+    // (the 75-character limit is a folding hint, and a longer name still decodes).
+    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string b64;
+    std::size_t i = 0;
+    for (; i + 2 < name.size(); i += 3) {
+        unsigned v = (static_cast<unsigned char>(name[i]) << 16) | (static_cast<unsigned char>(name[i + 1]) << 8) |
+                     static_cast<unsigned char>(name[i + 2]);
+        for (int shift : {18, 12, 6, 0}) b64 += kAlphabet[(v >> shift) & 63];
+    }
+    if (i < name.size()) {
+        unsigned v = static_cast<unsigned char>(name[i]) << 16;
+        if (i + 1 < name.size()) v |= static_cast<unsigned char>(name[i + 1]) << 8;
+        b64 += kAlphabet[(v >> 18) & 63];
+        b64 += kAlphabet[(v >> 12) & 63];
+        b64 += i + 1 < name.size() ? kAlphabet[(v >> 6) & 63] : '=';
+        b64 += '=';
+    }
+    return "=?UTF-8?B?" + b64 + "?=";
 }
 
 std::vector<std::string> addresses_in(std::string_view value) {
@@ -99,7 +171,11 @@ std::vector<std::string> addresses_in(std::string_view value) {
             part = part.substr(lt + 1, gt == std::string_view::npos ? std::string_view::npos : gt - lt - 1);
         }
         part = trim(part);
-        if (part.find('@') != std::string_view::npos) out.emplace_back(part);
+        // A bare local name ("To: root", as cron and scripts write it) is kept: the caller resolves it.
+        const bool local_name = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '+';
+        });
+        if (part.find('@') != std::string_view::npos || local_name) out.emplace_back(part);
         current.clear();
     };
     for (char c : value) {
@@ -139,6 +215,13 @@ Prepared prepare(std::string_view input, const Options& options, std::string_vie
     }
     Prepared out;
     out.recipients = options.recipients;
+    // With -t, a message carrying Resent- headers is being resent: its recipients are the Resent-
+    // ones (RFC 5322 3.6.6), as Postfix's cleanup takes them.
+    bool resent = false;
+    for (std::size_t i = 0; i < body_start; ++i) {
+        std::string start = lower(lines[i].substr(0, lines[i].find(':')));
+        if (start == "resent-to" || start == "resent-cc" || start == "resent-bcc") resent = true;
+    }
     std::vector<std::string_view> kept;
     bool have_from = false, have_date = false;
     for (std::size_t i = 0; i < body_start;) {
@@ -149,14 +232,16 @@ Prepared prepare(std::string_view input, const Options& options, std::string_vie
         std::string name = lower(trim(first.substr(0, colon)));
         if (name == "from") have_from = true;
         if (name == "date") have_date = true;
-        bool drop = false;
-        if (options.recipients_from_headers && colon != std::string_view::npos &&
-            (name == "to" || name == "cc" || name == "bcc")) {
+        const bool names_recipients = resent ? (name == "resent-to" || name == "resent-cc" || name == "resent-bcc")
+                                             : (name == "to" || name == "cc" || name == "bcc");
+        if (options.recipients_from_headers && colon != std::string_view::npos && names_recipients) {
             std::string value(first.substr(colon + 1));
             for (std::size_t j = i + 1; j < end; ++j) value += " " + std::string(lines[j]);
             for (auto& a : addresses_in(value)) out.recipients.push_back(std::move(a));
-            drop = name == "bcc";   // Bcc recipients stay invisible to the others
         }
+        // Bcc recipients stay invisible to the others, with or without -t (RFC 5322 3.6.3): a program
+        // that names them on the command line and leaves the header in must not reveal them.
+        const bool drop = name == "bcc" || name == "resent-bcc";
         if (!drop) kept.insert(kept.end(), lines.begin() + static_cast<long>(i), lines.begin() + static_cast<long>(end));
         i = end;
     }
@@ -164,7 +249,7 @@ Prepared prepare(std::string_view input, const Options& options, std::string_vie
     if (!have_from) {
         m += "From: ";
         m += options.full_name.empty() ? std::string(default_from)
-                                       : "\"" + options.full_name + "\" <" + std::string(default_from) + ">";
+                                       : display_name(options.full_name) + " <" + std::string(default_from) + ">";
         m += "\r\n";
     }
     if (!have_date) m += "Date: " + std::string(date) + "\r\n";

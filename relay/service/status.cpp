@@ -142,7 +142,8 @@ std::string render_status(const json::object& s) {
                 std::string valid = string_of(token, "valid_until");
                 const json::value* have = token.if_contains("have_refresh_token");
                 bool has_refresh = have && have->is_bool() && have->as_bool();
-                out += fmt::format("  token: {}", has_refresh ? "refresh token stored" : "NO refresh token (run token import)");
+                out += fmt::format("  token: {}", has_refresh ? "refresh token stored"
+                                                                : "NO refresh token (sign in: smtp-oauth2-relay authorize)");
                 out += valid.empty() ? std::string(", no access token yet")
                                      : fmt::format(", access token valid until {} ({})", valid,
                                                    int_of(token, "valid_for_s") > 0

@@ -82,6 +82,7 @@ class Relay:
         }
         self.users = [{"name": LOCAL_USER, "password": LOCAL_PASSWORD, "account": "office"}]
         self.accounts = {"office": self.account_for(standin)}
+        self.extra_toml = ""   # appended as is, for tables render_config does not know ([aliases])
 
     @staticmethod
     def account_for(standin, **overrides):
@@ -102,7 +103,7 @@ class Relay:
 
     def write_config(self):
         with open(self.config_path, "w") as f:
-            f.write(render_config(self.settings, self.users, self.accounts))
+            f.write(render_config(self.settings, self.users, self.accounts) + self.extra_toml)
         return self.config_path
 
     def run(self, *args, stdin=None, timeout=30):

@@ -137,9 +137,11 @@ def test_sysusers_and_tmpfiles_create_the_user_and_a_private_spool(tmp_path):
                               capture_output=True, text=True, timeout=30)
     assert tmpfiles.returncode == 0, tmpfiles.stderr
     uid = int(re.search(r"^smtp-oauth2-relay:x:(\d+):", passwd, re.M).group(1))
-    for directory in ("var/spool/smtp-oauth2-relay", "var/lib/smtp-oauth2-relay"):
+    # The spool only lets others through to the maildrop (writable, not listable, sticky).
+    for directory, mode in (("var/spool/smtp-oauth2-relay", 0o711), ("var/spool/smtp-oauth2-relay/maildrop", 0o1733),
+                            ("var/lib/smtp-oauth2-relay", 0o700)):
         st = (tmp_path / directory).stat()
-        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == uid, directory
+        assert stat.S_IMODE(st.st_mode) == mode and st.st_uid == uid, directory
 
 
 # --- sd_notify ------------------------------------------------------------------------------------
@@ -395,8 +397,12 @@ def test_sendmail_exit_codes(relay):
     too_big = b"Subject: big\n\n" + (b"x" * 900 + b"\n") * 1300
     assert sendmail(relay, ["boss@example.com"], too_big).returncode == 65           # EX_DATAERR (552)
     relay.stop()
+    # The relay down: the maildrop keeps the message (issue 12), cron does not throw it away.
     down = sendmail(relay, ["boss@example.com"], b"Subject: x\n\nrelay down\n")
-    assert down.returncode == 75 and b"try again later" in down.stderr               # EX_TEMPFAIL
+    assert down.returncode == 0 and b"sent when the relay runs" in down.stderr, down.stderr
+    os.rename(os.path.join(relay.spool_dir, "maildrop"), os.path.join(relay.spool_dir, "no-maildrop"))
+    nowhere = sendmail(relay, ["boss@example.com"], b"Subject: x\n\nrelay down, no maildrop\n")
+    assert nowhere.returncode == 75 and b"try again later" in nowhere.stderr        # EX_TEMPFAIL
     broken = subprocess.run([BINARY, "sendmail", "--config", "/nonexistent.toml", "a@b"], input=b"x\n",
                             capture_output=True, timeout=30)
     assert broken.returncode == 78                                                   # EX_CONFIG
@@ -494,11 +500,18 @@ def test_deb_is_built_with_unit_config_man_pages_and_installs(tmp_path):
                  "./usr/lib/sysusers.d/smtp-oauth2-relay.conf", "./usr/lib/tmpfiles.d/smtp-oauth2-relay.conf",
                  "./etc/smtp-oauth2-relay/config.toml", "./usr/share/man/man8/smtp-oauth2-relay.8.gz",
                  "./usr/share/man/man5/smtp-oauth2-relay.toml.5.gz",
-                 "./usr/lib/smtp-oauth2-relay/sendmail -> ../../bin/smtp-oauth2-relay"):
+                 "./usr/lib/smtp-oauth2-relay/sendmail -> ../../bin/smtp-oauth2-relay",
+                 # The host's MTA, the usual way (issue 12): cron and bsd-mailx find sendmail here.
+                 "./usr/sbin/sendmail -> ../bin/smtp-oauth2-relay", "./usr/bin/mailq -> smtp-oauth2-relay",
+                 "./usr/sbin/newaliases -> ../bin/smtp-oauth2-relay"):
         assert path in contents, path
-    assert "./usr/sbin/sendmail" not in contents  # that path belongs to the system's MTA
     info = subprocess.run(["dpkg-deb", "-I", deb], capture_output=True, text=True, check=True).stdout
     assert "Package: smtp-oauth2-relay" in info and "libssl3" in info
+    for field in ("Provides", "Conflicts", "Replaces"):
+        assert re.search(rf"^ {field}: mail-transport-agent$", info, re.M), info
+    assert re.search(r"^ Version: \d+\.\d+\.\d+-\d+$", info, re.M), info          # a Debian revision
+    maintainer = re.search(r"^ Maintainer: (.*)$", info, re.M).group(1)
+    assert re.fullmatch(r"[^<>]+ <[^@\s<>]+@[^@\s<>]+\.[a-z]+>", maintainer) and "localhost" not in maintainer
     conffiles = subprocess.run(["dpkg-deb", "-I", deb, "conffiles"], capture_output=True, text=True).stdout
     assert conffiles.split() == ["/etc/smtp-oauth2-relay/config.toml"]
     tree = tmp_path / "tree"
@@ -524,9 +537,20 @@ def test_deb_is_built_with_unit_config_man_pages_and_installs(tmp_path):
             config = os.stat("/etc/smtp-oauth2-relay/config.toml")
             assert stat.S_IMODE(config.st_mode) == 0o640
             assert os.path.isdir("/var/spool/smtp-oauth2-relay")
+            # The shipped config has no working login and a placeholder client id, which is refused.
             check = subprocess.run(["/usr/bin/smtp-oauth2-relay", "config", "--check"], capture_output=True, text=True)
-            assert check.returncode == 0, check.stderr
+            assert check.returncode == 2 and "client_id: 00000000-0000-0000-0000-000000000000 is the example's " \
+                "placeholder" in check.stderr, check.stdout + check.stderr
+            assert "[[users]]\nname" not in open("/etc/smtp-oauth2-relay/config.toml").read()
+            assert os.path.realpath("/usr/sbin/sendmail") == "/usr/bin/smtp-oauth2-relay"
+            # What a running relay leaves in the spool besides mail.
+            for d in ("control", "recycled", "incoming"):
+                os.makedirs(f"/var/spool/smtp-oauth2-relay/{d}", exist_ok=True)
+                open(f"/var/spool/smtp-oauth2-relay/{d}/leftover", "w").close()
         finally:
             purge = subprocess.run(["dpkg", "--purge", "smtp-oauth2-relay"], capture_output=True, text=True, timeout=120)
         assert purge.returncode == 0, purge.stdout + purge.stderr
-        assert not os.path.exists("/usr/bin/smtp-oauth2-relay")
+        # Purge leaves nothing the package created.
+        for path in ("/usr/bin/smtp-oauth2-relay", "/usr/sbin/sendmail", "/usr/bin/mailq", "/etc/smtp-oauth2-relay",
+                     "/var/lib/smtp-oauth2-relay", "/var/spool/smtp-oauth2-relay", "/lib/systemd/system/smtp-oauth2-relay.service"):
+            assert not os.path.lexists(path), path

@@ -19,7 +19,7 @@ TEST(Sendmail, ArgumentsInSendmailStyle) {
     EXPECT_EQ(config, "c.toml");
     EXPECT_EQ(o.recipients, (std::vector<std::string>{"a@b", "-odd@x"}));
     sendmail::Options bad;
-    EXPECT_NE(sendmail::parse_arguments({"-bs"}, bad, config), "");
+    EXPECT_NE(sendmail::parse_arguments({"-bd"}, bad, config), "");   // daemon mode: not a submission
     EXPECT_NE(sendmail::parse_arguments({"-f"}, bad, config), "");
 }
 

@@ -187,12 +187,23 @@ upstream_auth = "none"
     EXPECT_EQ(test.upstream_auth, UpstreamAuth::none);
 }
 
-TEST(ConfigLoad, ExampleFileParses) {
+TEST(ConfigLoad, ExampleFileParsesOnceItsPlaceholderClientIdIsReplaced) {
     const fs::path example = fs::path(RELAY_SOURCE_DIR) / "conf/config.example.toml";
-    const Config c = load_config(example);
+    // As shipped it is refused, with one error naming the placeholder (issue 12: no silent zero id).
+    try {
+        load_config(example);
+        ADD_FAILURE() << "the shipped placeholder client_id was accepted";
+    } catch (const ConfigError& e) {
+        ASSERT_EQ(e.errors().size(), 1u) << joined(e.errors());
+        EXPECT_NE(e.errors()[0].find("client_id: 00000000-0000-0000-0000-000000000000 is the example's placeholder"),
+                  std::string::npos) << e.errors()[0];
+    }
+    std::ifstream in(example);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("00000000-0000-0000-0000-000000000000"), 36, "3f1c2a5e-8d4b-4c1e-9a7f-2b6d0e9c4a11");
+    const Config c = parse_config(text, example);
     EXPECT_EQ(c.relay.default_account, "office");
-    ASSERT_EQ(c.users.size(), 1u);
-    EXPECT_EQ(c.users[0].account, "office");
+    EXPECT_TRUE(c.users.empty());   // no working login as shipped
     EXPECT_EQ(c.accounts.at("office").upstream.to_string(), "smtp.office365.com:587");
     EXPECT_EQ(c.relay.spool_dir, fs::path("/var/spool/smtp-oauth2-relay"));
 }
@@ -217,7 +228,7 @@ INSTANTIATE_TEST_SUITE_P(Table, ConfigBad, ::testing::Values(
             "t.toml:2:1: unknown key 'listn' in [relay]; did you mean 'listen'?"},
     BadCase{"unknown key far from any", "[relay]\nbanana = 1\n" + kAccount, "t.toml:2:1: unknown key 'banana' in [relay]"},
     BadCase{"unknown top level", "relai = 1\n" + kAccount,
-            "t.toml:1:1: unknown key 'relai' at the top level (expected [relay], [[users]] or [accounts.NAME]); "
+            "t.toml:1:1: unknown key 'relai' at the top level (expected [relay], [[users]], [accounts.NAME] or [aliases]); "
             "did you mean 'relay'?"},
     BadCase{"wrong type", "[relay]\nmax_message_size = \"big\"\n" + kAccount,
             "t.toml:2:20: relay.max_message_size: expected an integer"},

@@ -1,0 +1,143 @@
+"""sendmail as a Debian host's programs call it (issue 12 item 2) and the header attacks of issue 13
+item 5. Each invocation below is the exact argument list the program uses: Debian's cron
+(`-FCronDaemon -i -B8BITMIME -oem root`), bsd-mailx (`-i -- NAME`), PHP's mail() (`-t -i`), Symfony
+Mailer (`-bs`, SMTP on stdin); bare names resolve through [aliases], the alias_file and the default
+account's domain, and the stand-in shows where each message really went."""
+import os
+import subprocess
+
+from conftest import BINARY, MAILBOX
+
+
+def sendmail(relay, args, data, name="sendmail"):
+    link = os.path.join(relay.workdir, name)
+    if not os.path.exists(link):
+        os.symlink(os.path.abspath(BINARY), link)
+    relay.write_config()
+    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path)
+    return subprocess.run([link, *args], input=data, capture_output=True, env=env, timeout=30)
+
+
+def with_aliases(relay):
+    alias_file = os.path.join(relay.workdir, "aliases")
+    with open(alias_file, "w") as f:
+        f.write("# as /etc/aliases\npostmaster: root\nwww-data: web@example.com,\n  |/usr/bin/logger\n")
+    relay.settings["alias_file"] = alias_file
+    relay.extra_toml = '\n[aliases]\nroot = ["it@example.com", "ops@example.com"]\n'
+
+
+def delivered_to(standin, count):
+    return [(sorted(env["rcpt_to"]), data) for env, data in standin.wait_for_messages(count, timeout=20)]
+
+
+def test_cron_bsd_mailx_php_and_symfony_invocations_reach_the_alias_targets(relay, standin):
+    with_aliases(relay)
+    relay.start()
+    cron = sendmail(relay, ["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+                    b"Subject: Cron <root@host> run-parts /etc/cron.daily\n\nline one\n.\nline three\n")
+    assert cron.returncode == 0, cron.stderr
+    rcpts, data = delivered_to(standin, 1)[0]
+    assert rcpts == ["it@example.com", "ops@example.com"]
+    assert f'From: "CronDaemon" <{MAILBOX}>'.encode() in data and b"line one\r\n.\r\nline three" in data
+
+    mailx = sendmail(relay, ["-i", "--", "www-data"], b"Subject: from mailx\n\nhello\n")
+    assert mailx.returncode == 0, mailx.stderr
+    assert delivered_to(standin, 2)[1][0] == ["web@example.com"]   # the |command target is skipped
+
+    php = sendmail(relay, ["-t", "-i"], b"To: nobody, postmaster@localhost\nSubject: php\n\nfrom PHP\n")
+    assert php.returncode == 0, php.stderr
+    # "nobody" has no alias: the default account's domain; postmaster -> root -> [aliases].
+    assert delivered_to(standin, 3)[2][0] == ["it@example.com", "nobody@contoso.com", "ops@example.com"]
+
+    # -bs as Symfony Mailer uses it: one command at a time, each reply read before the next.
+    bs = subprocess.Popen([os.path.join(relay.workdir, "sendmail"), "-bs"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, env=dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path))
+
+    def reply():
+        lines = []
+        while True:
+            line = bs.stdout.readline()
+            assert line, lines
+            lines.append(line)
+            if line[3:4] == b" ":
+                return int(line[:3]), lines
+
+    def say(text):
+        bs.stdin.write(text.encode() + b"\r\n")
+        bs.stdin.flush()
+        return reply()
+
+    assert reply()[0] == 220
+    assert say("EHLO app.local")[0] == 250
+    assert say(f"MAIL FROM:<{MAILBOX}>")[0] == 250
+    assert say("RCPT TO:<boss@example.com>")[0] == 250
+    assert say("DATA")[0] == 354
+    code, lines = say("Subject: over -bs\r\n\r\nsymfony\r\n.")
+    assert code == 250 and b"queued as" in lines[-1], lines
+    assert say("QUIT")[0] == 221
+    bs.stdin.close()
+    assert bs.wait(timeout=20) == 0
+    rcpts, data = delivered_to(standin, 4)[3]
+    assert rcpts == ["boss@example.com"] and b"symfony" in data
+
+    mailq = sendmail(relay, [], b"", name="mailq")
+    assert mailq.returncode == 0, mailq.stderr
+    newaliases = sendmail(relay, [], b"", name="newaliases")
+    assert newaliases.returncode == 0 and b"[aliases]" in newaliases.stdout
+
+
+def test_bcc_and_resent_bcc_never_reach_the_message(relay, standin):
+    relay.start()
+    # Without -t: the recipients are the arguments and the Bcc: header must still go.
+    plain = sendmail(relay, ["-i", "boss@example.com", "audit@example.com"],
+                     b"To: boss@example.com\nBcc: audit@example.com,\n hidden@example.com\nSubject: a\n\nbody\n")
+    assert plain.returncode == 0, plain.stderr
+    rcpts, data = delivered_to(standin, 1)[0]
+    assert rcpts == ["audit@example.com", "boss@example.com"]
+    assert b"Bcc" not in data and b"hidden@example.com" not in data and b"audit@" not in data
+    # With -t on a resent message: the Resent- recipients, Resent-Bcc removed.
+    resent = sendmail(relay, ["-t", "-i"], b"From: a@example.com\nTo: old@example.com\nResent-From: " + MAILBOX.encode()
+                      + b"\nResent-To: new@example.com\nResent-Bcc: quiet@example.com\nSubject: b\n\nbody\n")
+    assert resent.returncode == 0, resent.stderr
+    rcpts, data = delivered_to(standin, 2)[1]
+    assert rcpts == ["new@example.com", "quiet@example.com"]
+    assert b"quiet@example.com" not in data and b"Resent-Bcc" not in data
+
+
+def test_control_characters_in_f_and_F_are_refused_before_anything_is_sent(relay, standin):
+    relay.start()
+    injected_name = sendmail(relay, ["-F", "Cron\r\nBcc: victim@example.com\r\nX-Evil: 1", "boss@example.com"],
+                             b"Subject: x\n\nbody\n")
+    assert injected_name.returncode == 64 and b"-F" in injected_name.stderr
+    injected_sender = sendmail(relay, ["-f", f"{MAILBOX}>\r\nRCPT TO:<victim@example.com", "boss@example.com"],
+                               b"Subject: x\n\nbody\n")
+    assert injected_sender.returncode == 64 and b"-f" in injected_sender.stderr
+    # A name that needs quoting or encoding is carried safely, not refused.
+    fine = sendmail(relay, ["-F", 'J\u00fcrgen "the admin"', "boss@example.com"], b"Subject: x\n\nbody\n")
+    assert fine.returncode == 0, fine.stderr
+    rcpts, data = delivered_to(standin, 1)[0]
+    assert rcpts == ["boss@example.com"] and b"victim" not in data and b"X-Evil" not in data
+    assert b"From: =?UTF-8?B?" in data
+
+
+def test_hash_password_refuses_a_short_password():
+    short = subprocess.run([BINARY, "hash-password"], input=b"x\n", capture_output=True, timeout=30)
+    assert short.returncode == 2 and b"at least 12" in short.stderr and short.stdout == b""
+
+
+def test_relay_down_sendmail_exits_0_and_the_mail_goes_out_when_it_starts(relay, standin):
+    with_aliases(relay)
+    relay.start()
+    relay.stop()
+    # Debian's cron, with the relay stopped: cron would throw the mail away on any exit but 0.
+    cron = sendmail(relay, ["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+                    b"Subject: Cron <root@host> backup\n\nbackup done\n")
+    assert cron.returncode == 0, cron.stderr
+    maildrop = os.path.join(relay.spool_dir, "maildrop")
+    assert len(os.listdir(maildrop)) == 1 and standin.messages() == []
+    assert oct(os.stat(maildrop).st_mode & 0o7777) == "0o1733"
+    relay.start()
+    rcpts, data = delivered_to(standin, 1)[0]
+    assert rcpts == ["it@example.com", "ops@example.com"] and b"backup done" in data
+    relay.wait_for_log("maildrop_submitted")
+    assert os.listdir(maildrop) == []

@@ -27,14 +27,21 @@ std::string owner_fix(const fs::path& path, bool directory) {
                        path.string());
 }
 
-// One entry (already lstat'ed): owned by us, closed to others (fixed when not).
-void check_entry(const fs::path& path, const struct stat& st, bool directory, std::vector<std::string>& fixed) {
-    if (st.st_uid != ::geteuid())
+// One entry (already lstat'ed): owned by us (or by root, who needs no planting), closed to others
+// (fixed when not). `search_ok`: others may traverse but not list or write (the spool directory,
+// so that sendmail run by any user reaches spool_dir/maildrop, as tmpfiles.d makes it 0711).
+// A root-owned entry is trusted but not ours to change: e.g. a token file `authorize` wrote as
+// root, which the relay reports as unreadable with the chown to run (and wakes up on the chown).
+void check_entry(const fs::path& path, const struct stat& st, bool directory, std::vector<std::string>& fixed,
+                 bool search_ok = false) {
+    if (st.st_uid != ::geteuid() && st.st_uid != 0)
         untrusted(path, fmt::format("is owned by uid {}, not by the relay's user (uid {})", st.st_uid, ::geteuid()),
                   owner_fix(path, directory) + ", else remove it");
-    const mode_t open_bits = st.st_mode & 077;
+    if (st.st_uid != ::geteuid()) return;
+    const mode_t allowed = search_ok ? 011 : 0;
+    const mode_t open_bits = st.st_mode & 077 & ~allowed;
     if (open_bits == 0) return;
-    const mode_t wanted = st.st_mode & 07700;
+    const mode_t wanted = st.st_mode & (07700 | allowed);
     if (::chmod(path.c_str(), wanted) != 0)
         untrusted(path, fmt::format("has mode {:04o} and cannot be fixed ({})", st.st_mode & 07777, std::strerror(errno)),
                   fmt::format("run: chmod {:04o} {}", wanted, path.string()));
@@ -45,14 +52,15 @@ void check_entry(const fs::path& path, const struct stat& st, bool directory, st
                                        {"detail", "other users could read or change the relay's files"}});
 }
 
-void check_directory(const fs::path& dir, bool follow, std::vector<std::string>& fixed, bool with_files) {
+void check_directory(const fs::path& dir, bool follow, std::vector<std::string>& fixed, bool with_files,
+                     bool search_ok = false) {
     struct stat st {};
     if ((follow ? ::stat(dir.c_str(), &st) : ::lstat(dir.c_str(), &st)) != 0) {
         if (errno == ENOENT) return;
         untrusted(dir, std::string("cannot be examined: ") + std::strerror(errno), "check the path");
     }
     if (!S_ISDIR(st.st_mode)) untrusted(dir, "is not a directory", "remove it or point the config elsewhere");
-    check_entry(dir, st, true, fixed);
+    check_entry(dir, st, true, fixed, search_ok);
     if (!with_files) return;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -78,7 +86,7 @@ void check_directory(const fs::path& dir, bool follow, std::vector<std::string>&
 std::vector<std::string> check_private_tree(const fs::path& root, const std::vector<std::string>& subdirs,
                                             const std::vector<std::string>& subdirs_without_files) {
     std::vector<std::string> fixed;
-    check_directory(root, /*follow=*/true, fixed, /*with_files=*/false);
+    check_directory(root, /*follow=*/true, fixed, /*with_files=*/false, /*search_ok=*/true);
     for (const auto& sub : subdirs) check_directory(root / sub, /*follow=*/false, fixed, /*with_files=*/true);
     for (const auto& sub : subdirs_without_files) check_directory(root / sub, /*follow=*/false, fixed, /*with_files=*/false);
     return fixed;

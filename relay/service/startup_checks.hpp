@@ -20,7 +20,9 @@ namespace relay {
 // Checks `root` (followed if it is a symlink: /var/spool/x -> /srv/x is the admin's choice) and,
 // below it, the subdirectories named in `subdirs` (not followed) and the files directly in them.
 // Missing ones are fine: they are created 0700 later. `subdirs_without_files` are checked
-// themselves only (state_dir/tls holds a certificate meant to be readable). Returns the paths fixed.
+// themselves only (state_dir/tls holds a certificate meant to be readable). The root may keep its
+// search bits (0711: sendmail reaches spool_dir/maildrop); root-owned entries are trusted as they are.
+// Returns the paths fixed.
 std::vector<std::string> check_private_tree(const std::filesystem::path& root, const std::vector<std::string>& subdirs,
                                             const std::vector<std::string>& subdirs_without_files = {});
 

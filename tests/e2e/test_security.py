@@ -334,7 +334,8 @@ def test_an_open_spool_is_closed_and_foreign_files_stop_the_start(relay, standin
     os.chmod(relay.spool_dir, 0o777)
     os.chmod(queue, 0o777)
     relay.start()
-    assert stat.S_IMODE(os.stat(relay.spool_dir).st_mode) == 0o700
+    # spool_dir keeps only the search bits sendmail's maildrop needs (tmpfiles.d makes it 0711).
+    assert stat.S_IMODE(os.stat(relay.spool_dir).st_mode) == 0o711
     assert stat.S_IMODE(os.stat(queue).st_mode) == 0o700
     fixed = relay.log_lines("permissions_fixed")
     assert any(f"path={queue} " in line for line in fixed), fixed

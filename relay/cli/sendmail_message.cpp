@@ -4,20 +4,13 @@
 #include <algorithm>
 #include <cctype>
 
+#include "relay/core/ascii.hpp"
+
 namespace relay::sendmail {
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-    return s;
-}
+using core::lower;
+using core::trim;
 
 // Splits `input` into lines without their line end; "\r\n" and bare "\n" both end a line.
 std::vector<std::string_view> split_lines(std::string_view input) {

@@ -104,6 +104,7 @@ struct RelaySettings {
     std::filesystem::path control_socket;           // `status` asks here; default state_dir/control.sock
     HostPort metrics_listen;                        // Prometheus /metrics; port 0: off (the default)
     std::filesystem::path alias_file;               // aliases(5) for sendmail's bare names, after [aliases]
+    bool add_received_header = true;                // RFC 5321 4.4 trace header at spool time
 };
 
 struct User {

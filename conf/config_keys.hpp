@@ -87,6 +87,7 @@ inline const KeySpec<RelaySettings> relay_keys[] = {
     {.name = "control_socket", .member = &RelaySettings::control_socket},  // default: state_dir/control.sock
     {.name = "metrics_listen", .member = &RelaySettings::metrics_listen},  // unset: no metrics endpoint
     {.name = "alias_file", .member = &RelaySettings::alias_file, .default_toml = R"("/etc/aliases")"},
+    {.name = "add_received_header", .member = &RelaySettings::add_received_header, .default_toml = "true"},
 };
 
 inline const KeySpec<User> user_keys[] = {

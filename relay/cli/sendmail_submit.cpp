@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "conf/aliases.hpp"
+#include "relay/spool/received_header.hpp"
 
 namespace relay::sendmail {
 namespace {
@@ -218,6 +219,14 @@ SubmitResult submit_message(const conf::Config& config, Options options, std::st
     const std::string from = options.from.empty() ? default_from : options.from;
     auto prepared = prepare(input, options, from, rfc5322_date());
     prepared.recipients = resolve_aliases(config, prepared.recipients);
+    if (config.relay.add_received_header) {
+        // The local hop, as Exim writes it ("from local (user NAME) ... with local"): the relay's own
+        // Received for the SMTP hop over loopback (with the queue id) then goes on top of it.
+        Envelope local;
+        local.helo = user;
+        local.rcpt_to = prepared.recipients;
+        prepared.message.insert(0, received_header(local, config.relay.hostname, "", std::chrono::system_clock::now()));
+    }
     out.recipients = prepared.recipients;
     if (prepared.recipients.empty())
         return fail(EX_USAGE_, options.recipients_from_headers ? "no recipients in the arguments or To:/Cc:/Bcc:"

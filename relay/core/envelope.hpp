@@ -15,6 +15,7 @@ struct Envelope {
     std::string user;                   // authenticated local user, empty when none
     std::string client_address;         // peer IP as text
     std::string helo;                   // EHLO/HELO argument
+    std::string protocol;               // RFC 3848 "with" keyword for the Received header: ESMTPSA etc.
     bool eight_bit = false;             // BODY=8BITMIME was given
     bool dsn = false;                   // a delivery status notification made by this relay: never bounced
 };

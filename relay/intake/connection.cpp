@@ -62,7 +62,7 @@ Connection::Connection(std::shared_ptr<const IntakeServices> services, std::shar
       stream_(std::move(socket)),
       timer_(stream_.socket().get_executor()),
       hooks_(config_, peer_, &services_->auth_attempts),
-      writer_(services_->spool),
+      writer_(services_->spool, TraceOptions{config_->relay.add_received_header, config_->relay.hostname}),
       smtp_(connection_policy(*config_, *services_, peer, implicit_tls), hooks_, writer_, peer_),
       session_end_(Clock::now() + settings_.session_timeout),
       buffer_(kCommandBuffer) {

@@ -20,6 +20,7 @@ void ServerSession::State::greet(std::string_view argument) {
 void ServerSession::State::ehlo(std::string_view argument) {
     if (argument.empty()) return reply(replies::kEhloSyntax);
     greet(argument);
+    esmtp = true;
     const std::uint64_t advertised = hooks.size_limit(user_account);
     const std::uint64_t size = advertised ? std::min(advertised, max_size()) : max_size();
     std::vector<std::string> lines{policy.hostname, "PIPELINING", "SIZE " + std::to_string(size),
@@ -32,6 +33,7 @@ void ServerSession::State::ehlo(std::string_view argument) {
 void ServerSession::State::helo_command(std::string_view argument) {
     if (argument.empty()) return reply(replies::kHeloSyntax);
     greet(argument);
+    esmtp = false;
     step->replies.append(replies::helo(policy.hostname)).append("\r\n");
 }
 
@@ -75,6 +77,8 @@ void ServerSession::State::mail(std::string_view argument) {
     tx.envelope.client_address = client_address;
     tx.envelope.helo = helo;
     tx.envelope.eight_bit = eight_bit;
+    // RFC 3848: S for TLS, A for an authenticated client; plain SMTP after HELO.
+    tx.envelope.protocol = !esmtp ? "SMTP" : std::string("ESMTP") + (tls_active ? "S" : "") + (authenticated ? "A" : "");
     reply(replies::kSenderOk);
 }
 

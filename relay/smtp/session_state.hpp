@@ -54,6 +54,7 @@ struct ServerSession::State {
     Stage stage = Stage::need_helo;
     bool tls_active = false;
     std::string helo;
+    bool esmtp = false;              // EHLO (not HELO) began the session: the Received header says so
     bool authenticated = false;
     std::string user;
     std::string user_account;

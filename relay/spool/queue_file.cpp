@@ -35,8 +35,16 @@ struct Record {
 };
 
 // The table. Readers skip names they do not know: a newer version may add records.
-constexpr std::array<Record, 11> kRecords{{
+constexpr std::array<Record, 12> kRecords{{
     {"size", nullptr, [](QueuedMessage& m, const std::string& v) { m.size = std::stoull(v); }},
+    {"body",       // right after "size" (body_traits_offset): rewritten in place at the end
+     [](const QueuedMessage& m, std::string_view n, std::string& out) {
+         out.append(n).append(" ").append(format_body_traits(m)).append("\n");
+     },
+     [](QueuedMessage& m, const std::string& v) {
+         m.eight_bit_data = v.find("8bit=1") != std::string::npos;
+         m.long_lines = v.find("longlines=1") != std::string::npos;
+     }},
     {"id", [](const QueuedMessage& m, std::string_view n, std::string& out) { add(out, n, m.id); },
      [](QueuedMessage& m, const std::string& v) { m.id = v; }},
     {"account", [](const QueuedMessage& m, std::string_view n, std::string& out) { add(out, n, m.envelope.account); },
@@ -97,6 +105,12 @@ std::string format_header(const QueuedMessage& message, std::uint64_t& size_offs
 }
 
 std::string format_size(std::uint64_t size) { return fmt::format("{:0{}}", size, kSizeDigits); }
+
+std::string format_body_traits(const QueuedMessage& message) {
+    return fmt::format("8bit={} longlines={}", message.eight_bit_data ? 1 : 0, message.long_lines ? 1 : 0);
+}
+
+std::uint64_t body_traits_offset(std::uint64_t size_offset) { return size_offset + kSizeDigits + 1 + 5; }
 
 QueuedMessage parse_header(std::string_view head) {
     if (!head.starts_with(kMagic)) throw std::runtime_error("not a spool file");

@@ -21,6 +21,10 @@ inline constexpr int kSizeDigits = 20;
 std::string format_header(const QueuedMessage& message, std::uint64_t& size_offset);
 // The size digits to write at `size_offset` once the body is complete.
 std::string format_size(std::uint64_t size);
+// The "body" record follows "size" and is fixed width too ("8bit=0 longlines=0"): what the writer
+// saw in the body (QueuedMessage::eight_bit_data, long_lines), written with the size.
+std::string format_body_traits(const QueuedMessage& message);
+std::uint64_t body_traits_offset(std::uint64_t size_offset);
 
 // Parses the header at the start of `head` (the file's first bytes). Sets id, envelope, received,
 // size and body_offset. Throws std::runtime_error for a file that is not a complete queue file header.

@@ -45,6 +45,33 @@ struct QueuedMessage {
     std::uint64_t body_offset = 0;      // where the body starts in the file
     SystemClock::time_point received{};
     std::filesystem::path path;
+    // What SpoolWriter saw in the body (BodyScan), so delivery needs no second pass over the file:
+    bool eight_bit_data = false;        // a byte >= 0x80: declared BODY=8BITMIME upstream
+    bool long_lines = false;            // a line over 998 octets: re-encoded for delivery (upstream_message.hpp)
+};
+
+// Watches a body go by, chunk after chunk: 8-bit bytes and lines longer than RFC 5321 4.5.3.1.6
+// allows (998 octets before the CRLF). One pass over bytes the writer touches anyway.
+struct BodyScan {
+    bool eight_bit = false;
+    bool long_line = false;
+    std::size_t line = 0;               // octets since the last LF, the CR included
+    void feed(std::string_view bytes) {
+        for (char c : bytes) {
+            if (c == '\n') {
+                line = 0;
+                continue;
+            }
+            eight_bit |= static_cast<unsigned char>(c) >= 0x80;
+            long_line |= ++line > 999;  // 998 octets of text, then the CR
+        }
+    }
+};
+
+// SpoolWriter's trace header (received_header.hpp): off for messages the relay makes itself.
+struct TraceOptions {
+    bool add_received = false;
+    std::string hostname;               // [relay] hostname, the "by" of the header
 };
 
 // Sortable, unique queue id: 16 upper-case hex digits (time in ms, then a per-process sequence).
@@ -142,7 +169,7 @@ private:
 // a buffer, so a 35 MB message never sits in memory), and hands the file to the committer.
 class SpoolWriter : public smtp::MessageSink {
 public:
-    explicit SpoolWriter(Spool& spool);
+    explicit SpoolWriter(Spool& spool, TraceOptions trace = {});
     ~SpoolWriter() override;
 
     void message_begin(const Envelope& envelope) override;
@@ -162,6 +189,8 @@ private:
     int fd_ = -1;
     QueuedMessage message_;
     std::string buffer_;
+    TraceOptions trace_;
+    BodyScan scan_;
     std::uint64_t size_offset_ = 0;     // where the size record's digits sit
     std::uint64_t written_ = 0;         // bytes written so far (the file's final length at finish)
     bool write_failed_ = false;

@@ -15,6 +15,7 @@
 #include "relay/core/durable_file.hpp"
 #include "relay/core/log.hpp"
 #include "relay/spool/queue_file.hpp"
+#include "relay/spool/received_header.hpp"
 
 namespace relay {
 namespace {
@@ -69,7 +70,7 @@ void SpoolBodyReader::rewind() { position_ = offset_; }
 // ---------------------------------------------------------------------------------------------
 // SpoolWriter
 
-SpoolWriter::SpoolWriter(Spool& spool) : spool_(spool) {}
+SpoolWriter::SpoolWriter(Spool& spool, TraceOptions trace) : spool_(spool), trace_(std::move(trace)) {}
 
 SpoolWriter::~SpoolWriter() { message_abort(); }
 
@@ -94,11 +95,20 @@ void SpoolWriter::message_begin(const Envelope& envelope) {
     }
     buffer_ = queue_file::format_header(message_, size_offset_);
     message_.body_offset = buffer_.size();
+    scan_ = BodyScan{};
+    // Written here, before the client's first byte, as Postfix's cleanup does: the queue file then
+    // holds the message exactly as it leaves (queue show, DSNs, both transports).
+    if (trace_.add_received) {
+        const std::string received = received_header(envelope, trace_.hostname, message_.id, message_.received);
+        message_.size += received.size();
+        buffer_ += received;
+    }
 }
 
 void SpoolWriter::message_data(std::string_view bytes) {
     if (fd_ < 0 || write_failed_) return;
     message_.size += bytes.size();
+    scan_.feed(bytes);
     if (buffer_.size() + bytes.size() < 256 * 1024) {
         buffer_.append(bytes);
         return;
@@ -141,12 +151,17 @@ void SpoolWriter::message_abort() {
 std::pair<SpoolCommitter::Pending, QueuedMessage> SpoolWriter::finish() {
     if (fd_ >= 0 && !write_failed_) {
         flush();
-        std::string digits = queue_file::format_size(message_.size);
-        if (!write_failed_ &&
-            ::pwrite(fd_, digits.data(), digits.size(), static_cast<off_t>(size_offset_)) !=
-                static_cast<ssize_t>(digits.size())) {
-            write_failed_ = true;
-            saved_errno_ = errno ? errno : EIO;
+        message_.eight_bit_data = scan_.eight_bit;
+        message_.long_lines = scan_.long_line;
+        // The size digits and, right after them, the body record: both fixed width, filled in now.
+        const std::string digits = queue_file::format_size(message_.size);
+        const std::string traits = queue_file::format_body_traits(message_);
+        for (auto [text, at] : {std::pair{&digits, size_offset_}, std::pair{&traits, queue_file::body_traits_offset(size_offset_)}}) {
+            if (!write_failed_ &&
+                ::pwrite(fd_, text->data(), text->size(), static_cast<off_t>(at)) != static_cast<ssize_t>(text->size())) {
+                write_failed_ = true;
+                saved_errno_ = errno ? errno : EIO;
+            }
         }
         // A recycled file may be longer than this message: cut it, or the reader sees a torn file.
         if (!write_failed_ && ::ftruncate(fd_, static_cast<off_t>(written_)) != 0) {

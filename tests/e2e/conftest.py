@@ -45,6 +45,16 @@ def toml_value(value):
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def without_trace(data):
+    """The delivered bytes without the one Received field the relay prepends (issue 11 item 2), which
+    must be there: what follows is the client's message, byte for byte."""
+    assert data.startswith(b"Received: from "), data[:200]
+    end = data.index(b"\r\n")
+    while data[end + 2:end + 3] in (b" ", b"\t"):   # continuation lines of the folded field
+        end = data.index(b"\r\n", end + 2)
+    return data[end + 2:]
+
+
 def render_config(relay_settings, users, accounts):
     lines = ["[relay]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in relay_settings.items()]

@@ -6,7 +6,7 @@ import os
 import smtplib
 import time
 
-from conftest import LOCAL_PASSWORD, LOCAL_USER, MAILBOX, Relay
+from conftest import LOCAL_PASSWORD, LOCAL_USER, MAILBOX, Relay, without_trace
 
 HEADER = ("From: scanner@contoso.com\r\nTo: Boss <boss@example.com>\r\nCc: cc@example.com\r\n"
           "Subject: {subject}\r\nMessage-ID: <{subject}@relay.test>\r\n")
@@ -50,7 +50,7 @@ def test_delegated_and_app_only_deliver_the_same_body(relay, standin):
     envelope, data = wait_graph(standin, 1)[0]
     assert envelope["rcpt_to"] == ["boss@example.com", "cc@example.com"]
     assert envelope["mailbox"] == MAILBOX
-    assert data == message.encode()  # header already matched the envelope: byte for byte
+    assert without_trace(data) == message.encode()  # header already matched the envelope: byte for byte
     assert relay.wait_for_log("delivered")
     assert "Microsoft Graph" in relay.log_lines("delivered")[0]
     relay.stop()

@@ -48,7 +48,7 @@ TEST(QueueFile, HeaderRoundTripsThroughTheRecordTable) {
 
 TEST(QueueFile, TheTableNamesTheRecordsInFileOrder) {
     EXPECT_EQ(queue_file::record_names(),
-              (std::vector<std::string_view>{"size", "id", "account", "from", "rcpt", "user", "client", "helo",
+              (std::vector<std::string_view>{"size", "body", "id", "account", "from", "rcpt", "user", "client", "helo",
                                              "received", "8bit", "dsn"}));
     std::uint64_t offset = 0;
     QueuedMessage plain = sample();
@@ -61,6 +61,30 @@ TEST(QueueFile, TheTableNamesTheRecordsInFileOrder) {
     EXPECT_EQ(header.find("\ndsn "), std::string::npos);
     EXPECT_TRUE(header.starts_with(std::string(queue_file::kMagic) + "size 0000"));
     EXPECT_TRUE(header.ends_with("8bit 1\n\n"));
+}
+
+// What SpoolWriter saw in the body is patched in after it, next to the size: fixed width, at a
+// fixed distance from the size digits.
+TEST(QueueFile, BodyTraitsSitAfterTheSizeAndRoundTrip) {
+    std::uint64_t size_offset = 0;
+    std::string header = queue_file::format_header(sample(), size_offset);
+    const std::uint64_t at = queue_file::body_traits_offset(size_offset);
+    EXPECT_EQ(header.substr(at, 19), "8bit=0 longlines=0\n");
+    QueuedMessage seen = sample();
+    seen.eight_bit_data = true;
+    seen.long_lines = true;
+    const std::string traits = queue_file::format_body_traits(seen);
+    ASSERT_EQ(traits.size(), 18u);
+    header.replace(at, traits.size(), traits);
+    const QueuedMessage back = queue_file::parse_header(header);
+    EXPECT_TRUE(back.eight_bit_data);
+    EXPECT_TRUE(back.long_lines);
+    // A file written before the record existed reads as "nothing seen".
+    std::string old = header;
+    old.erase(old.find("body "), 24);
+    const QueuedMessage before = queue_file::parse_header(old);
+    EXPECT_FALSE(before.eight_bit_data);
+    EXPECT_FALSE(before.long_lines);
 }
 
 TEST(QueueFile, UnknownRecordsAreSkippedAndBrokenHeadersRefused) {

@@ -49,11 +49,11 @@ std::string read_body(const relay::QueuedMessage& m) {
 }
 
 // Writes and commits one message through the real committer; returns it as queued.
-relay::QueuedMessage spool_message(relay::Spool& spool, const std::string& body) {
+relay::QueuedMessage spool_message(relay::Spool& spool, const std::string& body, relay::TraceOptions trace = {}) {
     asio::io_context io;
     asio::thread_pool pool(1);
     relay::SpoolCommitter committer(spool, io.get_executor(), pool);
-    relay::SpoolWriter writer(spool);
+    relay::SpoolWriter writer(spool, trace);
     writer.message_begin(sample_envelope());
     for (std::size_t i = 0; i < body.size(); i += 1000) writer.message_data(std::string_view(body).substr(i, 1000));
     auto [pending, queued] = writer.finish();
@@ -90,6 +90,38 @@ TEST(Spool, CommittedMessageReadsBackExactly) {
     EXPECT_EQ(back.size, body.size());
     EXPECT_EQ(read_body(back), body);
     EXPECT_EQ(fs::status(back.path).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+}
+
+// The writer's trace header and body scan (issue 11 items 1 and 2): the Received field is the first
+// line of the stored message and counts in its size; what the scan saw survives a re-read, even when
+// a long line or an 8-bit byte arrives split over chunks.
+TEST(Spool, TraceHeaderAndBodyScanAreStoredWithTheMessage) {
+    TempDir dir;
+    relay::Spool spool(dir.path);
+    const std::string plain = "Subject: x\r\n\r\nshort\r\n";
+    auto untouched = relay::Spool::read(spool.queue_dir() / spool_message(spool, plain).id);
+    EXPECT_EQ(read_body(untouched), plain);
+    EXPECT_FALSE(untouched.eight_bit_data);
+    EXPECT_FALSE(untouched.long_lines);
+
+    const std::string body = "Subject: y\r\n\r\n" + std::string(1500, 'a') + "\r\ncaf\xc3\xa9\r\n";
+    auto queued = spool_message(spool, body, relay::TraceOptions{true, "relay.contoso.com"});
+    auto back = relay::Spool::read(spool.queue_dir() / queued.id);
+    const std::string stored = read_body(back);
+    ASSERT_TRUE(stored.starts_with("Received: from printer.local ([127.0.0.1])\r\n\tby relay.contoso.com "
+                                   "(smtp-oauth2-relay) with "));
+    EXPECT_NE(stored.find(" id " + queued.id + "; "), std::string::npos);
+    EXPECT_TRUE(stored.ends_with(body));
+    EXPECT_EQ(back.size, stored.size());
+    EXPECT_TRUE(back.eight_bit_data);
+    EXPECT_TRUE(back.long_lines);
+
+    // 998 octets of text is the most RFC 5321 allows, and no long line.
+    auto limit = relay::Spool::read(spool.queue_dir() / spool_message(spool, std::string(998, 'b') + "\r\n").id);
+    EXPECT_FALSE(limit.long_lines);
+    EXPECT_FALSE(limit.eight_bit_data);
+    auto over = relay::Spool::read(spool.queue_dir() / spool_message(spool, std::string(999, 'b') + "\r\n").id);
+    EXPECT_TRUE(over.long_lines);
 }
 
 TEST(Spool, RecoverSkipsTornFilesAndDropsUnacknowledgedOnes) {

@@ -14,6 +14,7 @@
 #include "relay/core/blocking.hpp"
 #include "relay/core/log.hpp"
 #include "relay/delivery/graph_mail.hpp"
+#include "relay/delivery/upstream_message.hpp"
 
 namespace relay {
 namespace {
@@ -56,21 +57,6 @@ smtp::Reply make_reply(int code, std::string text) {
     return r;
 }
 
-// The stored message, whole: Graph takes it in one request, and at most ~3 MiB is allowed here.
-std::string read_message(const QueuedMessage& message) {
-    SpoolBodyReader body(message);
-    std::string text;
-    text.resize(message.size);
-    std::size_t at = 0;
-    while (at < text.size()) {
-        const std::size_t n = body.read(text.data() + at, text.size() - at);
-        if (n == 0) break;
-        at += n;
-    }
-    text.resize(at);
-    return text;
-}
-
 class GraphSession : public TransportSession {
 public:
     GraphSession(conf::Account account, TransportDeps deps, std::shared_ptr<Shared> shared, std::string token,
@@ -90,8 +76,11 @@ public:
             co_return out;
         }
         // Named jobs, not lambdas built inside co_await: GCC 12 destroys such temporaries twice.
-        auto read_job = [message] { return read_message(message); };
-        std::string mime = co_await run_blocking(deps_.blocking, std::move(read_job));
+        // The upstream bytes (upstream_message.hpp): the stored message, or its rewrite for long lines.
+        auto read_job = [message] { return read_upstream_message(message); };
+        UpstreamMessage prepared = co_await run_blocking(deps_.blocking, std::move(read_job));
+        log_rewrite(message, prepared);
+        const std::string mime = std::move(*prepared.bytes);
         for (const auto& chunk : chunks) {
             if (out.stopped() || out.account_backoff) {
                 out.not_attempted(chunk);

@@ -7,8 +7,10 @@
 #include <fmt/format.h>
 
 #include "auth/sasl.hpp"
+#include "relay/core/blocking.hpp"
 #include "relay/core/log.hpp"
 #include "relay/delivery/account_hold.hpp"
+#include "relay/delivery/upstream_message.hpp"
 #include "relay/delivery/upstream_session.hpp"
 
 namespace relay {
@@ -18,9 +20,9 @@ namespace asio = boost::asio;
 
 class SmtpSession final : public TransportSession {
 public:
-    SmtpSession(std::unique_ptr<UpstreamSession> session, unsigned max_recipients,
+    SmtpSession(std::unique_ptr<UpstreamSession> session, unsigned max_recipients, asio::thread_pool& blocking,
                 SystemClock::time_point fresh_until = SystemClock::time_point::max())
-        : session_(std::move(session)), max_recipients_(max_recipients), fresh_until_(fresh_until) {}
+        : session_(std::move(session)), max_recipients_(max_recipients), blocking_(blocking), fresh_until_(fresh_until) {}
 
     bool usable() const override { return session_ && session_->usable() && SystemClock::now() < fresh_until_; }
 
@@ -34,6 +36,14 @@ public:
     asio::awaitable<Outcome> send(const QueuedMessage& message, const Pacer& pace) override {
         Outcome out;
         const auto chunks = split_recipients(message.envelope.rcpt_to, max_recipients_);
+        // The bytes to send (upstream_message.hpp): the queue file itself, unless it must be
+        // rewritten, which is CPU work on the whole message and so runs on the blocking pool.
+        UpstreamMessage prepared = upstream_as_stored(message);
+        if (needs_rewrite(message)) {
+            auto prepare_job = [message] { return prepare_upstream_message(message); };
+            prepared = co_await run_blocking(blocking_, std::move(prepare_job));
+            log_rewrite(message, prepared);
+        }
         for (const auto& chunk : chunks) {
             if (out.stopped()) {
                 out.not_attempted(chunk);
@@ -42,11 +52,12 @@ public:
             co_await pace();
             Envelope envelope = message.envelope;
             envelope.rcpt_to = chunk;
-            SpoolBodyReader body(message);
+            envelope.eight_bit = prepared.eight_bit;
+            std::unique_ptr<BodyReader> body = upstream_body(message, prepared);
             TransactionResult result;
             std::string io_error;
             try {
-                result = co_await session_->send(envelope, message.size, body);
+                result = co_await session_->send(envelope, prepared.size, *body);
             } catch (const UpstreamError& e) {
                 io_error = e.what();
             }
@@ -63,6 +74,7 @@ public:
 private:
     std::unique_ptr<UpstreamSession> session_;
     unsigned max_recipients_;
+    asio::thread_pool& blocking_;
     SystemClock::time_point fresh_until_;
 };
 
@@ -84,7 +96,7 @@ public:
         }
         const unsigned per = account_.max_recipients_per_message;
         if (account_.upstream_auth == conf::UpstreamAuth::none)
-            co_return std::make_unique<SmtpSession>(std::move(session), per);
+            co_return std::make_unique<SmtpSession>(std::move(session), per, deps_.blocking);
         if (account_.upstream_auth == conf::UpstreamAuth::plain || account_.upstream_auth == conf::UpstreamAuth::login) {
             // Basic auth with a configured password: no token, so nothing to refresh or retry.
             smtp::Reply basic = co_await authenticate(*session, "");
@@ -92,7 +104,7 @@ public:
                 co_await session->quit();
                 throw AccountFailure{"AUTH refused: " + basic.text()};
             }
-            co_return std::make_unique<SmtpSession>(std::move(session), per);
+            co_return std::make_unique<SmtpSession>(std::move(session), per, deps_.blocking);
         }
 
         auth::TokenManager& tokens = deps_.tokens;
@@ -138,7 +150,7 @@ public:
         auto valid_until = tokens.status().access_valid_until;
         auto margin = std::chrono::duration_cast<SystemClock::duration>(
             auth::refresh_margin(std::chrono::duration_cast<std::chrono::milliseconds>(valid_until - now)));
-        co_return std::make_unique<SmtpSession>(std::move(session), per, valid_until > now ? valid_until - margin : now);
+        co_return std::make_unique<SmtpSession>(std::move(session), per, deps_.blocking, valid_until > now ? valid_until - margin : now);
     }
 
 private:

@@ -343,3 +343,21 @@ def test_google_flavor_implicit_tls_oauthbearer_and_334_failure(tmp_path):
         client.quit()
         envelope, stored = google.wait_for_messages(1)[0]
         assert stored == MESSAGE and envelope["auth_mechanism"] == "OAUTHBEARER"
+
+
+# --- content rules of a strict server (issue 11) -------------------------------------------------
+
+def test_smtp_refuses_long_lines_and_undeclared_8bit_data(standin):
+    long_line = b"From: scanner@contoso.com\r\nTo: boss@example.com\r\n\r\n" + b"x" * 999 + b"\r\n"
+    eight_bit = b"From: scanner@contoso.com\r\nTo: boss@example.com\r\n\r\ncaf\xc3\xa9\r\n"
+    client = authenticated_client(standin)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail(USER, ["boss@example.com"], long_line)
+    assert refused.value.smtp_code == 554 and b"5.6.0" in refused.value.smtp_error
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail(USER, ["boss@example.com"], eight_bit)
+    assert refused.value.smtp_code == 554 and b"8BITMIME" in refused.value.smtp_error
+    # 998 octets is allowed, and 8-bit data once declared.
+    assert client.sendmail(USER, ["boss@example.com"], long_line.replace(b"x" * 999, b"x" * 998)) == {}
+    assert client.sendmail(USER, ["boss@example.com"], eight_bit, mail_options=["BODY=8BITMIME"]) == {}
+    client.quit()

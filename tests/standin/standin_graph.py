@@ -180,6 +180,10 @@ class GraphStandIn:
             mime = b""
         if not mime:
             raise GraphRefusal(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+        # The MIME is handed on to SMTP hops that hold it to RFC 5321's 998-octet lines (the SMTP
+        # stand-in's rule): modelled here as Graph's answer for content it cannot take.
+        if any(len(line.rstrip(b"\r")) > 998 for line in mime.split(b"\n")):
+            raise GraphRefusal(400, "ErrorMimeContentInvalid", "The MIME content has a line longer than 998 characters.")
         recipients, copy, fields = recipients_and_copy(mime)
         if not recipients:
             raise GraphRefusal(400, "ErrorInvalidRecipients", "At least one recipient is not valid., "

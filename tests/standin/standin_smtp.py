@@ -8,6 +8,14 @@ PIPELINING (RFC 2920) by reading command by command from one buffer, discards pl
 after STARTTLS (RFC 3207 section 4.2, the CVE-2011-0411 injection), un-stuffs dots (RFC 5321
 section 4.5.2) and only takes CRLF.CRLF as the end of data (no SMTP smuggling via bare LF), and
 takes BDAT chunks (RFC 3030). Failure modes come from Settings at the moment they matter.
+
+Content rules of a strict server (issue 11), checked at the end of data so the relay's re-encoding is
+what makes a message pass: a text line longer than 998 octets (RFC 5321 4.5.3.1.6) gets
+LINE_TOO_LONG, and 8-bit octets in a transaction that did not declare BODY=8BITMIME (RFC 6152 3:
+without it the body must be 7-bit; the stand-in advertises 8BITMIME, so a client has no excuse)
+get UNDECLARED_8BIT. Both are 554 with an X.6.0 "media" code: permanent refusals of this content,
+not of the sender or the session (RFC 5321 4.2.2 uses 554 for a failed transaction, RFC 3463 X.6.x
+for content); a real strict server answers these with wording of its own.
 """
 import asyncio
 import email.utils
@@ -51,6 +59,9 @@ FLAVORS = {
 }
 GOOGLE_BAD_CREDENTIALS = ("535-5.7.8 Username and Password not accepted. Learn more at\r\n"
                           "535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp")
+LINE_TOO_LONG = "554 5.6.0 Message refused: a text line is longer than 998 characters (RFC 5321 4.5.3.1.6)"
+EIGHT_BIT = re.compile(rb"[\x80-\xff]")
+UNDECLARED_8BIT = "554 5.6.0 Message refused: 8-bit data without BODY=8BITMIME (RFC 6152)"
 CONCURRENCY_LIMIT = ("432 4.3.2 Concurrent connections limit exceeded. Visit "
                      "https://aka.ms/concurrent_sending for more information.")
 
@@ -420,11 +431,26 @@ class Session:
         else:
             await self.reply(f"250 2.0.0 BDAT {len(chunk)} octets received")
 
+    def _content_refusal(self, body, transfer):
+        """The strict server's content rules (module docstring); None when the body passes."""
+        if transfer != "DATA":
+            return None  # BDAT is for BINARYMIME too (RFC 3030): no line or 8-bit rule
+        if any(len(line.rstrip(b"\r")) > 998 for line in body.split(b"\n")):
+            return LINE_TOO_LONG
+        declared = [p.upper() for p in (self.mail_params or "").split()]
+        if EIGHT_BIT.search(body) and not ({"BODY=8BITMIME", "BODY=BINARYMIME"} & set(declared)):
+            return UNDECLARED_8BIT
+        return None
+
     async def _finish(self, body, transfer):
         settings = self.server.settings
         fail_with = settings.get("fail_mail_with")
+        refusal = self._content_refusal(body, transfer)
         if fail_with:
             reply = fail_with
+        elif refusal:
+            reply = refusal
+            log(f"refused a message: {refusal}")
         elif settings.next_message_is_throttled():
             reply = "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
         else:

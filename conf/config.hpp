@@ -166,12 +166,30 @@ inline constexpr std::uint64_t kGraphMaxMessageSize = 3 * 1024 * 1024 - 64 * 102
 // The largest message this account can carry: max_message_size, or less for a Graph account.
 std::uint64_t message_size_limit(const RelaySettings& relay, const Account& account);
 
+// Exchange Online's default per-mailbox send limit for SMTP submission (35 MB; a tenant admin may
+// raise MaxSendSize up to 150 MB, which is why its EHLO advertises 150 MB).
+inline constexpr std::uint64_t kExchangeDefaultMaxSendSize = 36700160;
+// Gmail's SIZE as its EHLO advertises it.
+inline constexpr std::uint64_t kGmailMaxMessageSize = 35882577;
+
+// What the account's provider is known to accept for one message, with why; 0 when unknown (a
+// custom upstream). Graph: the request cap (kGraphMaxMessageSize), since the relay posts the whole
+// MIME message in one request and does not use upload sessions.
+struct ProviderSizeLimit {
+    std::uint64_t bytes = 0;
+    std::string_view why;
+};
+ProviderSizeLimit provider_size_limit(const Account& account);
+
 struct Config {
     std::filesystem::path source;     // the file it came from
     RelaySettings relay;
     std::vector<User> users;
     std::map<std::string, Account> accounts;
     AliasTable aliases;               // [aliases]: local name (lower case) -> addresses or names
+    // Settings that load but will not work as the admin may expect, each "file:line:col: warning: ...";
+    // config --check and serve print them (the relay runs anyway).
+    std::vector<std::string> warnings;
 
     const Account* find_account(const std::string& name) const;
     const User* find_user(const std::string& name) const;

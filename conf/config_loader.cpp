@@ -46,7 +46,7 @@ using detail::user_keys;
 
 class Loader {
 public:
-    Loader(std::string file, fs::path base_dir) : values_(std::move(file), std::move(base_dir)) {}
+    Loader(std::string file, fs::path base_dir) : file_(file), values_(std::move(file), std::move(base_dir)) {}
 
     Config load(const toml::table& root);
     std::vector<std::string> errors() const { return values_.errors(); }
@@ -74,7 +74,9 @@ private:
     void check_graph(const toml::table& table, const std::string& label, Account& account);
     void check_relay(const toml::table& table, Config& config);
     void check_hostile_limits(const toml::table& table, RelaySettings& relay);
+    void check_sizes(const toml::table& relay_table, Config& config);
 
+    std::string file_;
     detail::ValueReader values_;
 };
 
@@ -125,7 +127,28 @@ Config Loader::load(const toml::table& root) {
     read_users(root, config);
     read_aliases(root, config);
     check_relay(*relay, config);
+    check_sizes(*relay, config);
     return config;
+}
+
+// Issue 11 item 6: a max_message_size the provider will not take means mail accepted with 250 and
+// refused upstream later. Only an explicitly set value is questioned: the default is Exchange's own
+// limit, and for a Graph account the relay already advertises and enforces the smaller one.
+void Loader::check_sizes(const toml::table& relay_table, Config& config) {
+    const toml::node* key = relay_table.get("max_message_size");
+    if (!key) return;
+    const auto& at = key->source().begin;
+    for (const auto& [name, account] : config.accounts) {
+        const ProviderSizeLimit limit = provider_size_limit(account);
+        if (limit.bytes == 0 || config.relay.max_message_size <= limit.bytes) continue;
+        const bool graph = account.transport == TransportKind::graph;
+        config.warnings.push_back(fmt::format(
+            "{}:{}:{}: warning: relay.max_message_size ({} bytes) exceeds what account {} can deliver ({} bytes: "
+            "{}); {}", file_, at.line, at.column, config.relay.max_message_size, name, limit.bytes, limit.why,
+            graph ? "its clients are offered and held to the smaller limit (EHLO SIZE)"
+                  : "larger messages are accepted here but refused by the provider, unless the tenant raised "
+                    "the mailbox's MaxSendSize"));
+    }
 }
 
 void Loader::read_accounts(const toml::table& root, Config& config) {

@@ -2,6 +2,7 @@
 // plus the small methods of the config structs. No TOML and no I/O here, so every rule can be
 // tested with plain strings; config.cpp decides where each value comes from and reports errors.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <limits>
 #include <numeric>
@@ -203,6 +204,23 @@ std::string_view to_string(TransportKind t) { return name_of(t); }
 std::uint64_t message_size_limit(const RelaySettings& relay, const Account& account) {
     if (account.transport == TransportKind::graph) return std::min(relay.max_message_size, kGraphMaxMessageSize);
     return relay.max_message_size;
+}
+
+ProviderSizeLimit provider_size_limit(const Account& account) {
+    if (account.transport == TransportKind::graph)
+        return {kGraphMaxMessageSize, "Microsoft Graph caps a sendMail request at 4 MB of base64 text"};
+    const std::string& host = account.upstream.host;
+    const auto ends_with = [&](std::string_view suffix) {
+        return host.size() >= suffix.size() &&
+               std::equal(suffix.rbegin(), suffix.rend(), host.rbegin(),
+                          [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+    };
+    if (ends_with("office365.com") || ends_with("office365.us") || ends_with("outlook.com") ||
+        ends_with("outlook.cn"))
+        return {kExchangeDefaultMaxSendSize, "Exchange Online's default send limit (35 MB) for SMTP submission"};
+    if (ends_with("gmail.com") || ends_with("googlemail.com"))
+        return {kGmailMaxMessageSize, "Gmail's advertised SIZE"};
+    return {};
 }
 std::string_view to_string(LogLevel l) { return name_of(l); }
 std::string_view to_string(LogFormat f) { return name_of(f); }

@@ -91,6 +91,11 @@ std::size_t warn_about_default_passwords(const conf::Config& config) {
     return found;
 }
 
+std::size_t print_config_warnings(const conf::Config& config) {
+    for (const auto& warning : config.warnings) std::fprintf(stderr, "%s\n", warning.c_str());
+    return config.warnings.size();
+}
+
 const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         {"serve", run_serve},

@@ -55,6 +55,10 @@ std::string act_as_owner_of(const std::filesystem::path& dir, std::string_view w
 // ("change-me", "password", ...): config --check and serve both say it. Returns how many.
 std::size_t warn_about_default_passwords(const conf::Config& config);
 
+// Prints the loader's warnings (conf::Config::warnings, "file:line:col: warning: ...") on stderr:
+// config --check and serve both say them. Returns how many.
+std::size_t print_config_warnings(const conf::Config& config);
+
 struct Command {
     std::string name;   // "serve", "token import"
     std::function<int(const std::vector<std::string>&)> run;

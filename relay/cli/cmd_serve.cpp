@@ -139,6 +139,7 @@ int run_serve(const std::vector<std::string>& args) {
     log::set_level(loaded->relay.log_level);
     log::set_format(loaded->relay.log_format);
     warn_about_default_passwords(*loaded);
+    print_config_warnings(*loaded);
     log::set_observer(&metrics::observe);
     try {
         check_directories(*loaded);

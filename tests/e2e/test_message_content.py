@@ -71,7 +71,6 @@ def assert_same_html_delivered(messages):
 
 
 def test_long_html_line_is_delivered_as_quoted_printable_over_smtp(relay, standin):
-    relay.settings["max_line_length"] = 10000   # intake takes the line (issue 11 item 1d: lenient_networks)
     relay.start()
     send(relay, ["boss@example.com"], single_part())
     send(relay, ["boss@example.com"], alternative())
@@ -82,7 +81,6 @@ def test_long_html_line_is_delivered_as_quoted_printable_over_smtp(relay, standi
 
 
 def test_long_html_line_is_delivered_as_quoted_printable_over_graph(relay, standin):
-    relay.settings["max_line_length"] = 10000
     relay.accounts["office"] = Relay.account_for(standin, transport="graph", graph_url=standin.graph_url)
     relay.start()
     send(relay, ["boss@example.com"], single_part(), login=True)

@@ -271,6 +271,6 @@ def test_msmtp_with_starttls_and_auth_like_a_cron_job(relay, standin, tmp_path):
                             input=mail, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     envelope, body = standin.wait_for_messages(1, timeout=20)[0]
-    assert body.endswith(mail) and body.startswith(b"Date: ")   # msmtp adds the missing Date header
+    assert body.endswith(mail) and without_trace(body).startswith(b"Date: ")   # msmtp adds the missing Date header
     assert envelope["rcpt_to"] == ["ops@example.com"]
     assert "user=scanner" in relay.log_lines("received")[0]

@@ -116,10 +116,14 @@ std::string fold_long_header_lines(std::string_view message) {
         std::string_view line = message.substr(at, end - at);
         // Fold at the last space or tab that keeps the piece within 998 octets; the whitespace starts
         // the continuation line, so unfolding (RFC 5322 2.2.3) gives back the original line.
+        // Never right after "Name:": that leaves the field's first line empty and helps nothing.
+        const std::size_t colon = line.find(':');
+        std::size_t earliest = colon == std::string_view::npos ? 1 : colon + 2;
         while (line.size() > kMaxLine) {
             std::size_t cut = line.find_last_of(" \t", kMaxLine);
-            if (cut == std::string_view::npos || cut == 0) cut = line.find_first_of(" \t", kMaxLine);
-            if (cut == std::string_view::npos || cut == 0) break;   // nowhere to fold: the upstream decides
+            if (cut == std::string_view::npos || cut < earliest) cut = line.find_first_of(" \t", kMaxLine);
+            if (cut == std::string_view::npos || cut < earliest) break;   // nowhere to fold: the upstream decides
+            earliest = 1;
             out.append(line.substr(0, cut)).append("\r\n");
             line.remove_prefix(cut);
         }

@@ -36,6 +36,7 @@ relay::Envelope sample_envelope() {
     e.user = "scanner";
     e.client_address = "127.0.0.1";
     e.helo = "printer.local";
+    e.protocol = "ESMTPA";
     e.eight_bit = true;
     return e;
 }
@@ -110,7 +111,7 @@ TEST(Spool, TraceHeaderAndBodyScanAreStoredWithTheMessage) {
     const std::string stored = read_body(back);
     ASSERT_TRUE(stored.starts_with("Received: from printer.local ([127.0.0.1])\r\n\tby relay.contoso.com "
                                    "(smtp-oauth2-relay) with "));
-    EXPECT_NE(stored.find(" id " + queued.id + "; "), std::string::npos);
+    EXPECT_NE(stored.find(" id " + queued.id + ";"), std::string::npos);
     EXPECT_TRUE(stored.ends_with(body));
     EXPECT_EQ(back.size, stored.size());
     EXPECT_TRUE(back.eight_bit_data);

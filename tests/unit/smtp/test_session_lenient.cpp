@@ -184,6 +184,27 @@ TEST(SmtpSessionLenient, NulBytesAreRefusedInEveryMode) {
     }
 }
 
+// Where a read ends must not matter: a CR at the end of one read may pair with the LF of the next.
+TEST(SmtpSessionLenient, ByteByByteFeedingGivesTheSameRepliesInBothModes) {
+    const std::string client = "EHLO c\nMAIL FROM:a@b.example\r\nRCPT TO:<c@d.example>\nDATA\r\nx\ny\r\n.\r\nNOOP\n";
+    for (bool lenient : {false, true}) {
+        SCOPED_TRACE(lenient);
+        const SessionPolicy p = lenient ? lenient_policy() : strict_policy();
+        Conversation whole(p);
+        std::size_t start = 0;   // one read per line, as a client waiting for each reply would
+        while (start < client.size()) {
+            const std::size_t eol = client.find('\n', start) + 1;
+            whole.send(client.substr(start, eol - start));
+            start = eol;
+        }
+        Conversation bytewise(p);
+        for (char c : client) bytewise.send(std::string(1, c));
+        EXPECT_EQ(bytewise.transcript, whole.transcript);
+        EXPECT_EQ(bytewise.hooks.refusals, whole.hooks.refusals);
+        EXPECT_EQ(whole.transcript.find("queued as Q1") != std::string::npos, lenient) << whole.transcript;
+    }
+}
+
 TEST(SmtpSessionLenient, ABareLineFeedEndsAnAuthExchangeOfAStrictClient) {
     Conversation conv(strict_policy());
     conv.send("EHLO device.example\r\n");

@@ -45,6 +45,10 @@ struct QueuedMessage {
     std::uint64_t body_offset = 0;      // where the body starts in the file
     SystemClock::time_point received{};
     std::filesystem::path path;
+    // For one delivery attempt only, never stored (rewrite_sender): these bytes are read in place
+    // of the first `header_replaced` bytes of the stored body; `size` counts them.
+    std::optional<std::string> header_override;
+    std::uint64_t header_replaced = 0;
 };
 
 // Sortable, unique queue id: 16 upper-case hex digits (time in ms, then a per-process sequence).
@@ -111,6 +115,8 @@ private:
     std::uint64_t offset_;
     std::uint64_t end_;
     std::uint64_t position_;
+    std::string prefix_;              // header_override
+    std::size_t prefix_at_ = 0;       // how much of prefix_ was read
 };
 
 // The message's header block (up to and including the CRLF before the blank line), at most 64 KiB:

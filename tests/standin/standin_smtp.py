@@ -2,8 +2,9 @@
 
 One asyncio task per connection. What it insists on, because the real service does: AUTH only after
 STARTTLS (RFC 3207, RFC 4954 section 4), XOAUTH2 tokens that the stand-in's own token endpoint
-issued for this user and that have not expired, MAIL FROM equal to the authenticated mailbox
-(Exchange's SendAs rule), at most N concurrent authenticated sessions per mailbox. It implements
+issued for this user and that have not expired, a sender the mailbox may send as (Exchange's SendAs
+rule: the mailbox or an address granted in the send_as switch; envelope and From: header both, see
+send_as_check), at most N concurrent authenticated sessions per mailbox. It implements
 PIPELINING (RFC 2920) by reading command by command from one buffer, discards plaintext pipelined
 after STARTTLS (RFC 3207 section 4.2, the CVE-2011-0411 injection), un-stuffs dots (RFC 5321
 section 4.5.2) and only takes CRLF.CRLF as the end of data (no SMTP smuggling via bare LF), and
@@ -57,6 +58,24 @@ CONCURRENCY_LIMIT = ("432 4.3.2 Concurrent connections limit exceeded. Visit "
 
 def log(text):
     print(f"ms_standin: {text}", file=sys.stderr, flush=True)
+
+
+def header_senders(body):
+    """The From: addresses Exchange checks (Resent-From of a resent message), [] when there is none."""
+    header = body.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").replace("\r\n ", " ").replace("\r\n\t", " ")
+    fields = {}
+    for line in header.split("\r\n"):
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() in ("from", "resent-from"):
+            fields.setdefault(name.strip().lower(), value)
+    value = fields.get("resent-from", fields.get("from"))
+    return [a for _, a in email.utils.getaddresses([value]) if a] if value else []
+
+
+def send_as_denied(mailbox, sender):
+    return (f"554 5.2.252 SendAsDenied; {mailbox} not allowed to send as {sender or '<>'}; "
+            "STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; "
+            "Failed to process message due to a permanent exception with message Cannot submit message.")
 
 
 class Disconnect(Exception):
@@ -354,7 +373,9 @@ class Session:
             await self.reply("501 5.5.4 Invalid arguments")
         elif self._declared_size(match.group(3)) > self.text["size"]:
             await self.reply("552 5.3.4 Message size exceeds fixed maximum message size")
-        elif self.server.flavor == "microsoft" and match.group(2).lower() != self.auth_user.lower():
+        elif (self.server.flavor == "microsoft" and self.server.settings.get("send_as_check") == "mail_from"
+              and not self.server.settings.may_send_as(self.auth_user, match.group(2))):
+            self.server.stats.send_as_denied(self.auth_user)
             await self.reply("550 5.7.60 SMTP; Client does not have permissions to send as this sender")
         else:
             self.mail_from, self.mail_params = match.group(2), match.group(3).strip()
@@ -423,8 +444,14 @@ class Session:
     async def _finish(self, body, transfer):
         settings = self.server.settings
         fail_with = settings.get("fail_mail_with")
+        refused = [s for s in [self.mail_from] + header_senders(body)
+                   if self.server.flavor == "microsoft" and not settings.may_send_as(self.auth_user, s)]
         if fail_with:
             reply = fail_with
+        elif refused:
+            self.server.stats.send_as_denied(self.auth_user)
+            reply = send_as_denied(self.auth_user, refused[0])
+            log(f"SendAsDenied for {self.auth_user!r}: {refused[0]!r}")
         elif settings.next_message_is_throttled():
             reply = "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
         else:

@@ -293,6 +293,12 @@ def test_send_as_rule_per_mailbox_on_envelope_and_from_header(standin):
     client.sendmail("invoices@contoso.com", ["a@example.com"], MESSAGE.replace(b"From: scanner@", b"From: invoices@"))
     client.quit()
     assert standin.stats()["send_as_denied"] == {USER: 2}
+    # Repeated refusals trip continuous-error throttling of the whole mailbox, its own mail included.
+    standin.control(send_as_throttle_after=2)
+    client = authenticated_client(standin)
+    code, text = client.docmd("MAIL", f"FROM:<{USER}>")
+    assert (code, text[:7]) == (550, b"5.2.251"), (code, text)
+    client.close()
 
 
 def test_smtp_down_refuses_and_drops_then_comes_back_on_the_same_port(standin):

@@ -35,6 +35,10 @@ DEFAULT_SETTINGS = {
     # submissions it accepted first.
     "send_as": {},
     "send_as_check": "mail_from",
+    # Continuous-error throttling (PROVIDERS.md): once a mailbox has had this many SendAs refusals,
+    # every later submission of it is refused with 5.2.251 (0 = never). Shows a relay that keeps
+    # resending a refused sender gets its whole mailbox stopped.
+    "send_as_throttle_after": 0,
     # Broken or hostile token endpoints (issue 13): the JSON text sent as expires_in in successful
     # responses ("" = the real lifetime), and bytes of padding added to every token response.
     "token_expires_in_json": "",
@@ -89,7 +93,8 @@ def parse_control_request(request):
         elif key == "graph_app_roles":
             if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
                 raise ControlError("graph_app_roles must be a list of role names")
-        elif key in ("token_delay_ms", "throttle_every_n", "graph_delay_ms", "token_padding_bytes"):
+        elif key in ("token_delay_ms", "throttle_every_n", "graph_delay_ms", "token_padding_bytes",
+                     "send_as_throttle_after"):
             _check_int(key, value, 0)
         elif key in ("token_lifetime", "max_sessions_per_user"):
             _check_int(key, value, 1)
@@ -201,6 +206,10 @@ class Stats:
         self._graph_requests = []    # {"mailbox", "status", "started", "ended"} per sendMail request
         self._graph_max_concurrent = {}
         self._send_as_denied = {}     # mailbox (lower case) -> SendAs refusals (either transport)
+
+    def send_as_denials(self, mailbox):
+        with self._lock:
+            return self._send_as_denied.get((mailbox or "").lower(), 0)
 
     def send_as_denied(self, mailbox):
         with self._lock:

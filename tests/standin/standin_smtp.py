@@ -52,6 +52,8 @@ FLAVORS = {
 }
 GOOGLE_BAD_CREDENTIALS = ("535-5.7.8 Username and Password not accepted. Learn more at\r\n"
                           "535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp")
+CONTINUOUS_ERRORS = ("550 5.2.251 Submission blocked: continuous errors from this mailbox "
+                     "(stand-in model of Exchange's continuous-error throttling)")
 CONCURRENCY_LIMIT = ("432 4.3.2 Concurrent connections limit exceeded. Visit "
                      "https://aka.ms/concurrent_sending for more information.")
 
@@ -373,6 +375,8 @@ class Session:
             await self.reply("501 5.5.4 Invalid arguments")
         elif self._declared_size(match.group(3)) > self.text["size"]:
             await self.reply("552 5.3.4 Message size exceeds fixed maximum message size")
+        elif self._throttled():
+            await self.reply(CONTINUOUS_ERRORS)
         elif (self.server.flavor == "microsoft" and self.server.settings.get("send_as_check") == "mail_from"
               and not self.server.settings.may_send_as(self.auth_user, match.group(2))):
             self.server.stats.send_as_denied(self.auth_user)
@@ -380,6 +384,10 @@ class Session:
         else:
             self.mail_from, self.mail_params = match.group(2), match.group(3).strip()
             await self.reply("250 2.1.0 Sender OK")
+
+    def _throttled(self):
+        limit = self.server.settings.get("send_as_throttle_after")
+        return bool(limit) and self.server.stats.send_as_denials(self.auth_user) >= limit
 
     @staticmethod
     def _declared_size(params):

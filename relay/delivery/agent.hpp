@@ -120,13 +120,17 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     asio::awaitable<Outcome> send(Account& a, TransportSession& session, const QueuedMessage& message);
     asio::awaitable<bool> deliver(Account& a, TransportSession& session, Item item);
     // ---- delivery_senders.cpp ------------------------------------------------------------------
-    // The copy of `message` that goes upstream: rewrite_sender applied to envelope and From:.
-    // Throws std::system_error when the queue file cannot be read.
-    asio::awaitable<QueuedMessage> upstream_copy(const Account& a, const QueuedMessage& message);
+    // The copy of `message` that goes upstream: rewrite_sender applied to envelope and From:;
+    // `header_from` is set to the From: address it carries. Throws std::system_error when the
+    // queue file cannot be read.
+    asio::awaitable<QueuedMessage> upstream_copy(const Account& a, const QueuedMessage& message,
+                                                 std::string& header_from);
     // Exchange refused this sender a moment ago: the earlier refusal, and the log line naming it.
-    std::optional<DeniedSenders::Denial> recently_denied(Account& a, const QueuedMessage& message);
+    std::optional<DeniedSenders::Denial> recently_denied(Account& a, const QueuedMessage& upstream,
+                                                         const std::string& header_from);
     // After an attempt whose outcome refused the sender: remember it, log it with the admin's fix.
-    void sender_refused(Account& a, const QueuedMessage& upstream, const smtp::Reply& reply);
+    void sender_refused(Account& a, const QueuedMessage& upstream, const std::string& header_from,
+                        const smtp::Reply& reply);
     // `wait`: the provider said when to come back (Graph's Retry-After); otherwise the schedule decides.
     void defer(Account& a, Item item, const std::string& reply, std::optional<std::chrono::seconds> wait = std::nullopt);
     void back_off_account(Account& a, const std::string& reason);

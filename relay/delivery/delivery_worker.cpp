@@ -113,24 +113,26 @@ asio::awaitable<Outcome> DeliveryAgent::Impl::send(Account& a, TransportSession&
 
 // One message on an open session. Returns false when the session broke.
 asio::awaitable<bool> DeliveryAgent::Impl::deliver(Account& a, TransportSession& session, Item item) {
-    if (auto denial = recently_denied(a, item.message)) {
-        // Asking again would be one more refusal toward continuous-error throttling of the mailbox.
-        fail(item, denial->reply + " [not sent again: this sender was refused for " + denial->queue_id + "]");
-        co_return session.usable();
-    }
-    ++item.attempts;
     active.insert(item.message.id);
     Outcome out;
     std::string read_error;
     QueuedMessage upstream;
+    std::string header_from;
     try {
-        upstream = co_await upstream_copy(a, item.message);
+        upstream = co_await upstream_copy(a, item.message, header_from);
+        if (auto denial = recently_denied(a, upstream, header_from)) {
+            // Asking again would be one more refusal toward continuous-error throttling of the mailbox.
+            active.erase(item.message.id);
+            fail(item, denial->reply + " [not sent again: this sender was refused for " + denial->queue_id + "]");
+            co_return session.usable();
+        }
+        ++item.attempts;
         out = co_await send(a, session, upstream);
     } catch (const std::system_error& e) {
         read_error = e.what();
     }
     active.erase(item.message.id);
-    if (out.sender_denied) sender_refused(a, upstream, *out.sender_denied);
+    if (out.sender_denied) sender_refused(a, upstream, header_from, *out.sender_denied);
     if (!read_error.empty()) {
         fail(item, std::string("cannot read queue file: ") + read_error);
         co_return session.usable();

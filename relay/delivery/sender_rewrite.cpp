@@ -46,7 +46,54 @@ std::string display_name(std::string_view value) {
     return std::string(core::trim(text.substr(0, open)));
 }
 
+struct Header {
+    std::vector<Field> fields;
+    std::size_t length = 0;    // bytes of the fields
+    bool separated = false;    // an empty line follows them
+};
+
+// The header's fields, up to the empty line, or up to the first line that is no field (a message
+// without header or without the empty line: the body starts there). nullopt when the header goes
+// on beyond `start` (not `complete`) or ends in an unterminated line.
+std::optional<Header> parse_header(std::string_view start, bool complete) {
+    Header h;
+    std::size_t at = 0;
+    for (;;) {
+        const std::size_t eol = start.find("\r\n", at);
+        if (eol == std::string_view::npos) {
+            if (!complete || at < start.size()) return std::nullopt;
+            break;
+        }
+        std::string_view line = start.substr(at, eol + 2 - at);
+        if (line == "\r\n") {
+            h.separated = true;
+            break;
+        }
+        if ((line.front() == ' ' || line.front() == '\t') && !h.fields.empty()) {
+            h.fields.back().raw += line;
+        } else {
+            const auto colon = line.find(':');
+            if (colon == std::string_view::npos || !is_field_name(line.substr(0, colon))) break;
+            h.fields.push_back({core::lower(line.substr(0, colon)), std::string(line)});
+        }
+        at = eol + 2;
+    }
+    h.length = at;
+    return h;
+}
+
 }  // namespace
+
+std::string header_from_address(std::string_view start, bool complete) {
+    auto header = parse_header(start, complete);
+    if (!header) return {};
+    for (const auto& f : header->fields)
+        if (f.name == "from") {
+            const auto list = graph::parse_address_list(value_of(f));
+            return list.empty() ? std::string() : core::lower(list.front().address);
+        }
+    return {};
+}
 
 std::string upstream_sender(const conf::Account& account, std::string_view mail_from) {
     switch (account.rewrite_sender) {
@@ -59,32 +106,9 @@ std::string upstream_sender(const conf::Account& account, std::string_view mail_
 
 std::optional<HeaderRewrite> rewrite_from_header(const conf::Account& account, std::string_view start, bool complete) {
     if (!rewrites_header(account)) return std::nullopt;
-    // The header's fields, up to the empty line, or up to the first line that is no field (a
-    // message without header or without the empty line: the body starts there).
-    std::vector<Field> fields;
-    std::size_t at = 0;
-    bool separated = false;
-    for (;;) {
-        const std::size_t eol = start.find("\r\n", at);
-        if (eol == std::string_view::npos) {
-            if (!complete) return std::nullopt;   // the header goes on beyond what was read
-            if (at < start.size()) return std::nullopt;   // an unterminated last line: leave it alone
-            break;
-        }
-        std::string_view line = start.substr(at, eol + 2 - at);
-        if (line == "\r\n") {
-            separated = true;
-            break;
-        }
-        if ((line.front() == ' ' || line.front() == '\t') && !fields.empty()) {
-            fields.back().raw += line;
-        } else {
-            const auto colon = line.find(':');
-            if (colon == std::string_view::npos || !is_field_name(line.substr(0, colon))) break;
-            fields.push_back({core::lower(line.substr(0, colon)), std::string(line)});
-        }
-        at = eol + 2;
-    }
+    auto header = parse_header(start, complete);
+    if (!header) return std::nullopt;   // too large a header is left alone rather than cut
+    const std::vector<Field>& fields = header->fields;
     const auto from = std::find_if(fields.begin(), fields.end(), [](const Field& f) { return f.name == "from"; });
     HeaderRewrite out;
     std::string display;
@@ -109,9 +133,9 @@ std::optional<HeaderRewrite> rewrite_from_header(const conf::Account& account, s
         if (!has_reply_to && !out.original_from.empty()) out.header += "Reply-To:" + f.raw.substr(f.raw.find(':') + 1);
     }
     if (!original) out.header += new_from;
-    out.replaced = at;
+    out.replaced = header->length;
     // A message whose body followed its header without the empty line gets one.
-    if (!separated && at < start.size()) out.header += "\r\n";
+    if (!header->separated && header->length < start.size()) out.header += "\r\n";
     return out;
 }
 

@@ -36,4 +36,8 @@ struct HeaderRewrite {
 // nothing changes or the header's end was not within `start` (too large a header is left alone).
 std::optional<HeaderRewrite> rewrite_from_header(const conf::Account& account, std::string_view start, bool complete);
 
+// The first address of the From: field, lower case; "" when there is none or the header's end is
+// not within `start`. The sender Exchange checks besides the envelope (and the only one Graph has).
+std::string header_from_address(std::string_view start, bool complete);
+
 }  // namespace relay

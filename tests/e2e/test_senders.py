@@ -123,6 +123,17 @@ def test_graph_send_as_denied_fails_the_message_and_the_mailbox_keeps_sending(re
     relay.wait_for_log("sender_denied_recently")
     stats = standin.stats()
     assert len(stats["graph_requests"]) == requests and stats["send_as_denied"] == {MAILBOX: 1}
+    # A device logged in as the mailbox with a fixed foreign From: (all Graph sees): that From: is
+    # the sender remembered; the mailbox's own mail through the same login goes on.
+    send(relay, "fixed wrong from 1", header_from=STRANGER.upper(), login=True)
+    wait_failed(relay, 3)
+    send(relay, "fixed wrong from 2", header_from=STRANGER, login=True)
+    wait_failed(relay, 4)
+    relay.wait_for_log("sender_denied_recently", 2)
+    send(relay, "graph own mail 2", login=True)
+    standin.wait_for_messages(2)
+    stats = standin.stats()
+    assert stats["send_as_denied"] == {MAILBOX: 2} and len(stats["graph_requests"]) == requests + 2
     assert_never_held(relay)
 
 

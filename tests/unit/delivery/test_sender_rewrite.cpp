@@ -77,4 +77,11 @@ TEST(SenderRewrite, MissingFromOddHeadersAndLargeOnes) {
     EXPECT_FALSE(rewrite_from_header(a, "From: root@host\r\n", false));
 }
 
+TEST(SenderRewrite, HeaderFromAddress) {
+    EXPECT_EQ(header_from_address("Subject: x\r\nFrom: \"CEO\" <CEO@Contoso.com>\r\n\r\nbody\r\n", true), "ceo@contoso.com");
+    EXPECT_EQ(header_from_address("from: a@b,\r\n c@d\r\n\r\n", true), "a@b");
+    EXPECT_EQ(header_from_address("Subject: no from\r\n\r\nFrom: in the body\r\n", true), "");
+    EXPECT_EQ(header_from_address("From: a@b\r\nX-Long: aaa", false), "");   // header not complete
+}
+
 }  // namespace

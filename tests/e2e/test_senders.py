@@ -149,6 +149,8 @@ def test_refuse_unknown_senders_answers_553_at_mail_from(relay, standin):
         assert client.mail("Invoices@Contoso.com")[0] == 250
     result = swaks(relay, STRANGER, "refused")
     assert result.returncode != 0 and "553 5.7.1" in result.stdout, result.stdout
+    rejects = [line for line in relay.log_lines("reject") if "command=MAIL" in line and "553 5.7.1" in line]
+    assert len(rejects) == 3 and STRANGER in rejects[0], relay.log_lines("reject")
     send(relay, "known")
     standin.wait_for_messages(1)
     assert relay.queue_files() == [] and relay.failed_files() == []

@@ -277,4 +277,5 @@ def test_content_error_and_send_as_denied_fail_the_message_not_the_account(relay
     assert "ErrorSendAsDenied" in relay.wait_for_log("sender_denied")[0]
     send(relay, ["boss@example.com"], HEADER.format(subject="own") + "\r\nhello\r\n")
     assert len(wait_graph(standin, 1)) == 1
+    relay.wait_for_log("delivered")   # the queue file goes once the 202 is in
     assert relay.log_lines("account_hold") == [] and relay.queue_files() == []

@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/ip/address.hpp>
@@ -60,6 +61,9 @@ enum class DeliveryMode { queue, direct };
 // How an account's mail leaves: SMTP submission, or Microsoft Graph sendMail for tenants that
 // switched SMTP AUTH off (issue 14).
 enum class TransportKind { smtp, graph };
+// When delivery puts the account's own address in place of the sender (issue 11 item 3): never,
+// only for senders the mailbox may not send as (not email, not in send_as), or always.
+enum class RewriteSender { never, unallowed, always };
 using LogFormat = log::Format;
 
 struct RelaySettings {
@@ -147,6 +151,9 @@ struct Account {
     std::chrono::seconds keepalive_refresh{7 * 86400};  // refresh idle accounts this often
     // Delivery policy (issue 4): pacing, retry overrides, bounces, pass-through.
     std::vector<std::string> send_as;             // other sender addresses routed to this account
+    // Known senders are email plus send_as (issue 11 item 3).
+    bool refuse_unknown_senders = false;          // 553 5.7.1 at MAIL FROM for any other sender
+    RewriteSender rewrite_sender = RewriteSender::never;  // envelope and From: become email
     unsigned rate_per_minute = 30;                // upstream transactions per minute; 0 = unlimited
     unsigned max_recipients_per_message = 500;    // larger envelopes are split into several transactions
     std::optional<std::chrono::seconds> min_backoff;         // overrides [relay] when set
@@ -183,6 +190,10 @@ struct ProviderSizeLimit {
     std::string_view why;
 };
 ProviderSizeLimit provider_size_limit(const Account& account);
+
+// A known sender of `account`: its email or an address in send_as (case-insensitive, as Exchange
+// compares). The null sender (empty) is never known.
+bool is_known_sender(const Account& account, std::string_view address);
 
 struct Config {
     std::filesystem::path source;     // the file it came from
@@ -225,6 +236,7 @@ std::string_view to_string(AuthMode);
 std::string_view to_string(Cloud);
 std::string_view to_string(DeliveryMode);
 std::string_view to_string(TransportKind);
+std::string_view to_string(RewriteSender);
 std::string_view to_string(LogLevel);
 std::string_view to_string(LogFormat);
 

@@ -37,7 +37,11 @@ inline constexpr std::array<std::pair<std::string_view, DeliveryMode>, 2> delive
 inline constexpr std::array<std::pair<std::string_view, TransportKind>, 2> transport_names{{
     {"smtp", TransportKind::smtp}, {"graph", TransportKind::graph}}};
 
+inline constexpr std::array<std::pair<std::string_view, RewriteSender>, 3> rewrite_sender_names{{
+    {"never", RewriteSender::never}, {"unallowed", RewriteSender::unallowed}, {"always", RewriteSender::always}}};
+
 inline std::span<const std::pair<std::string_view, DeliveryMode>> names_of(DeliveryMode) { return delivery_mode_names; }
+inline std::span<const std::pair<std::string_view, RewriteSender>> names_of(RewriteSender) { return rewrite_sender_names; }
 inline std::span<const std::pair<std::string_view, TransportKind>> names_of(TransportKind) { return transport_names; }
 inline std::span<const std::pair<std::string_view, Provider>> names_of(Provider) { return provider_names; }
 inline std::span<const std::pair<std::string_view, UpstreamTls>> names_of(UpstreamTls) { return upstream_tls_names; }

@@ -29,7 +29,7 @@ using Member = std::variant<std::string T::*, std::optional<std::string> T::*, s
                             Provider T::*, UpstreamTls T::*, UpstreamAuth T::*, Secret T::*,
                             AuthMode T::*, Cloud T::*,
                             std::optional<std::chrono::seconds> T::*, std::vector<std::string> T::*,
-                            DeliveryMode T::*, TransportKind T::*>;
+                            DeliveryMode T::*, TransportKind T::*, RewriteSender T::*>;
 
 template <class T>
 struct KeySpec {
@@ -134,6 +134,9 @@ inline const KeySpec<Account> account_keys[] = {
      .min = 1, .max = 365 * kDay},
     // Delivery policy. Exchange Online: about 30 messages a minute and 500 recipients per message.
     {.name = "send_as", .member = &Account::send_as},
+    // Known senders (email + send_as): refuse the others at MAIL FROM, or rewrite them (issue 11).
+    {.name = "refuse_unknown_senders", .member = &Account::refuse_unknown_senders, .default_toml = "false"},
+    {.name = "rewrite_sender", .member = &Account::rewrite_sender, .default_toml = R"("never")"},
     {.name = "rate_per_minute", .member = &Account::rate_per_minute, .default_toml = "30", .min = 0, .max = 100000},
     {.name = "max_recipients_per_message", .member = &Account::max_recipients_per_message, .default_toml = "500",
      .min = 1, .max = 100000},

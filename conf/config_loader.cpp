@@ -189,6 +189,11 @@ void Loader::check_account(const toml::table& table, const std::string& label, A
         fail(position_of(table, "tenant"), fmt::format("{}.tenant: {} is not a tenant name or id", label, quote_value(account.tenant)));
     if (!account.email.empty() && account.email.find('@') == std::string::npos)
         fail(position_of(table, "email"), label + ".email: expected a mailbox address such as user@example.com");
+    // Refused at MAIL FROM, an unknown sender never reaches delivery, so "unallowed" would never apply.
+    if (account.refuse_unknown_senders && account.rewrite_sender == RewriteSender::unallowed)
+        fail(position_of(table, "rewrite_sender"),
+             label + ": rewrite_sender = \"unallowed\" never applies with refuse_unknown_senders = true "
+                     "(unknown senders are refused at MAIL FROM); choose one");
 
     const Preset* preset = find_preset(account.provider);
     const bool has_preset = preset != nullptr;

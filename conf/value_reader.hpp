@@ -88,15 +88,17 @@ template <class E>
 bool ValueReader::convert(const toml::node& node, const Field& f, E& out) {
     const auto* text = node.as_string();
     std::string choices;
+    std::vector<std::string_view> names;
     for (const auto& [name, value] : names_of(E{})) {
         if (text && text->get() == name) {
             out = value;
             return true;
         }
         choices += (choices.empty() ? "" : ", ") + std::string(name);
+        names.push_back(name);
     }
     return fail(node, f.label + ": expected one of " + choices +
-                          (text ? " (got " + quote_value(text->get()) + ")" : ""));
+                          (text ? " (got " + quote_value(text->get()) + ")" + did_you_mean(text->get(), names) : ""));
 }
 
 }  // namespace relay::conf::detail

@@ -200,6 +200,18 @@ std::string_view to_string(AuthMode m) { return name_of(m); }
 std::string_view to_string(Cloud c) { return name_of(c); }
 std::string_view to_string(DeliveryMode m) { return name_of(m); }
 std::string_view to_string(TransportKind t) { return name_of(t); }
+std::string_view to_string(RewriteSender r) { return name_of(r); }
+
+bool is_known_sender(const Account& account, std::string_view address) {
+    const auto same = [address](std::string_view known) {
+        return known.size() == address.size() &&
+               std::equal(known.begin(), known.end(), address.begin(), [](char x, char y) {
+                   return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+               });
+    };
+    if (address.empty()) return false;
+    return same(account.email) || std::any_of(account.send_as.begin(), account.send_as.end(), same);
+}
 
 std::uint64_t message_size_limit(const RelaySettings& relay, const Account& account) {
     if (account.transport == TransportKind::graph) return std::min(relay.max_message_size, kGraphMaxMessageSize);

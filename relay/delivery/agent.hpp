@@ -5,7 +5,8 @@
 //                         each outcome does to the message (delivered, deferred, failed + DSN) and
 //                         to the account (backoff, hold);
 //   delivery_direct.cpp   direct mode: deliver while the client waits, on reused sessions;
-//   delivery_requests.cpp the queue tools' requests (retry, hold, release, delete).
+//   delivery_requests.cpp the queue tools' requests (retry, hold, release, delete);
+//   delivery_senders.cpp  who a message is sent as (rewrite_sender) and senders Exchange refused.
 // What to send next and when is decided by each account's AccountQueue (pure, unit-tested); how it
 // is sent by its Transport. This layer owns the timers, the sessions and the files. Everything
 // runs on the single I/O thread; blocking work (DSN commits, moves to failed/) goes to the pool.
@@ -28,6 +29,7 @@
 #include "relay/core/clock.hpp"
 #include "relay/delivery/account_hold.hpp"
 #include "relay/delivery/account_queue.hpp"
+#include "relay/delivery/denied_senders.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/delivery/dsn.hpp"
 #include "relay/delivery/transport.hpp"
@@ -52,11 +54,12 @@ inline constexpr auto kDirectSlotWait = std::chrono::seconds(120);
 struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     struct Account {
         Account(asio::any_io_executor io, const core::Clock& clock)
-            : queue(clock), retry_timer(io, Steady::time_point::max()) {}
+            : queue(clock), denied(clock), retry_timer(io, Steady::time_point::max()) {}
         conf::Account config;
         std::unique_ptr<auth::TokenManager> tokens;
         std::shared_ptr<Transport> transport;   // replaced at a reload; an open() in progress keeps its own
         AccountQueue queue;
+        DeniedSenders denied;             // senders Exchange just refused: their mail fails at once
         unsigned workers = 0;
         std::vector<asio::steady_timer*> idle_workers;   // each idle worker's timer; cancel to wake it
         std::deque<asio::steady_timer*> slot_waiters;    // direct-mode callers waiting for a connection
@@ -116,6 +119,18 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     asio::awaitable<std::optional<AccountFailure>> reopen(Account& a, std::unique_ptr<TransportSession>& open);
     asio::awaitable<Outcome> send(Account& a, TransportSession& session, const QueuedMessage& message);
     asio::awaitable<bool> deliver(Account& a, TransportSession& session, Item item);
+    // ---- delivery_senders.cpp ------------------------------------------------------------------
+    // The copy of `message` that goes upstream: rewrite_sender applied to envelope and From:;
+    // `header_from` is set to the From: address it carries. Throws std::system_error when the
+    // queue file cannot be read.
+    asio::awaitable<QueuedMessage> upstream_copy(const Account& a, const QueuedMessage& message,
+                                                 std::string& header_from);
+    // Exchange refused this sender a moment ago: the earlier refusal, and the log line naming it.
+    std::optional<DeniedSenders::Denial> recently_denied(Account& a, const QueuedMessage& upstream,
+                                                         const std::string& header_from);
+    // After an attempt whose outcome refused the sender: remember it, log it with the admin's fix.
+    void sender_refused(Account& a, const QueuedMessage& upstream, const std::string& header_from,
+                        const smtp::Reply& reply);
     // `wait`: the provider said when to come back (Graph's Retry-After); otherwise the schedule decides.
     void defer(Account& a, Item item, const std::string& reply, std::optional<std::chrono::seconds> wait = std::nullopt);
     void back_off_account(Account& a, const std::string& reason);

@@ -52,6 +52,7 @@ std::vector<std::string> DeliveryAgent::Impl::apply_config() {
         a.tokens->update_account(account);
         configure(a);
         a.queue.clear_backoff();
+        a.denied.clear();   // send_as or rewrite_sender may have changed
         if (was_removed && !stopping) a.tokens->start_upkeep();
         release_account(a, "configuration reloaded");
     }

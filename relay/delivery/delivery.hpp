@@ -3,8 +3,9 @@
 // to rate_per_minute transactions, envelopes split at max_recipients_per_message. A 4xx or a broken
 // connection defers the message with exponential backoff; 421/432 and trouble reaching or
 // authenticating to the provider back off the whole account; replies that need a person (5.7.139,
-// SendAs denied, continuous-error throttling, a dead refresh token) put the account on hold; a 5xx
-// moves the message to failed/ (with an RFC 3464 report to the sender when bounce = true).
+// continuous-error throttling, a dead refresh token) put the account on hold; a 5xx about the
+// message (SendAs denied included: that sender is then refused at once for a while) moves the
+// message to failed/ (with an RFC 3464 report to the sender when bounce = true).
 // Direct-mode accounts deliver while the client waits, on reused authenticated sessions.
 #pragma once
 

@@ -49,6 +49,14 @@ asio::awaitable<std::string> DeliveryAgent::Impl::deliver_direct(QueuedMessage m
         co_return std::string(smtp::replies::kAccountNotConfigured);
     Account& a = *it->second;
     if (a.queue.on_hold()) co_return std::string(smtp::replies::kAccountOnHold);
+    QueuedMessage upstream;
+    std::string header_from;
+    try {
+        upstream = co_await upstream_copy(a, message, header_from);
+    } catch (const std::system_error&) {
+        co_return std::string(smtp::replies::kSpoolReadError);
+    }
+    if (auto denial = recently_denied(a, upstream, header_from)) co_return denial->reply;
     if (!co_await wait_for_slot(a)) co_return std::string(smtp::replies::kUpstreamBusy);
     std::unique_ptr<TransportSession> open;
     if (!a.direct_idle.empty()) {
@@ -71,10 +79,11 @@ asio::awaitable<std::string> DeliveryAgent::Impl::deliver_direct(QueuedMessage m
     Outcome out;
     std::string read_error;
     try {
-        out = co_await send(a, *open, item.message);
+        out = co_await send(a, *open, upstream);
     } catch (const std::system_error& e) {
         read_error = e.what();
     }
+    if (out.sender_denied) sender_refused(a, upstream, header_from, *out.sender_denied);
     if (open->usable() && out.io_error.empty() && !stopping) {
         a.direct_idle.emplace_back(std::move(open), Steady::now());
         std::string name = a.config.name;

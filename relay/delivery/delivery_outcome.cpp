@@ -11,17 +11,25 @@
 namespace relay {
 namespace {
 
-// One verdict for a set of recipients: hold, retry or permanent failure.
+// One verdict for a set of recipients, from the one table in account_hold.hpp.
 void judge(Outcome& out, const smtp::Reply& r, const std::vector<std::string>& rcpts) {
-    if (hold_action_for(r)) {
+    switch (scope_of(r)) {
+    case ReplyScope::hold_account:
         if (!out.hold) out.hold = r;
         out.retry.insert(out.retry.end(), rcpts.begin(), rcpts.end());
-    } else if (r.transient() || r.code == 0 || quota_exceeded(r)) {
+        return;
+    case ReplyScope::retry:
+    case ReplyScope::delivered:   // a positive reply where a refusal was expected: try again
         if (!out.first_transient) out.first_transient = r;
         out.retry.insert(out.retry.end(), rcpts.begin(), rcpts.end());
-    } else {
+        return;
+    case ReplyScope::deny_sender:
+        if (!out.sender_denied) out.sender_denied = r;
+        [[fallthrough]];
+    case ReplyScope::fail_message:
         if (!out.first_permanent) out.first_permanent = r;
         for (const auto& rcpt : rcpts) out.failed.push_back({rcpt, status_of_reply(r.text()), r.text()});
+        return;
     }
 }
 
@@ -41,6 +49,11 @@ void Outcome::add(const std::vector<std::string>& chunk, const TransactionResult
 }
 
 void Outcome::not_attempted(const std::vector<std::string>& chunk) {
+    if (sender_denied && !hold && io_error.empty()) {
+        for (const auto& rcpt : chunk)
+            failed.push_back({rcpt, status_of_reply(sender_denied->text()), sender_denied->text()});
+        return;
+    }
     retry.insert(retry.end(), chunk.begin(), chunk.end());
 }
 

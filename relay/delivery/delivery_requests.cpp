@@ -4,6 +4,7 @@
 #include "relay/delivery/agent.hpp"
 
 #include "relay/core/log.hpp"
+#include "relay/delivery/sender_rewrite.hpp"
 #include "relay/spool/queue_state.hpp"
 
 namespace relay {
@@ -30,6 +31,8 @@ void DeliveryAgent::Impl::make_ready(Item item) {
     }
     Account& a = *it->second;
     a.queue.clear_backoff();
+    // The admin may have granted SendAs: the retried message asks Exchange again (denied_senders.hpp).
+    a.denied.forget(upstream_sender(a.config, item.message.envelope.mail_from));
     release_account(a, "queue retry");
     a.queue.push_ready(std::move(item));
     kick(a);
@@ -43,6 +46,7 @@ void DeliveryAgent::Impl::handle(const ControlRequest& r) {
     if (r.verb == Verb::retry_all) {
         for (auto& [name, a] : accounts) {
             a->queue.retry_now();
+            a->denied.clear();
             release_account(*a, "queue retry");
             rearm(*a);
             kick(*a);

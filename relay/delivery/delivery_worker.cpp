@@ -1,7 +1,8 @@
 // Delivery workers: each holds one upstream session (a TransportSession) and sends ready messages
 // of its account one after another, then decides what the outcome means: delivered (file removed),
-// deferred with backoff, failed for good (moved to failed/, DSN to the sender), the account backed
-// off (421/432, quota, provider trouble) or put on hold (a person must act). See agent.hpp.
+// deferred with backoff, failed for good (moved to failed/, DSN to the sender; a SendAs refusal also
+// remembers the sender, delivery_senders.cpp), the account backed off (421/432, quota, provider
+// trouble) or put on hold (a person must act: account_hold.hpp). See agent.hpp.
 #include "relay/delivery/agent.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -112,16 +113,26 @@ asio::awaitable<Outcome> DeliveryAgent::Impl::send(Account& a, TransportSession&
 
 // One message on an open session. Returns false when the session broke.
 asio::awaitable<bool> DeliveryAgent::Impl::deliver(Account& a, TransportSession& session, Item item) {
-    ++item.attempts;
     active.insert(item.message.id);
     Outcome out;
     std::string read_error;
+    QueuedMessage upstream;
+    std::string header_from;
     try {
-        out = co_await send(a, session, item.message);
+        upstream = co_await upstream_copy(a, item.message, header_from);
+        if (auto denial = recently_denied(a, upstream, header_from)) {
+            // Asking again would be one more refusal toward continuous-error throttling of the mailbox.
+            active.erase(item.message.id);
+            fail(item, denial->reply + " [not sent again: this sender was refused for " + denial->queue_id + "]");
+            co_return session.usable();
+        }
+        ++item.attempts;
+        out = co_await send(a, session, upstream);
     } catch (const std::system_error& e) {
         read_error = e.what();
     }
     active.erase(item.message.id);
+    if (out.sender_denied) sender_refused(a, upstream, header_from, *out.sender_denied);
     if (!read_error.empty()) {
         fail(item, std::string("cannot read queue file: ") + read_error);
         co_return session.usable();
@@ -129,7 +140,7 @@ asio::awaitable<bool> DeliveryAgent::Impl::deliver(Account& a, TransportSession&
     if (!out.delivered.empty()) {
         a.queue.delivered();
         log::info("delivered", {{"queue_id", item.message.id}, {"account", a.config.name},
-                                {"from", item.message.envelope.mail_from},
+                                {"from", upstream.envelope.mail_from},
                                 {"rcpt_count", out.delivered.size()}, {"size", item.message.size},
                                 {"upstream_reply", out.last_ok->text()}, {"attempt", item.attempts},
                                 {"delay_ms", ms_since(item.message.received)},

@@ -316,11 +316,10 @@ Answer classify(long status, std::string_view body, std::string_view retry_after
         return a;
     }
     if (status == 403 && e.code == "ErrorSendAsDenied") {
-        // Same rule as SMTP's 5.7.60: the mailbox may not send as this From; the hold names the fix.
-        a.verdict = Verdict::hold;
+        // Same rule as SMTP's 5.7.60 (account_hold.hpp): about this message's sender, not the
+        // mailbox. The message fails and the sender is remembered; the mailbox's own mail goes on.
+        a.verdict = Verdict::fail;
         a.reply = reply_of(550, "5.7.60 " + text);
-        a.hold_action = "grant the mailbox SendAs rights for the sender (or send as the mailbox), then: "
-                        "smtp-oauth2-relay queue retry --all";
         return a;
     }
     if (status == 403 || status == 404) {

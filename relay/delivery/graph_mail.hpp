@@ -52,8 +52,10 @@ enum class Verdict {
     refresh_token,   // 401: the token was refused; refresh once and retry
     back_off,        // 429/503/504: the mailbox is throttled; nothing before retry_after
     retry,           // other transient trouble: defer the message
-    hold,            // a person must act (permission, access policy, mailbox); hold the account
-    fail,            // this message can never go (400 content, 413 size): fail it with Graph's reason
+    hold,            // a person must act (403 ErrorAccessDenied: permission, access policy; 404
+                     // mailbox): hold the account
+    fail,            // this message can never go (400 content, 413 size, 403 ErrorSendAsDenied for
+                     // its sender): fail it with Graph's reason
 };
 
 struct Answer {

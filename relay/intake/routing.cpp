@@ -34,18 +34,24 @@ smtp::SessionHooks::RouteResult route_message(const conf::Config& config, std::s
         return std::any_of(addresses.begin(), addresses.end(),
                            [&](const std::string& a) { return same_address(a, mail_from); });
     };
+    // The account is chosen; refuse_unknown_senders may still refuse a sender its mailbox cannot
+    // send as (issue 11): the client hears it now instead of Exchange refusing it after the data.
+    const auto routed = [&](std::string_view name) -> smtp::SessionHooks::RouteResult {
+        const conf::Account* a = config.find_account(std::string(name));
+        if (a && a->refuse_unknown_senders && !conf::is_known_sender(*a, mail_from))
+            return {false, {}, std::string(smtp::replies::kSenderNotKnown)};
+        return {true, std::string(name), {}, limit_of(config, name)};
+    };
     if (!user.empty()) {
         const conf::User* u = config.find_user(std::string(user));
         if (u && !u->allowed_senders.empty() && !listed(u->allowed_senders))
             return {false, {}, std::string(smtp::replies::kSenderNotAllowedForUser)};
-        return {true, std::string(user_account), {}, limit_of(config, user_account)};
+        return routed(user_account);
     }
     // Unauthenticated client from allow_networks: the sender address picks the mailbox.
     for (const auto& [name, account] : config.accounts)
-        if (same_address(account.email, mail_from) || listed(account.send_as))
-            return {true, name, {}, limit_of(config, name)};
-    if (config.relay.default_account)
-        return {true, *config.relay.default_account, {}, limit_of(config, *config.relay.default_account)};
+        if (same_address(account.email, mail_from) || listed(account.send_as)) return routed(name);
+    if (config.relay.default_account) return routed(*config.relay.default_account);
     return {false, {}, std::string(smtp::replies::kSenderNotServed)};
 }
 

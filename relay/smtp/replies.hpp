@@ -71,6 +71,11 @@ inline constexpr std::string_view kBadBodyValue = "501 5.5.4 Unsupported BODY pa
 inline constexpr std::string_view kUnsupportedParameter = "555 5.5.4 Unsupported parameter";
 inline constexpr std::string_view kSenderRefused = "550 5.7.1 Error: sender refused";
 inline constexpr std::string_view kSenderNotAllowedForUser = "553 5.7.1 Sender address not allowed for this user";
+// refuse_unknown_senders: the account's mailbox may not send as this address (Exchange would answer
+// 554 5.2.252 SendAsDenied after the whole message); said at once, nothing is queued.
+inline constexpr std::string_view kSenderNotKnown =
+    "553 5.7.1 Sender address not allowed: the relay's mailbox may send only as its own address "
+    "or an address in its send_as";
 inline constexpr std::string_view kSenderNotServed =
     "550 5.7.1 Sender address not served by this relay: log in, or use an address "
     "configured as an account's email or send_as";

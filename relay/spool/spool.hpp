@@ -48,6 +48,10 @@ struct QueuedMessage {
     // What SpoolWriter saw in the body (BodyScan), so delivery needs no second pass over the file:
     bool eight_bit_data = false;        // a byte >= 0x80: declared BODY=8BITMIME upstream
     bool long_lines = false;            // a line over 998 octets: re-encoded for delivery (upstream_message.hpp)
+    // For one delivery attempt only, never stored (rewrite_sender): these bytes are read in place
+    // of the first `header_replaced` bytes of the stored body; `size` counts them.
+    std::optional<std::string> header_override;
+    std::uint64_t header_replaced = 0;
 };
 
 // Watches a body go by, chunk after chunk: 8-bit bytes and lines longer than RFC 5321 4.5.3.1.6
@@ -138,6 +142,8 @@ private:
     std::uint64_t offset_;
     std::uint64_t end_;
     std::uint64_t position_;
+    std::string prefix_;              // header_override
+    std::size_t prefix_at_ = 0;       // how much of prefix_ was read
 };
 
 // The message's header block (up to and including the CRLF before the blank line), at most 64 KiB:

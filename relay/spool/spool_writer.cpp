@@ -43,6 +43,13 @@ std::string read_header_block(const QueuedMessage& message) {
 
 SpoolBodyReader::SpoolBodyReader(const QueuedMessage& message)
     : offset_(message.body_offset), end_(message.body_offset + message.size), position_(offset_) {
+    if (message.header_override) {
+        // size counts the override; the file holds `header_replaced` bytes in its place.
+        prefix_ = *message.header_override;
+        offset_ += message.header_replaced;
+        end_ = end_ - prefix_.size() + message.header_replaced;
+        position_ = offset_;
+    }
     fd_ = ::open(message.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd_ < 0) throw_errno(errno, "open " + message.path.string());
     ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -53,6 +60,12 @@ SpoolBodyReader::~SpoolBodyReader() {
 }
 
 std::size_t SpoolBodyReader::read(char* buffer, std::size_t size) {
+    if (prefix_at_ < prefix_.size()) {
+        const std::size_t n = std::min(size, prefix_.size() - prefix_at_);
+        std::copy_n(prefix_.data() + prefix_at_, n, buffer);
+        prefix_at_ += n;
+        return n;
+    }
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(size, end_ - position_));
     while (want > 0) {
         ssize_t n = ::pread(fd_, buffer, want, static_cast<off_t>(position_));
@@ -65,7 +78,10 @@ std::size_t SpoolBodyReader::read(char* buffer, std::size_t size) {
     return 0;
 }
 
-void SpoolBodyReader::rewind() { position_ = offset_; }
+void SpoolBodyReader::rewind() {
+    position_ = offset_;
+    prefix_at_ = 0;
+}
 
 // ---------------------------------------------------------------------------------------------
 // SpoolWriter

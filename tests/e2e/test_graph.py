@@ -259,7 +259,7 @@ def test_requests_per_mailbox_are_capped_at_graph_concurrent_requests(relay, sta
     assert {r["status"] for r in stats["graph_requests"]} == {202}  # never throttled for concurrency
 
 
-def test_content_error_fails_the_message_and_send_as_denied_holds_the_account(relay, standin):
+def test_content_error_and_send_as_denied_fail_the_message_not_the_account(relay, standin):
     graph_relay(relay, standin).start()
     standin.control(graph_fail={"status": 400, "code": "ErrorMimeContentInvalidBase64String",
                                 "message": "Invalid base64 string for MIME content.", "count": 1})
@@ -269,10 +269,13 @@ def test_content_error_fails_the_message_and_send_as_denied_holds_the_account(re
     with open(os.path.join(relay.spool_dir, "failed", failed + ".reason")) as f:
         reason = f.read()
     assert "554 5.6.0 Microsoft Graph 400 (ErrorMimeContentInvalidBase64String: Invalid base64" in reason
-    # From: a sender the mailbox may not send as: Graph's 403 ErrorSendAsDenied holds the account
-    # (like SMTP's 5.7.60) instead of failing message after message into continuous-error throttling.
+    # From: a sender the mailbox may not send as: Graph's 403 ErrorSendAsDenied is about this
+    # message's sender (like SMTP's 5.7.60, issue 11): the message fails, the account goes on.
     send(relay, ["boss@example.com"], HEADER.format(subject="send-as").replace("From: scanner@", "From: ceo@")
          + "\r\nhello\r\n")
-    hold = relay.wait_for_log("account_hold")
-    assert "ErrorSendAsDenied" in hold[0] and "SendAs" in hold[0]
-    assert len(relay.queue_files()) == 1 and graph_messages(standin) == []
+    relay.wait_for_log("failed", 2)
+    assert "ErrorSendAsDenied" in relay.wait_for_log("sender_denied")[0]
+    send(relay, ["boss@example.com"], HEADER.format(subject="own") + "\r\nhello\r\n")
+    assert len(wait_graph(standin, 1)) == 1
+    relay.wait_for_log("delivered")   # the queue file goes once the 202 is in
+    assert relay.log_lines("account_hold") == [] and relay.queue_files() == []

@@ -277,6 +277,31 @@ def test_fail_mail_with(standin):
     assert len(standin.messages()) == before
 
 
+def test_send_as_rule_per_mailbox_on_envelope_and_from_header(standin):
+    """Exchange's SendAs rule (issue 11): the mailbox and its granted addresses pass; any other
+    envelope sender or From: gets 5.7.60 at MAIL FROM or 554 5.2.252 SendAsDenied after the data."""
+    before = standin.stats()["send_as_denied"].get(USER, 0)   # the stand-in is shared by this module
+    client = authenticated_client(standin)
+    foreign_header = MESSAGE.replace(b"From: scanner@", b"From: ceo@")
+    with pytest.raises(smtplib.SMTPDataError) as refused:   # envelope fine, From: header not
+        client.sendmail(USER, ["a@example.com"], foreign_header)
+    assert refused.value.smtp_code == 554 and refused.value.smtp_error.startswith(b"5.2.252 SendAsDenied; " + USER.encode())
+    standin.control(send_as_check="end_of_data")
+    with pytest.raises(smtplib.SMTPDataError) as refused:   # now the envelope, after the data
+        client.sendmail("invoices@contoso.com", ["a@example.com"], MESSAGE)
+    assert refused.value.smtp_code == 554 and b"send as invoices@contoso.com" in refused.value.smtp_error
+    standin.control(send_as={USER: ["Invoices@Contoso.com"]})
+    client.sendmail("invoices@contoso.com", ["a@example.com"], MESSAGE.replace(b"From: scanner@", b"From: invoices@"))
+    client.quit()
+    assert standin.stats()["send_as_denied"] == {USER: before + 2}
+    # Repeated refusals trip continuous-error throttling of the whole mailbox, its own mail included.
+    standin.control(send_as_throttle_after=before + 2)
+    client = authenticated_client(standin)
+    code, text = client.docmd("MAIL", f"FROM:<{USER}>")
+    assert (code, text[:7]) == (550, b"5.2.251"), (code, text)
+    client.close()
+
+
 def test_smtp_down_refuses_and_drops_then_comes_back_on_the_same_port(standin):
     open_session = authenticated_client(standin)
     standin.set_smtp_up(False)

@@ -110,6 +110,9 @@ def test_content_errors_size_limit_and_send_as(standin):
     assert status == 400 and error["code"] == "ErrorInvalidRecipients"
     status, error, _ = send(standin, bearer, mime=MESSAGE.replace(b"From: scanner@", b"From: ceo@"))
     assert status == 403 and error["code"] == "ErrorSendAsDenied"
+    standin.control(send_as={"scanner@contoso.com": ["ceo@contoso.com"]})   # SendAs granted
+    assert send(standin, bearer, mime=MESSAGE.replace(b"From: scanner@", b"From: ceo@"))[0] == 202
+    assert standin.stats()["send_as_denied"]["scanner@contoso.com"] >= 1
     # 4 MB on the base64 text: 3 MiB of MIME is the most that fits.
     just_fits = MESSAGE + b"x" * (3 * 1024 * 1024 - len(MESSAGE))
     assert send(standin, bearer, mime=just_fits)[0] == 202

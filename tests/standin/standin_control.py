@@ -28,6 +28,17 @@ DEFAULT_SETTINGS = {
     "app_mailboxes": [],         # mailboxes app-only tokens may send as (Exchange Add-MailboxPermission)
     "basic_auth_password": "",   # non-empty: AUTH PLAIN/LOGIN accepted with it (basic auth still on)
     "reject_rcpt": {},  # recipient address (lower case) -> RCPT reply line, e.g. "550 5.1.1 User unknown"
+    # SendAs (issue 11): mailbox (lower case) -> addresses it was granted SendAs on (its own always
+    # passes). send_as_check says where Exchange refuses any other sender: "mail_from" answers the
+    # envelope with 550 5.7.60 at MAIL FROM (a From: header at end of data with 554 5.2.252), and
+    # "end_of_data" answers both with 554 5.2.252 SendAsDenied after the data, as Exchange does for
+    # submissions it accepted first.
+    "send_as": {},
+    "send_as_check": "mail_from",
+    # Continuous-error throttling (PROVIDERS.md): once a mailbox has had this many SendAs refusals,
+    # every later submission of it is refused with 5.2.251 (0 = never). Shows a relay that keeps
+    # resending a refused sender gets its whole mailbox stopped.
+    "send_as_throttle_after": 0,
     # Broken or hostile token endpoints (issue 13): the JSON text sent as expires_in in successful
     # responses ("" = the real lifetime), and bytes of padding added to every token response.
     "token_expires_in_json": "",
@@ -41,6 +52,7 @@ AUTHORIZE_MODES = ("approve", "deny")
 TOKEN_MODES = ("ok", "invalid_grant", "server_error", "invalid_client", "consent_required")
 ROTATIONS = ("keep", "invalidate")
 ACTIONS = ("add_refresh_token", "revoke_all_refresh_tokens", "expire_access_tokens")
+SEND_AS_CHECKS = ("mail_from", "end_of_data")
 
 # A reply line as an SMTP server sends it (RFC 5321 section 4.2): code, space, text, no line break.
 REPLY_LINE = re.compile(r"^[2-5][0-9][0-9] [^\r\n]+$")
@@ -81,7 +93,8 @@ def parse_control_request(request):
         elif key == "graph_app_roles":
             if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
                 raise ControlError("graph_app_roles must be a list of role names")
-        elif key in ("token_delay_ms", "throttle_every_n", "graph_delay_ms", "token_padding_bytes"):
+        elif key in ("token_delay_ms", "throttle_every_n", "graph_delay_ms", "token_padding_bytes",
+                     "send_as_throttle_after"):
             _check_int(key, value, 0)
         elif key in ("token_lifetime", "max_sessions_per_user"):
             _check_int(key, value, 1)
@@ -109,6 +122,16 @@ def parse_control_request(request):
                     isinstance(k, str) and isinstance(v, str) and REPLY_LINE.match(v) for k, v in value.items()):
                 raise ControlError('reject_rcpt must map addresses to reply lines like "550 5.1.1 User unknown"')
             value = {k.lower(): v for k, v in value.items()}
+        elif key == "send_as":
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and isinstance(v, list) and all(isinstance(a, str) for a in v)
+                    for k, v in value.items()):
+                raise ControlError('send_as must map mailboxes to address lists, e.g. {"scanner@contoso.com": '
+                                   '["invoices@contoso.com"]}')
+            value = {k.lower(): [a.lower() for a in v] for k, v in value.items()}
+        elif key == "send_as_check":
+            if value not in SEND_AS_CHECKS:
+                raise ControlError(f"send_as_check must be one of {', '.join(SEND_AS_CHECKS)}")
         elif key == "add_refresh_token":
             if (not isinstance(value, dict) or not isinstance(value.get("token"), str)
                     or not value["token"] or not isinstance(value.get("user"), str)):
@@ -148,6 +171,13 @@ class Settings:
                 self._messages_since_throttle_change = 0
             self._values.update(changes)
 
+    def may_send_as(self, mailbox, address):
+        """Exchange's SendAs rule: the mailbox itself, or an address it was granted SendAs on."""
+        address = (address or "").lower()
+        with self._lock:
+            granted = self._values["send_as"].get((mailbox or "").lower(), [])
+        return address == (mailbox or "").lower() or address in granted
+
     def next_message_is_throttled(self):
         """Count one end of data; True for every Nth while throttle_every_n = N > 0."""
         with self._lock:
@@ -175,6 +205,16 @@ class Stats:
         self._discarded_after_starttls = 0
         self._graph_requests = []    # {"mailbox", "status", "started", "ended"} per sendMail request
         self._graph_max_concurrent = {}
+        self._send_as_denied = {}     # mailbox (lower case) -> SendAs refusals (either transport)
+
+    def send_as_denials(self, mailbox):
+        with self._lock:
+            return self._send_as_denied.get((mailbox or "").lower(), 0)
+
+    def send_as_denied(self, mailbox):
+        with self._lock:
+            key = (mailbox or "").lower()
+            self._send_as_denied[key] = self._send_as_denied.get(key, 0) + 1
 
     def graph_request(self, mailbox, status, started, ended):
         with self._lock:
@@ -241,4 +281,5 @@ class Stats:
                 "plaintext_discarded_at_starttls": self._discarded_after_starttls,
                 "graph_requests": [dict(r) for r in self._graph_requests],
                 "graph_max_concurrent": dict(self._graph_max_concurrent),
+                "send_as_denied": dict(self._send_as_denied),
             }

@@ -7,8 +7,8 @@ What it insists on, because Graph does (see /work/shared/PROVIDERS.md and the RE
     delegated scope for that very user, or an app token whose Mail.Send role an application access
     policy limits to the mailboxes in the `app_mailboxes` switch (others: 403 ErrorAccessDenied);
   * a request body of at most 4 MB (413 ErrorRequestEntityTooLarge) that is valid base64
-    (400 ErrorMimeContentInvalidBase64String) of a message whose From is the mailbox
-    (403 ErrorSendAsDenied otherwise);
+    (400 ErrorMimeContentInvalidBase64String) of a message whose From is the mailbox or an address
+    granted in the send_as switch (403 ErrorSendAsDenied otherwise);
   * at most 4 concurrent requests per mailbox (429 ApplicationThrottled with Retry-After).
 Recipients come from the To, Cc and Bcc fields only (Exchange maps them to MAPI recipients; Resent-*
 fields name nobody), each address once; the stored copy has no Bcc field, as Exchange never hands one
@@ -190,7 +190,8 @@ class GraphStandIn:
                                                              "A message can't be sent because it contains no recipients.")
         senders = [a for name, raw in fields if name == "from"
                    for _, a in email.utils.getaddresses([raw.split(b":", 1)[1].decode("utf-8", "replace")])]
-        if not senders or any(s.lower() != mailbox.lower() for s in senders):
+        if not senders or any(not self.settings.may_send_as(mailbox, s) for s in senders):
+            self.stats.send_as_denied(mailbox)
             raise GraphRefusal(403, "ErrorSendAsDenied", "The user account which was used to submit this request "
                                                          "does not have the right to send mail on behalf of the specified "
                                                          "sending account., Cannot submit message.")

@@ -2,8 +2,9 @@
 
 One asyncio task per connection. What it insists on, because the real service does: AUTH only after
 STARTTLS (RFC 3207, RFC 4954 section 4), XOAUTH2 tokens that the stand-in's own token endpoint
-issued for this user and that have not expired, MAIL FROM equal to the authenticated mailbox
-(Exchange's SendAs rule), at most N concurrent authenticated sessions per mailbox. It implements
+issued for this user and that have not expired, a sender the mailbox may send as (Exchange's SendAs
+rule: the mailbox or an address granted in the send_as switch; envelope and From: header both, see
+send_as_check), at most N concurrent authenticated sessions per mailbox. It implements
 PIPELINING (RFC 2920) by reading command by command from one buffer, discards plaintext pipelined
 after STARTTLS (RFC 3207 section 4.2, the CVE-2011-0411 injection), un-stuffs dots (RFC 5321
 section 4.5.2) and only takes CRLF.CRLF as the end of data (no SMTP smuggling via bare LF), and
@@ -62,12 +63,32 @@ GOOGLE_BAD_CREDENTIALS = ("535-5.7.8 Username and Password not accepted. Learn m
 LINE_TOO_LONG = "554 5.6.0 Message refused: a text line is longer than 998 characters (RFC 5321 4.5.3.1.6)"
 EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 UNDECLARED_8BIT = "554 5.6.0 Message refused: 8-bit data without BODY=8BITMIME (RFC 6152)"
+CONTINUOUS_ERRORS = ("550 5.2.251 Submission blocked: continuous errors from this mailbox "
+                     "(stand-in model of Exchange's continuous-error throttling)")
 CONCURRENCY_LIMIT = ("432 4.3.2 Concurrent connections limit exceeded. Visit "
                      "https://aka.ms/concurrent_sending for more information.")
 
 
 def log(text):
     print(f"ms_standin: {text}", file=sys.stderr, flush=True)
+
+
+def header_senders(body):
+    """The From: addresses Exchange checks (Resent-From of a resent message), [] when there is none."""
+    header = body.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").replace("\r\n ", " ").replace("\r\n\t", " ")
+    fields = {}
+    for line in header.split("\r\n"):
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() in ("from", "resent-from"):
+            fields.setdefault(name.strip().lower(), value)
+    value = fields.get("resent-from", fields.get("from"))
+    return [a for _, a in email.utils.getaddresses([value]) if a] if value else []
+
+
+def send_as_denied(mailbox, sender):
+    return (f"554 5.2.252 SendAsDenied; {mailbox} not allowed to send as {sender or '<>'}; "
+            "STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; "
+            "Failed to process message due to a permanent exception with message Cannot submit message.")
 
 
 class Disconnect(Exception):
@@ -365,11 +386,19 @@ class Session:
             await self.reply("501 5.5.4 Invalid arguments")
         elif self._declared_size(match.group(3)) > self.text["size"]:
             await self.reply("552 5.3.4 Message size exceeds fixed maximum message size")
-        elif self.server.flavor == "microsoft" and match.group(2).lower() != self.auth_user.lower():
+        elif self._throttled():
+            await self.reply(CONTINUOUS_ERRORS)
+        elif (self.server.flavor == "microsoft" and self.server.settings.get("send_as_check") == "mail_from"
+              and not self.server.settings.may_send_as(self.auth_user, match.group(2))):
+            self.server.stats.send_as_denied(self.auth_user)
             await self.reply("550 5.7.60 SMTP; Client does not have permissions to send as this sender")
         else:
             self.mail_from, self.mail_params = match.group(2), match.group(3).strip()
             await self.reply("250 2.1.0 Sender OK")
+
+    def _throttled(self):
+        limit = self.server.settings.get("send_as_throttle_after")
+        return bool(limit) and self.server.stats.send_as_denials(self.auth_user) >= limit
 
     @staticmethod
     def _declared_size(params):
@@ -446,11 +475,17 @@ class Session:
         settings = self.server.settings
         fail_with = settings.get("fail_mail_with")
         refusal = self._content_refusal(body, transfer)
+        refused = [s for s in [self.mail_from] + header_senders(body)
+                   if self.server.flavor == "microsoft" and not settings.may_send_as(self.auth_user, s)]
         if fail_with:
             reply = fail_with
         elif refusal:
             reply = refusal
             log(f"refused a message: {refusal}")
+        elif refused:
+            self.server.stats.send_as_denied(self.auth_user)
+            reply = send_as_denied(self.auth_user, refused[0])
+            log(f"SendAsDenied for {self.auth_user!r}: {refused[0]!r}")
         elif settings.next_message_is_throttled():
             reply = "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"
         else:

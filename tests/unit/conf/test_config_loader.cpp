@@ -533,4 +533,43 @@ TEST(Config, BadDeliveryPolicyValuesAreReportedWithPosition) {
     }
 }
 
+// Issue 11: who an account may send as. Defaults, a misspelt value with its position and the
+// closest choice, and the combination that could never apply.
+TEST(Config, SenderKeys) {
+    auto c = conf::parse_config(kTwoAccounts, "t.toml");
+    EXPECT_FALSE(c.accounts.at("office").refuse_unknown_senders);
+    EXPECT_EQ(c.accounts.at("office").rewrite_sender, conf::RewriteSender::never);
+    EXPECT_TRUE(conf::is_known_sender(c.accounts.at("sales"), "BILLING@contoso.com"));
+    EXPECT_TRUE(conf::is_known_sender(c.accounts.at("sales"), "Sales@Contoso.com"));
+    EXPECT_FALSE(conf::is_known_sender(c.accounts.at("sales"), "scanner@contoso.com"));
+    EXPECT_FALSE(conf::is_known_sender(c.accounts.at("sales"), ""));
+
+    std::string text = kTwoAccounts;
+    text.replace(text.find("bounce = true"), 13, "rewrite_sender = \"unalowed\"");
+    try {
+        conf::parse_config(text, "t.toml");
+        FAIL() << "accepted";
+    } catch (const conf::ConfigError& e) {
+        ASSERT_EQ(e.errors().size(), 1u);
+        EXPECT_NE(e.errors()[0].find("t.toml:31:18: accounts.sales.rewrite_sender: expected one of never, "
+                                     "unallowed, always (got \"unalowed\"); did you mean 'unallowed'?"),
+                  std::string::npos) << e.errors()[0];
+    }
+    text = kTwoAccounts;
+    text.replace(text.find("bounce = true"), 13, "rewrite_sender = \"unallowed\"\nrefuse_unknown_senders = true");
+    try {
+        conf::parse_config(text, "t.toml");
+        FAIL() << "accepted";
+    } catch (const conf::ConfigError& e) {
+        ASSERT_EQ(e.errors().size(), 1u);
+        EXPECT_NE(e.errors()[0].find("t.toml:31:18:"), std::string::npos) << e.errors()[0];
+        EXPECT_NE(e.errors()[0].find("never applies with refuse_unknown_senders"), std::string::npos);
+    }
+    text = kTwoAccounts;
+    text.replace(text.find("bounce = true"), 13, "rewrite_sender = \"always\"\nrefuse_unknown_senders = true");
+    c = conf::parse_config(text, "t.toml");
+    EXPECT_EQ(c.accounts.at("sales").rewrite_sender, conf::RewriteSender::always);
+    EXPECT_TRUE(c.accounts.at("sales").refuse_unknown_senders);
+}
+
 }  // namespace delivery_policy

@@ -28,9 +28,9 @@ TEST(Outcome, SplitsAndClassifiesEveryRecipient) {
     second.final_reply = reply_of(432, "4.3.2 Concurrent connections limit exceeded");
     out.add(chunks[1], second);
     EXPECT_FALSE(out.stopped());
-    TransactionResult third;   // end of data refused with a hold code
+    TransactionResult third;   // end of data refused with a hold code (SMTP AUTH disabled)
     third.accepted = {"e"};
-    third.final_reply = reply_of(550, "5.7.60 SMTP; Client does not have permissions to send as this sender");
+    third.final_reply = reply_of(550, "5.2.251 continuous errors");
     third.data_sent = true;
     out.add(chunks[2], third);
     EXPECT_TRUE(out.stopped());
@@ -40,7 +40,7 @@ TEST(Outcome, SplitsAndClassifiesEveryRecipient) {
     EXPECT_EQ(out.failed[0].status, "5.1.1");
     EXPECT_EQ(out.retry, (std::vector<std::string>{"c", "d", "e"}));
     EXPECT_EQ(out.first_transient->code, 432);
-    EXPECT_EQ(out.hold->enhanced(), "5.7.60");
+    EXPECT_EQ(out.hold->enhanced(), "5.2.251");
 
     Outcome refused;           // MAIL refused for good: every recipient of the chunk fails
     TransactionResult mail;
@@ -48,6 +48,61 @@ TEST(Outcome, SplitsAndClassifiesEveryRecipient) {
     refused.add({"x", "y"}, mail);
     EXPECT_EQ(refused.failed.size(), 2u);
     EXPECT_TRUE(refused.retry.empty());
+}
+
+// Some recipients refused at RCPT, the others accepted: the good ones are delivered, the bad ones
+// fail (for the DSN) and nothing is retried, so the message is not sent twice to anyone.
+TEST(Outcome, PartialRcptRefusalDeliversTheRestAndFailsTheRefused) {
+    Outcome out;
+    TransactionResult t;
+    t.accepted = {"good1", "good2"};
+    t.rejected = {{"bad1", reply_of(550, "5.1.1 User unknown")}, {"bad2", reply_of(550, "5.1.10 RecipientNotFound")}};
+    t.final_reply = reply_of(250, "2.0.0 OK <id>");
+    t.data_sent = true;
+    out.add({"good1", "bad1", "good2", "bad2"}, t);
+    EXPECT_EQ(out.delivered, (std::vector<std::string>{"good1", "good2"}));
+    ASSERT_EQ(out.failed.size(), 2u);
+    EXPECT_EQ(out.failed[1].status, "5.1.10");
+    EXPECT_TRUE(out.retry.empty());
+    EXPECT_FALSE(out.hold);
+    EXPECT_FALSE(out.sender_denied);
+
+    Outcome all_refused;   // every RCPT refused: no DATA, every recipient fails on its own reply
+    TransactionResult none;
+    none.rejected = {{"x", reply_of(550, "5.1.1 User unknown")}, {"y", reply_of(450, "4.2.1 try later")}};
+    none.final_reply = reply_of(450, "4.2.1 try later");
+    all_refused.add({"x", "y"}, none);
+    ASSERT_EQ(all_refused.failed.size(), 1u);
+    EXPECT_EQ(all_refused.failed[0].address, "x");
+    EXPECT_EQ(all_refused.retry, std::vector<std::string>{"y"});
+}
+
+// A SendAs refusal fails the message, not the account, and the later chunks are not sent: the same
+// sender would only be refused again (Exchange's continuous-error throttling counts each one).
+TEST(Outcome, SendAsRefusalFailsEveryRecipientWithoutAskingAgain) {
+    for (const char* line : {"5.2.252 SendAsDenied; scanner@contoso.com not allowed to send as ceo@contoso.com",
+                             "5.7.60 SMTP; Client does not have permissions to send as this sender"}) {
+        Outcome out;
+        TransactionResult first;
+        first.accepted = {"a", "b"};
+        first.final_reply = reply_of(line[2] == '2' ? 554 : 550, line);
+        first.data_sent = true;
+        out.add({"a", "b"}, first);
+        EXPECT_TRUE(out.stopped()) << line;
+        out.not_attempted({"c"});
+        EXPECT_FALSE(out.hold) << line;
+        ASSERT_TRUE(out.sender_denied) << line;
+        EXPECT_EQ(out.failed.size(), 3u) << line;
+        EXPECT_TRUE(out.retry.empty()) << line;
+        EXPECT_EQ(out.failed[2].diagnostic, out.sender_denied->text());
+    }
+    Outcome broken;   // a broken session after the refusal still retries what was never tried
+    TransactionResult refused;
+    refused.final_reply = reply_of(550, "5.7.60 SMTP; Client does not have permissions to send as this sender");
+    broken.add({"a"}, refused);
+    broken.io_error = "connection reset";
+    broken.not_attempted({"b"});
+    EXPECT_EQ(broken.retry, std::vector<std::string>{"b"});
 }
 
 TEST(Outcome, ReplyLineKeepsTheUpstreamCodes) {

@@ -124,7 +124,7 @@ TEST(GraphAnswer, EachAnswerHasItsClassAndReply) {
         {504, "", "2", Verdict::back_off, "451 4.7.0"},
         {401, R"({"error":{"code":"InvalidAuthenticationToken","message":"Access token has expired."}})", "",
          Verdict::refresh_token, "454 4.7.0 Microsoft Graph 401 (InvalidAuthenticationToken"},
-        {403, R"({"error":{"code":"ErrorSendAsDenied","message":"x"}})", "", Verdict::hold, "550 5.7.60"},
+        {403, R"({"error":{"code":"ErrorSendAsDenied","message":"x"}})", "", Verdict::fail, "550 5.7.60"},
         {403, R"({"error":{"code":"ErrorAccessDenied","message":"Access is denied."}})", "", Verdict::hold,
          "550 5.7.1 Microsoft Graph 403 (ErrorAccessDenied: Access is denied.)"},
         {404, R"({"error":{"code":"ErrorInvalidUser","message":"x"}})", "", Verdict::hold, "550 5.7.1"},

@@ -213,7 +213,8 @@ void DeliveryAgent::Impl::defer(Account& a, Item item, const std::string& reply,
 
 void DeliveryAgent::Impl::back_off_account_for(Account& a, const std::string& reason, std::chrono::seconds delay) {
     a.queue.back_off_for(delay);
-    log::warning("account_backoff", {{"account", a.config.name}, {"reason", reason},
+    log::warning("account_backoff", {{"account", a.config.name}, {"state", state::name(state::Account::backing_off)},
+                                     {"reason", reason},
                                      {"failures", a.queue.account_failures()},
                                      {"next_try_in_s", static_cast<long>(delay.count())}});
     rearm(a);
@@ -221,7 +222,8 @@ void DeliveryAgent::Impl::back_off_account_for(Account& a, const std::string& re
 
 void DeliveryAgent::Impl::back_off_account(Account& a, const std::string& reason) {
     auto delay = a.queue.back_off();
-    log::warning("account_backoff", {{"account", a.config.name}, {"reason", reason},
+    log::warning("account_backoff", {{"account", a.config.name}, {"state", state::name(state::Account::backing_off)},
+                                     {"reason", reason},
                                      {"failures", a.queue.account_failures()},
                                      {"next_try_in_s", static_cast<long>(delay.count())}});
     rearm(a);

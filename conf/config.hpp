@@ -39,7 +39,7 @@ struct HostPort {
     std::string to_string() const;  // "host:port" or "[v6]:port"
 };
 
-// A CIDR block from allow_networks.
+// A CIDR block from allow_networks or lenient_networks.
 struct Network {
     boost::asio::ip::address base;
     unsigned prefix = 0;
@@ -65,6 +65,9 @@ using LogFormat = log::Format;
 struct RelaySettings {
     std::vector<HostPort> listen;                   // default ["127.0.0.1:2525"]
     std::vector<Network> allow_networks;            // default ["127.0.0.0/8", "::1/128"]
+    // Clients forgiven RFC 5321 slips old devices make (bare LF, unbracketed paths, long lines);
+    // default loopback and the private ranges (RFC 1918, RFC 4193), as Postfix exempts $mynetworks.
+    std::vector<Network> lenient_networks;
     std::filesystem::path spool_dir;                // default /var/spool/smtp-oauth2-relay
     std::filesystem::path state_dir;                // default /var/lib/smtp-oauth2-relay
     std::uint64_t max_message_size = 36700160;      // bytes, advertised in EHLO SIZE

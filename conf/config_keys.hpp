@@ -45,6 +45,8 @@ struct KeySpec {
 inline const KeySpec<RelaySettings> relay_keys[] = {
     {.name = "listen", .member = &RelaySettings::listen, .default_toml = R"(["127.0.0.1:2525"])"},
     {.name = "allow_networks", .member = &RelaySettings::allow_networks, .default_toml = R"(["127.0.0.0/8", "::1/128"])"},
+    {.name = "lenient_networks", .member = &RelaySettings::lenient_networks,
+     .default_toml = R"(["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"])"},
     {.name = "spool_dir", .member = &RelaySettings::spool_dir, .default_toml = R"("/var/spool/smtp-oauth2-relay")"},
     {.name = "state_dir", .member = &RelaySettings::state_dir, .default_toml = R"("/var/lib/smtp-oauth2-relay")"},
     // 35 MiB is Exchange Online's default per-message limit; 2 GiB keeps sizes within 31 bits.

@@ -32,10 +32,16 @@ smtp::SessionPolicy connection_policy(const conf::Config& config, const IntakeSe
     p.tls_active = implicit_tls;
     // RFC 8314 / RFC 4954 4: passwords cross the LAN only encrypted, unless the admin says otherwise.
     p.plaintext_auth_allowed = config.relay.allow_plaintext_auth || peer.is_loopback();
+    p.lenient = is_lenient(config, peer);
     return p;
 }
 
 }  // namespace
+
+bool is_lenient(const conf::Config& config, const asio::ip::address& peer) {
+    return std::any_of(config.relay.lenient_networks.begin(), config.relay.lenient_networks.end(),
+                       [&](const conf::Network& net) { return net.contains(peer); });
+}
 
 smtp::SessionPolicy session_policy(const conf::Config& config) {
     smtp::SessionPolicy p;
@@ -120,8 +126,11 @@ asio::awaitable<void> Connection::greet() {
     } else {
         // RFC 5321 3.1 / 4.3.1: the client waits for the 220. Bytes before it come from software
         // that does not read replies (spambots, smuggling tools): 554 5.5.0, as for pipelining.
+        // Only when the admin asked for a pause: with greet_pause = 0 the check used to look at
+        // bytes already queued when the accept loop got round to this connection, so a client
+        // sending EHLO right after connect (on loopback: always) was refused at random (issue 11).
         timer_.expires_after(settings_.greet_pause);
-        if (co_await stream_.client_spoke_first(timer_)) {
+        if (settings_.greet_pause.count() > 0 && co_await stream_.client_spoke_first(timer_)) {
             log::warning("pregreet_traffic", {{"client", peer_}});
             out_ = smtp::replies::talked_first(settings_.hostname) + "\r\n";
             co_await write_out();

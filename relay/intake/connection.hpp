@@ -56,6 +56,8 @@ struct IntakeServices {
 
 // The session policy a listener's config gives (before the per-connection TLS and address facts).
 smtp::SessionPolicy session_policy(const conf::Config& config);
+// True when `peer` is in lenient_networks: its session gets SessionPolicy::lenient.
+bool is_lenient(const conf::Config& config, const boost::asio::ip::address& peer);
 
 class Connection {
 public:

@@ -131,6 +131,14 @@ void RelaySessionHooks::note(std::string_view what, std::string_view detail) {
     log::warning(what, {{"client", client_}, {"detail", detail}});
 }
 
+void RelaySessionHooks::refused(const Refusal& refusal) { log_refusal(client_, refusal); }
+
+void log_refusal(std::string_view client, const smtp::SessionHooks::Refusal& r) {
+    const std::string_view from = !r.from ? std::string_view{} : r.from->empty() ? std::string_view("<>") : *r.from;
+    log::info("reject", {{"client", client}, {"command", r.command}, {"helo", r.helo}, {"from", from},
+                         {"to", r.to}, {"arg", r.argument}, {"reply", r.reply}});
+}
+
 std::string RelaySessionHooks::auth_refusal() {
     if (attempts_ && attempts_->locked(client_, std::chrono::steady_clock::now())) {
         log::warning("auth_refused_locked", {{"client", client_}});

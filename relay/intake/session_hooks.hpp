@@ -32,6 +32,7 @@ public:
     RouteResult route(std::string_view user, std::string_view user_account, std::string_view mail_from) override;
     std::uint64_t size_limit(std::string_view user_account) override;
     void note(std::string_view what, std::string_view detail) override;
+    void refused(const Refusal& refusal) override;
     std::string auth_refusal() override;
 
     std::size_t auth_failures = 0;   // failed AUTH attempts in this session so far
@@ -45,5 +46,10 @@ private:
     bool attempt_open_ = false;      // begun in authenticate(), its slow check still running
     bool failure_counted_ = false;   // the next auth_failed note was already counted by finish()
 };
+
+// The one "reject" log line (Postfix's "NOQUEUE: reject"), for refusals inside a session and for
+// those before it (a peer outside allow_networks): client first, as in auth_failed, for fail2ban.
+// `from` is "<>" for the null sender and empty when no sender was named.
+void log_refusal(std::string_view client, const smtp::SessionHooks::Refusal& refusal);
 
 }  // namespace relay

@@ -19,6 +19,7 @@
 #include "relay/intake/client_limits.hpp"
 #include "relay/intake/connection.hpp"
 #include "relay/intake/local_tls.hpp"
+#include "relay/intake/session_hooks.hpp"
 #include "relay/smtp/replies.hpp"
 
 namespace relay {
@@ -98,6 +99,20 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
         socket.close(ec);
     }
 
+    // A peer outside allow_networks hears why (Postfix: 554 5.7.1 Client host rejected) and the
+    // refusal is logged, once per connection, like a refused command. One non-blocking send, as in
+    // refuse(): a scanner costs a line and a syscall, never a coroutine.
+    void refuse_outsider(tcp::socket& socket, const asio::ip::address& peer) {
+        const std::string client = peer.to_string();
+        log_refusal(client, {.command = "CONNECT", .reply = smtp::replies::kClientNotAllowed});
+        const std::string reply = std::string(smtp::replies::kClientNotAllowed) + "\r\n";
+        boost::system::error_code ec;
+        socket.non_blocking(true, ec);
+        socket.write_some(asio::buffer(reply), ec);
+        socket.shutdown(tcp::socket::shutdown_both, ec);
+        socket.close(ec);
+    }
+
     static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self, tcp::acceptor* acceptor, bool implicit_tls) {
         while (!self->stopping) {
             auto [ec, socket] = co_await acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
@@ -113,9 +128,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
             auto peer = plain_address(socket.remote_endpoint(peer_ec).address());
             if (peer_ec) continue;
             if (!self->allowed(peer)) {
-                log::warning("connection_refused", {{"client", peer.to_string()},
-                                                    {"reason", "not in allow_networks"}});
-                socket.close(peer_ec);
+                self->refuse_outsider(socket, peer);
                 continue;
             }
             if (auto admission = self->limits.admit(peer.to_string()); admission != ClientLimits::Admission::ok) {

@@ -1,8 +1,9 @@
 // SMTP command-line parsing (RFC 5321 4.1): the verb/argument split and the MAIL/RCPT path grammar
 // of RFC 5321 4.1.2 (Path, Mailbox, Local-part, Domain, address-literal, Mail-parameters). Strict
 // where laxness would let odd bytes reach the spool or the upstream server (controls, spaces outside
-// quotes, missing angle brackets); lenient only where real clients differ harmlessly (a space after
-// the colon, case of keywords, several spaces between parameters).
+// quotes); lenient only where real clients differ harmlessly (a space after the colon, case of
+// keywords, several spaces between parameters) and, for trusted clients only, missing angle
+// brackets: the address must still be a whole Mailbox, so what is stored is the same either way.
 #include "relay/smtp/command.hpp"
 
 #include <cstring>
@@ -150,6 +151,23 @@ bool parse_path(Cursor& c, bool null_allowed, std::string& address) {
     return c.eat('>');
 }
 
+// A Mailbox without angle brackets ("MAIL FROM:user@host", sloppy firmware; Postfix accepts it
+// unless strict_rfc821_envelopes). It ends at the first space, so "a@b SIZE=10" keeps its SIZE as
+// Postfix does; no source route, no null path, nothing RFC 822-ish ("Name <a@b>", comments).
+bool parse_bare_mailbox(Cursor& c, bool null_allowed, std::string& address) {
+    const std::size_t start = c.pos;
+    if (!parse_local_part(c)) return false;
+    if (c.eat('@')) {
+        if (!parse_domain(c)) return false;
+    } else {
+        const std::string_view local = c.s.substr(start, c.pos - start);
+        if (null_allowed || local.size() != 10 || !starts_with_nocase(local, "postmaster")) return false;
+    }
+    if (!c.at_end() && c.peek() != ' ') return false;
+    address.assign(c.s.substr(start, c.pos - start));
+    return true;
+}
+
 // Mail-parameters = esmtp-param *(SP esmtp-param); esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-");
 // esmtp-value = 1*(%d33-60 / %d62-126).
 bool parse_params(Cursor& c, std::vector<std::pair<std::string, std::string>>& params) {
@@ -180,19 +198,29 @@ bool parse_params(Cursor& c, std::vector<std::pair<std::string, std::string>>& p
     return true;
 }
 
+struct PathReplies {
+    std::string_view path_error;     // the path does not parse
+    std::string_view needs_brackets; // a strict client left out the angle brackets
+    std::string_view usage;          // not "FROM:" / "TO:" at all
+};
+
 std::optional<PathArgument> parse_path_argument(std::string_view argument, std::string_view keyword,
-                                                bool null_allowed, std::string_view path_error,
-                                                std::string_view usage, PathError& error) {
-    if (!starts_with_nocase(argument, keyword)) {
-        error.reply = usage;
+                                                bool null_allowed, const PathReplies& replies,
+                                                bool unbracketed, PathError& error) {
+    Cursor c{argument, keyword.size()};
+    if (starts_with_nocase(argument, keyword))
+        while (c.eat(' ')) {   // "MAIL FROM: <a@b>" is common enough to accept from anyone
+        }
+    if (!starts_with_nocase(argument, keyword) || c.at_end()) {
+        error.reply = replies.usage;
         return std::nullopt;
     }
-    Cursor c{argument, keyword.size()};
-    while (c.eat(' ')) {   // "MAIL FROM: <a@b>" is common enough to accept
-    }
     PathArgument result;
-    if (!parse_path(c, null_allowed, result.address)) {
-        error.reply = path_error;
+    const bool bracketed = c.peek() == '<';
+    const bool parsed = bracketed ? parse_path(c, null_allowed, result.address)
+                                  : unbracketed && parse_bare_mailbox(c, null_allowed, result.address);
+    if (!parsed) {
+        error.reply = bracketed || unbracketed ? replies.path_error : replies.needs_brackets;
         return std::nullopt;
     }
     if (!parse_params(c, result.params)) {
@@ -217,14 +245,14 @@ Command parse_command(std::string_view line) {
     return command;
 }
 
-std::optional<PathArgument> parse_mail_from(std::string_view argument, PathError& error) {
-    return parse_path_argument(argument, "FROM:", true, kSenderSyntax, replies::kMailSyntax,
-                               error);
+std::optional<PathArgument> parse_mail_from(std::string_view argument, PathError& error, bool unbracketed) {
+    static constexpr PathReplies kReplies{kSenderSyntax, replies::kSenderNeedsBrackets, replies::kMailSyntax};
+    return parse_path_argument(argument, "FROM:", true, kReplies, unbracketed, error);
 }
 
-std::optional<PathArgument> parse_rcpt_to(std::string_view argument, PathError& error) {
-    return parse_path_argument(argument, "TO:", false, kRecipientSyntax, replies::kRcptSyntax,
-                               error);
+std::optional<PathArgument> parse_rcpt_to(std::string_view argument, PathError& error, bool unbracketed) {
+    static constexpr PathReplies kReplies{kRecipientSyntax, replies::kRecipientNeedsBrackets, replies::kRcptSyntax};
+    return parse_path_argument(argument, "TO:", false, kReplies, unbracketed, error);
 }
 
 }  // namespace relay::smtp

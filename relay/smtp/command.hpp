@@ -28,8 +28,10 @@ struct PathError {
 };
 
 // "FROM:<a@b> SIZE=123 BODY=8BITMIME" (the argument of MAIL); accepts "FROM: <a@b>" too.
-std::optional<PathArgument> parse_mail_from(std::string_view argument, PathError& error);
+// `unbracketed`: also "FROM:a@b" and "FROM: a@b SIZE=123" (Postfix's default, for lenient
+// clients): the address is one Mailbox ending at the first space; what follows must be parameters.
+std::optional<PathArgument> parse_mail_from(std::string_view argument, PathError& error, bool unbracketed = false);
 // "TO:<a@b>" (the argument of RCPT); a null path is an error; source routes are dropped.
-std::optional<PathArgument> parse_rcpt_to(std::string_view argument, PathError& error);
+std::optional<PathArgument> parse_rcpt_to(std::string_view argument, PathError& error, bool unbracketed = false);
 
 }  // namespace relay::smtp

@@ -2,7 +2,8 @@
 // any position. Only CR LF "." CR LF ends the data; a bare CR or LF never starts a line that could
 // end it, which is what keeps SMTP smuggling (CVE-2023-51764, CVE-2023-51766) out. Content is passed
 // on as slices of the caller's buffer; only the few bytes that change (the removed stuffing dot, a CR
-// held back across feeds, normalized newlines) break a slice. Every error is recorded at the byte that
+// held back across feeds, normalized newlines) break a slice. A NUL is an error in every mode: it is
+// never valid in mail (RFC 5322 3.5), and removing it would change the content unseen. Every error is recorded at the byte that
 // causes it, after flushing what precedes it, so the result does not depend on how input was split.
 #include "relay/smtp/data_decoder.hpp"
 
@@ -115,10 +116,23 @@ std::size_t DataDecoder::feed(std::string_view in, DataOutput& out) {
             break;
         case text: {
             std::size_t j = i;
-            while (j < n && in[j] != '\r' && in[j] != '\n') high |= static_cast<unsigned char>(in[j++]);
-            if (error_ == DataError::none && line_length_ + (j - i) > max_content) {
-                flush(i + (max_content - line_length_));   // up to, not including, the first byte too many
-                fail(DataError::line_too_long);
+            bool nul = false;
+            while (j < n && in[j] != '\r' && in[j] != '\n') {
+                high |= static_cast<unsigned char>(in[j]);
+                nul |= in[j++] == '\0';
+            }
+            if (error_ == DataError::none) {
+                // The earlier of the two offending bytes decides, wherever the input was split.
+                constexpr std::size_t none = std::string_view::npos;
+                const std::size_t nul_at = nul ? i + in.substr(i, j - i).find('\0') : none;
+                const std::size_t long_at = line_length_ + (j - i) > max_content ? i + (max_content - line_length_) : none;
+                if (nul_at != none && nul_at <= long_at) {
+                    flush(nul_at);
+                    fail(DataError::nul_byte);
+                } else if (long_at != none) {
+                    flush(long_at);   // up to, not including, the first byte too many
+                    fail(DataError::line_too_long);
+                }
             }
             line_length_ += j - i;
             i = j;
@@ -172,6 +186,7 @@ std::string_view DataDecoder::reply_for(DataError error) {
     case DataError::too_big: return replies::kMessageTooBig;
     case DataError::line_too_long: return replies::kDataLineTooLong;
     case DataError::bare_newline: return replies::kBareNewline;
+    case DataError::nul_byte: return replies::kNulInData;
     }
     return {};
 }

@@ -11,6 +11,12 @@
 
 namespace relay::smtp {
 
+// The longest text line (CRLF included) a lenient client may send: ERP systems and Microsoft's own
+// tools write whole HTML documents on one line, and Postfix accepts any length (it splits long
+// lines into records). 1 MiB is the most max_line_length allows; beyond it a "line" is a binary
+// blob sent without encoding, not text. Delivery re-encodes lines over 998 (RFC 5321 4.5.3.1.6).
+inline constexpr std::size_t kLenientMaxLineLength = 1048576;
+
 struct DataLimits {
     std::uint64_t max_message_size = 36700160;   // decoded bytes; beyond it: too_big
     std::size_t max_line_length = 1000;          // including CRLF (RFC 5321 4.5.3.1.6)
@@ -22,6 +28,7 @@ enum class DataError {
     too_big,          // 552 5.3.4
     line_too_long,    // 500 5.5.2 (sticky, answered at end of data)
     bare_newline,     // 550 5.5.2 bare CR or LF
+    nul_byte,         // 554 5.6.0 a NUL anywhere in the message, in every mode
 };
 
 // Receives decoded body bytes. Slices point into the input passed to feed() where possible.

@@ -77,7 +77,8 @@ const std::vector<std::string_view>& all_fixed() {
         kStarttlsSyntax, kTlsAlreadyActive, kReadyToStartTls, kAuthNotEnabled, kAlreadyAuthenticated,
         kAuthSyntax, kAuthUnknownMechanism, kEncryptionRequired, kAuthCancelled, kInvalidBase64,
         kAuthSucceeded, kAuthFailed, kAuthLocked, kAccountNotConfigured, kAccountOnHold, kUpstreamBusy,
-        kUpstreamUnavailable, kSpoolReadError, kUpstreamBroke,
+        kUpstreamUnavailable, kSpoolReadError, kUpstreamBroke, kBareLfCommand, kSenderNeedsBrackets,
+        kRecipientNeedsBrackets, kNulInData, kClientNotAllowed,
     };
     return all;
 }

@@ -29,10 +29,14 @@ std::string too_many_connections(std::string_view hostname);       // 421 4.7.0 
 std::string too_many_connections_from_address(std::string_view hostname);  // 421 4.7.0 (max_clients_per_ip)
 std::string talked_first(std::string_view hostname);               // 554 5.5.0 before the greeting
 inline constexpr std::string_view kBye = "221 2.0.0 Bye";
+// A peer outside allow_networks, before the close (Postfix: "Client host rejected: Access denied").
+inline constexpr std::string_view kClientNotAllowed = "554 5.7.1 Error: client host rejected: access denied";
 
 // ---- command framing and dispatch ---------------------------------------------------------------
 inline constexpr std::string_view kLineTooLong = "500 5.5.2 Error: line too long";
 inline constexpr std::string_view kBadLineEnding = "500 5.5.2 Error: bad syntax; command lines must end with CRLF";
+// Postfix's text for the same case (smtpd_forbid_bare_newline), answered at the LF, not at a CRLF.
+inline constexpr std::string_view kBareLfCommand = "500 5.5.2 Error: bare <LF> received; command lines must end with CRLF";
 inline constexpr std::string_view kUnknownCommand = "500 5.5.2 Error: command not recognized";
 inline constexpr std::string_view kPipeliningViolation = "554 5.5.0 Error: SMTP protocol synchronization";
 inline constexpr std::string_view kNeedHelo = "503 5.5.1 Error: send HELO/EHLO first";
@@ -53,6 +57,11 @@ inline constexpr std::string_view kHelp = "214 2.0.0 Commands: EHLO HELO MAIL RC
 // ---- MAIL / RCPT (paths: relay/smtp/command.cpp) ------------------------------------------------
 inline constexpr std::string_view kSenderSyntax = "501 5.1.7 Bad sender address syntax";
 inline constexpr std::string_view kRecipientSyntax = "501 5.1.3 Bad recipient address syntax";
+// A client outside lenient_networks sent "MAIL FROM:a@b": say what is missing.
+inline constexpr std::string_view kSenderNeedsBrackets =
+    "501 5.1.7 Bad sender address syntax: the address must be in angle brackets, MAIL FROM:<user@example.com>";
+inline constexpr std::string_view kRecipientNeedsBrackets =
+    "501 5.1.3 Bad recipient address syntax: the address must be in angle brackets, RCPT TO:<user@example.com>";
 inline constexpr std::string_view kParameterSyntax = "501 5.5.4 Bad parameter syntax";
 inline constexpr std::string_view kMailSyntax = "501 5.5.4 Syntax: MAIL FROM:<address>";
 inline constexpr std::string_view kRcptSyntax = "501 5.5.4 Syntax: RCPT TO:<address>";
@@ -82,6 +91,10 @@ std::string too_big_for_account(std::uint64_t limit);              // 552 5.3.4 
 inline constexpr std::string_view kDataLineTooLong = "500 5.5.2 Message line too long (RFC 5321 allows 998 characters)";
 inline constexpr std::string_view kBareNewline =
     "550 5.5.2 Bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)";
+// Refused rather than removed: a NUL means binary data sent without MIME encoding; dropping the
+// bytes would deliver a silently corrupted attachment as if it were fine (README "Hostile clients").
+inline constexpr std::string_view kNulInData =
+    "554 5.6.0 Error: message contains NUL bytes, which mail cannot carry (RFC 5322 3.5); MIME-encode binary data";
 inline constexpr std::string_view kQueueWriteError = "451 4.3.0 Error: queue file write error";
 std::string queued(std::string_view queue_id);                     // 250 2.0.0 Ok: queued as ID
 

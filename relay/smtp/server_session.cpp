@@ -8,6 +8,7 @@
 // session_commands.cpp and session_auth.cpp, the shared state in session_state.hpp.
 #include "relay/smtp/server_session.hpp"
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 
@@ -41,13 +42,14 @@ const ServerSession::State::Verb* ServerSession::State::find_verb(std::string_vi
 }
 
 void ServerSession::State::command_line(std::string_view line) {
-    // A CR or LF inside a line means the client ends lines with something other than CRLF
-    // (RFC 5321 2.3.8); a NUL is never valid. Neither is split into commands: that way lies smuggling.
+    // A CR inside a line means the client ends lines with something other than CRLF (RFC 5321
+    // 2.3.8); a NUL is never valid. (run() already ended the line at its first LF.)
     if (line.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
         reply(replies::kBadLineEnding);
         return;
     }
     const Command command = parse_command(line);
+    current.verb = command.verb.substr(0, 16);   // junk verbs are logged; 16 bytes say enough
     const Verb* verb = find_verb(command.verb);
     if (verb == nullptr) {
         reply(replies::kUnknownCommand);
@@ -56,6 +58,7 @@ void ServerSession::State::command_line(std::string_view line) {
     if ((verb->flags & last_in_group) && more_follows && verb->name != "QUIT" && verb->name != "STARTTLS") {
         hooks.note("pipelining_violation", "client=" + client_address + " command=" + command.verb);
         step->replies.append(replies::kPipeliningViolation).append("\r\n");
+        refused(replies::kPipeliningViolation);
         close();
         return;
     }
@@ -79,19 +82,38 @@ void ServerSession::State::run(std::string_view input) {
         }
         if (stage == Stage::awaiting_commit || stage == Stage::awaiting_credentials) break;
         const std::string_view rest = input.substr(pos);
-        const std::size_t eol = rest.find("\r\n");
-        if (eol == std::string_view::npos) {
+        if (!in_auth_exchange()) current = CommandContext{};   // an AUTH exchange stays "AUTH"
+        const std::size_t lf = rest.find('\n');
+        if (lf == std::string_view::npos) {
             if (skipping_long_line || rest.size() >= line_limit(rest)) {
                 skipping_long_line = true;
                 pos += rest.size() - (rest.back() == '\r' ? 1 : 0);   // that CR may pair with the next LF
             }
             break;
         }
-        pos += eol + 2;
+        const bool crlf = lf > 0 && rest[lf - 1] == '\r';
+        const std::size_t eol = crlf ? lf - 1 : lf;   // the line without its ending
+        pos += lf + 1;
         if (skipping_long_line || eol + 2 > line_limit(rest)) {
             skipping_long_line = false;
             if (in_auth_exchange()) stage = Stage::ready;
             reply(replies::kLineTooLong);
+            continue;
+        }
+        if (!crlf && !policy.lenient) {
+            // Answered at once (a client that ends lines with LF would otherwise wait for the command
+            // timeout), never executed, and the line goes on to the next CRLF: bytes after a bare LF
+            // are not a fresh command for a client that is not trusted, that way lies smuggling.
+            after_bare_lf = true;
+            if (in_auth_exchange()) stage = Stage::ready;
+            else current.verb = parse_command(rest.substr(0, std::min<std::size_t>(eol, 32))).verb.substr(0, 16);
+            reply(replies::kBareLfCommand);
+            continue;
+        }
+        if (after_bare_lf) {   // the rest of a line a bare LF broke (a strict client)
+            after_bare_lf = false;
+            if (in_auth_exchange()) stage = Stage::ready;
+            reply(replies::kBadLineEnding);
             continue;
         }
         more_follows = pos < input.size();
@@ -140,6 +162,7 @@ void ServerSession::tls_started() {
     s.login_user.value.clear();
     s.reset_transaction();
     s.skipping_long_line = false;
+    s.after_bare_lf = false;
 }
 
 std::string ServerSession::commit_finished(const std::optional<std::string>& queue_id, std::string_view error_reply) {

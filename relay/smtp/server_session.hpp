@@ -24,6 +24,11 @@ struct SessionPolicy {
     bool starttls_offered = false;          // a TLS context exists for this listener
     bool tls_active = false;                // implicit-TLS listener: already encrypted
     bool plaintext_auth_allowed = true;     // AUTH without TLS (loopback or explicit opt-in)
+    // The client is trusted to be sloppy, not hostile (the I/O layer decides: lenient_networks).
+    // It gets: bare-LF command lines, MAIL/RCPT paths without angle brackets, bare CR/LF in the
+    // body made CRLF, text lines up to kLenientMaxLineLength. Never: an end of data other than
+    // CRLF "." CRLF, NUL bytes, or any change to what reaches the upstream beyond line ends.
+    bool lenient = false;
     std::size_t max_command_line = 512;     // RFC 5321 4.5.3.1.4, including CRLF
     std::size_t max_auth_line = 12288;      // AUTH lines carry base64 and may be longer
     std::size_t max_recipients = 1000;
@@ -68,6 +73,20 @@ public:
     // A noteworthy protocol event for the log (auth failure, protocol violation, ...).
     // `what` is a short event name, `detail` free text without secrets.
     virtual void note(std::string_view what, std::string_view detail) {}
+
+    // One refused command, for the log (Postfix's "NOQUEUE: reject" line): every 4xx/5xx reply the
+    // session gives a client except 452 for recipients beyond max_recipients (flow control the
+    // client must handle, not a refusal). At most one call per reply, so max_errors bounds a
+    // session's lines. Views are valid during the call only; never carries AUTH data.
+    struct Refusal {
+        std::string_view command;      // "MAIL", "RCPT", "END-OF-DATA", "AUTH", ...; empty: a broken line
+        std::string_view reply;        // the reply line without CRLF
+        std::string_view helo;         // empty before EHLO/HELO
+        std::optional<std::string_view> from;   // the sender once known ("" is the null sender)
+        std::string_view to;           // the refused recipient, or the message's recipients at END-OF-DATA
+        std::string_view argument;     // a MAIL/RCPT argument that did not parse, else empty
+    };
+    virtual void refused(const Refusal& refusal) {}
 
     // Consulted when a client starts AUTH: a full reply line without CRLF (e.g. "454 4.7.0 ...")
     // refuses it, empty allows it. The I/O layer's brute-force lockout answers here.

@@ -36,10 +36,18 @@ void ServerSession::State::helo_command(std::string_view argument) {
 }
 
 void ServerSession::State::mail(std::string_view argument) {
-    if (policy.require_auth && !authenticated) return reply(replies::kAuthRequired);
     PathError error;
-    std::optional<PathArgument> path = parse_mail_from(argument, error);
-    if (!path) return reply(error.reply);
+    if (policy.require_auth && !authenticated) {
+        // The refusal line names the sender when there is one (Postfix's from=<...>).
+        if (auto path = parse_mail_from(argument, error, policy.lenient)) current.from = std::move(path->address);
+        return reply(replies::kAuthRequired);
+    }
+    std::optional<PathArgument> path = parse_mail_from(argument, error, policy.lenient);
+    if (!path) {
+        current.argument = argument.substr(0, 256);
+        return reply(error.reply);
+    }
+    current.from = path->address;
     bool eight_bit = false;
     std::uint64_t declared_size = 0;
     for (const auto& [key, value] : path->params) {
@@ -79,11 +87,18 @@ void ServerSession::State::mail(std::string_view argument) {
 }
 
 void ServerSession::State::rcpt(std::string_view argument) {
-    if (!tx.open) return reply(replies::kNeedMail);
-    tx.rcpt_attempted = true;
     PathError error;
-    std::optional<PathArgument> path = parse_rcpt_to(argument, error);
-    if (!path) return reply(error.reply);
+    if (!tx.open) {
+        if (auto path = parse_rcpt_to(argument, error, policy.lenient)) current.to = std::move(path->address);
+        return reply(replies::kNeedMail);
+    }
+    tx.rcpt_attempted = true;
+    std::optional<PathArgument> path = parse_rcpt_to(argument, error, policy.lenient);
+    if (!path) {
+        current.argument = argument.substr(0, 256);
+        return reply(error.reply);
+    }
+    current.to = path->address;
     if (!path->params.empty()) return reply(replies::kUnsupportedParameter);
     // RFC 5321 4.5.3.1.8: a client must accept 452 here and send the rest in another transaction,
     // so this is not counted as a client error (Postfix's smtpd_recipient_overshoot_limit idea):
@@ -111,6 +126,12 @@ void ServerSession::State::data(std::string_view argument) {
     }
     DataLimits limits = policy.data;
     limits.max_message_size = tx.max_size ? tx.max_size : max_size();
+    if (policy.lenient) {
+        // A trusted LAN device's Unix line ends and unwrapped lines are its habit, not an attack;
+        // the decoder still ends data only at CRLF "." CRLF, so smuggling stays impossible.
+        limits.normalize_bare_newlines = true;
+        limits.max_line_length = std::max(limits.max_line_length, kLenientMaxLineLength);
+    }
     tx.decoder.emplace(limits);
     stage = Stage::data;
     reply(replies::kStartData);
@@ -149,6 +170,18 @@ void ServerSession::State::starttls(std::string_view argument) {
 }
 
 // ---- DATA -----------------------------------------------------------------------------
+namespace {
+
+// The recipients for a refusal line: the first ten, then how many more (one line stays short).
+std::string join_recipients(const std::vector<std::string>& rcpt_to) {
+    std::string out;
+    for (std::size_t i = 0; i < rcpt_to.size() && i < 10; ++i) out.append(i ? "," : "").append(rcpt_to[i]);
+    if (rcpt_to.size() > 10) out += ",+" + std::to_string(rcpt_to.size() - 10);
+    return out;
+}
+
+}  // namespace
+
 struct ServerSession::State::SinkWriter final : DataOutput {
     State& state;
     explicit SinkWriter(State& s) : state(s) {}
@@ -176,6 +209,9 @@ std::size_t ServerSession::State::body(std::string_view input) {
     }
     // OpenSMTPD style: the error stuck to the transaction is answered once, here.
     sink.message_abort();
+    current.verb = "END-OF-DATA";
+    current.from = tx.envelope.mail_from;
+    current.to = join_recipients(tx.envelope.rcpt_to);
     const std::uint64_t account_limit = tx.max_size;
     reset_transaction();
     stage = Stage::ready;

@@ -70,9 +70,18 @@ struct ServerSession::State {
         std::uint64_t max_size = 0;  // the routed account's limit when below max_size(); 0: none
     } tx;
 
+    // What the refusal log line says about the command being answered (SessionHooks::refused).
+    struct CommandContext {
+        std::string verb;                    // upper-cased, at most 16 bytes; "END-OF-DATA" after the body
+        std::optional<std::string> from;     // a sender this command named (MAIL), before tx has it
+        std::string to;                      // RCPT's recipient; the recipients at END-OF-DATA
+        std::string argument;                // a MAIL/RCPT argument that did not parse (at most 256 bytes)
+    } current;
+
     std::size_t errors = 0;
     bool closed = false;
     bool skipping_long_line = false;
+    bool after_bare_lf = false;      // a strict client's line was cut by a bare LF; its rest is refused too
     bool more_follows = false;       // bytes follow the command line being handled
     Step* step = nullptr;            // the feed() in progress
 
@@ -89,11 +98,21 @@ struct ServerSession::State {
     void reply(std::string_view line) {
         step->replies.append(line);
         step->replies.append("\r\n");
-        if ((line[0] == '4' || line[0] == '5') && ++errors >= policy.max_errors && !closed) {
+        if (line[0] != '4' && line[0] != '5') return;
+        refused(line);
+        if (++errors >= policy.max_errors && !closed) {
             hooks.note("too_many_errors", "client=" + client_address);
-            step->replies.append(replies::too_many_errors(policy.hostname)).append("\r\n");
+            const std::string last = replies::too_many_errors(policy.hostname);
+            step->replies.append(last).append("\r\n");
+            refused(last);
             close();
         }
+    }
+    // Tells the hooks about a 4xx/5xx reply (see SessionHooks::Refusal); reply() calls it.
+    void refused(std::string_view line) {
+        std::optional<std::string_view> from = current.from;
+        if (!from && tx.open) from = tx.envelope.mail_from;
+        hooks.refused({current.verb, line, helo, from, current.to, current.argument});
     }
     void close() {
         closed = true;
@@ -149,8 +168,9 @@ struct ServerSession::State {
     std::size_t body(std::string_view input);
 
     // ---- framing of command lines ---------------------------------------------------------
-    // Command lines end only with CRLF (RFC 5321 2.3.8). Over-long lines are consumed and answered
-    // once at their end, so a client cannot make the I/O layer buffer without bound.
+    // Command lines end with CRLF (RFC 5321 2.3.8); a bare LF ends one only for a lenient client
+    // and is refused at once for others. Over-long lines are consumed and answered once at their
+    // end, so a client cannot make the I/O layer buffer without bound.
     std::size_t line_limit(std::string_view pending) const {
         if (in_auth_exchange()) return policy.max_auth_line;
         if (pending.size() >= 5 && equals_nocase(pending.substr(0, 5), "AUTH ")) return policy.max_auth_line;

@@ -191,14 +191,15 @@ def test_oversized_message_gets_552(relay, standin):
     assert relay.queue_files() == []
 
 
-def test_client_outside_allow_networks_gets_nothing(relay, standin):
+def test_client_outside_allow_networks_is_refused_with_554(relay, standin):
     relay.settings["allow_networks"] = ["10.0.0.0/8"]
     relay.start()
     with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as s:
         s.settimeout(5)
-        assert s.recv(512) == b""          # closed without a greeting
-    refused = relay.wait_for_log("connection_refused")
-    assert "client=127.0.0.1" in refused[0]
+        assert s.recv(512).startswith(b"554 5.7.1 ")   # no greeting: the refusal, then the close
+        assert s.recv(512) == b""
+    refused = relay.wait_for_log("reject")
+    assert "client=127.0.0.1 command=CONNECT" in refused[0]
 
 
 def test_unauthenticated_client_without_default_account_gets_550(relay, standin):

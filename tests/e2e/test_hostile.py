@@ -20,8 +20,11 @@ FAIL2BAN_REGEX = r"^\S+ warning auth_failed client=(?P<host>[0-9a-fA-F.:]+) "
 class RawClient:
     """A bare SMTP client: sends exactly the bytes it is given, reads whole replies."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=20):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=20, source=None):
+        # source: a local address to connect from, e.g. "127.0.0.2" (any 127/8 address works on
+        # Linux) for a loopback client outside lenient_networks = ["127.0.0.1/32"].
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buffer = b""
 
     def send(self, data):
@@ -71,13 +74,23 @@ SMUGGLED = (b"MAIL FROM:<ceo@contoso.com>\r\nRCPT TO:<victim@example.com>\r\nDAT
             b"From: ceo@contoso.com\r\nSubject: SMUGGLED\r\n\r\nwire the money\r\n")
 
 
+# A loopback client outside lenient_networks (issue 11): the relay is told only 127.0.0.1 is lenient.
+STRICT_SOURCE = "127.0.0.2"
+
+
 @pytest.mark.parametrize("mode", ["reject", "normalize"])
-def test_smuggling_sequences_never_make_a_second_message_nor_reach_upstream_raw(relay, standin, mode):
+@pytest.mark.parametrize("client_kind", ["lenient", "strict"])
+def test_smuggling_sequences_never_make_a_second_message_nor_reach_upstream_raw(relay, standin, mode, client_kind):
+    """Every mode: bare_newlines reject/normalize, a client in lenient_networks (whose bare newlines
+    are always normalized) and one outside it. Only CRLF.CRLF ends the data; a NUL is refused."""
     relay.settings["bare_newlines"] = mode
+    relay.settings["lenient_networks"] = ["127.0.0.1/32"]
+    source = STRICT_SOURCE if client_kind == "strict" else None
+    rejecting = mode == "reject" and client_kind == "strict"
     relay.start()
     transcripts = []
     for sequence in SMUGGLING:
-        client = RawClient(relay.port)
+        client = RawClient(relay.port, source=source)
         start_transaction(client)
         client.send(b"From: " + MAILBOX.encode() + b"\r\nSubject: carrier\r\n\r\nhello" + sequence + SMUGGLED +
                     b".\r\n")
@@ -88,10 +101,13 @@ def test_smuggling_sequences_never_make_a_second_message_nor_reach_upstream_raw(
         client.command("QUIT")
         client.close()
         transcripts.append((sequence, first, second))
-        assert first[:3] in ("250", "550"), (sequence, first)
         assert second.startswith("250 2.0.0"), (sequence, first, second)
-        if mode == "reject" and sequence != b"\r\n\x00.\r\n":
+        if b"\x00" in sequence:
+            assert first.startswith("554 5.6.0"), (sequence, first)   # NUL: refused in every mode
+        elif rejecting:
             assert first.startswith("550 5.5.2"), (sequence, first)
+        else:
+            assert first.startswith("250 2.0.0"), (sequence, first)
     accepted = sum(first.startswith("250") for _, first, _ in transcripts)
     relay.wait_for_log("delivered", count=accepted) if accepted else None
     wait_idle_queue(relay)
@@ -103,11 +119,15 @@ def test_smuggling_sequences_never_make_a_second_message_nor_reach_upstream_raw(
         # No stray CR or LF upstream: every CR is followed by LF and every LF preceded by CR.
         assert re.search(rb"\r(?!\n)|(?<!\r)\n", raw) is None, raw
         assert not raw.startswith(b"From: ceo@contoso.com")
-    if mode == "reject":
+        assert b"SMUGGLED" in raw   # the smuggled transaction arrived as text inside the carrier
+    if rejecting:
         assert relay.log_lines("bare_newline_in_data")
+    rejects = [line for line in relay.log_lines("reject") if "command=END-OF-DATA" in line]
+    assert len(rejects) == len(transcripts) - accepted
 
 
 def test_over_long_command_and_text_lines_are_refused(relay, standin):
+    relay.settings["lenient_networks"] = []   # a lenient client may send text lines up to 1 MiB
     relay.start()
     client = RawClient(relay.port)
     assert client.reply().startswith("220")
@@ -260,12 +280,20 @@ def test_a_failed_auth_is_answered_late(relay, standin):
 
 # ---- no open relay ------------------------------------------------------------------------------
 
-def test_client_outside_allow_networks_gets_nothing(relay, standin):
+def test_client_outside_allow_networks_hears_554_and_is_logged(relay, standin):
     relay.settings["allow_networks"] = ["10.0.0.0/8"]
     relay.start()
     s = socket.create_connection(("127.0.0.1", relay.port), timeout=5)
-    assert s.recv(512) == b""
+    data = b""
+    while True:
+        chunk = s.recv(512)
+        if not chunk:
+            break
+        data += chunk
     s.close()
+    assert data == b"554 5.7.1 Error: client host rejected: access denied\r\n"   # then closed, no greeting
+    line = relay.wait_for_log("reject", count=2)[-1]   # the first is start()'s probe connection
+    assert "client=127.0.0.1 command=CONNECT" in line and "reply=\"554 5.7.1 " in line
 
 
 def test_require_auth_refuses_mail_without_login(relay, standin):

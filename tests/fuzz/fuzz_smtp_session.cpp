@@ -70,6 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     policy.max_recipients = 5;
     policy.max_errors = provider.ConsumeIntegralInRange<std::size_t>(1, 30);
     policy.data.normalize_bare_newlines = provider.ConsumeBool();
+    policy.lenient = provider.ConsumeBool();   // bare-LF command lines, unbracketed paths, long lines
     Hooks hooks;
     hooks.locked = provider.ConsumeBool();
     Sink sink;

@@ -428,6 +428,23 @@ TEST(HostileConfig, DefaultsAreTheDocumentedOnes) {
     EXPECT_TRUE(r.tls_cert.empty());
     EXPECT_EQ(r.min_tls_version, "1.2");
     EXPECT_FALSE(r.allow_plaintext_auth);
+    // Postfix's $mynetworks idea: loopback and the private ranges are the trusted LAN.
+    std::vector<std::string> lenient;
+    for (const auto& net : r.lenient_networks) lenient.push_back(net.to_string());
+    EXPECT_EQ(lenient, (std::vector<std::string>{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+                                                 "192.168.0.0/16", "fc00::/7"}));
+}
+
+TEST(HostileConfig, LenientNetworksAreParsedLikeAllowNetworks) {
+    const conf::RelaySettings r =
+        conf::parse_config("[relay]\nlenient_networks = [\"192.0.2.9\", \"10.1.2.3/16\"]\n" + kAccount, "t.toml").relay;
+    ASSERT_EQ(r.lenient_networks.size(), 2u);
+    EXPECT_EQ(r.lenient_networks[0].to_string(), "192.0.2.9/32");
+    EXPECT_EQ(r.lenient_networks[1].to_string(), "10.1.0.0/16");
+    EXPECT_TRUE(conf::parse_config("[relay]\nlenient_networks = []\n" + kAccount, "t.toml").relay.lenient_networks.empty());
+    EXPECT_NE(errors_of("lenient_networks = [\"10.0.0.0/40\"]\n")
+                  .find("t.toml:2:21: relay.lenient_networks: \"10.0.0.0/40\" is not valid"),
+              std::string::npos);
 }
 
 TEST(HostileConfig, BadValuesAreReportedAtTheirPosition) {

@@ -41,6 +41,12 @@ struct FakeHooks : SessionHooks {
     void note(std::string_view what, std::string_view detail) override {
         notes.push_back(std::string(what) + " " + std::string(detail));
     }
+    std::vector<std::string> refusals;   // "command|reply|helo|from|to|argument"; from "-" when unknown
+    void refused(const Refusal& r) override {
+        refusals.push_back(std::string(r.command) + "|" + std::string(r.reply) + "|" + std::string(r.helo) + "|" +
+                           (r.from ? std::string(*r.from) : "-") + "|" + std::string(r.to) + "|" +
+                           std::string(r.argument));
+    }
 };
 
 struct FakeSink : MessageSink {

@@ -74,7 +74,9 @@ TEST(SmtpCommand, RejectsBadMailFrom) {
     const Row rows[] = {
         {"", "501 5.5.4 Syntax: MAIL FROM:<address>"},
         {"TO:<a@b.example>", "501 5.5.4 Syntax: MAIL FROM:<address>"},
-        {"FROM:a@b.example", "501 5.1.7 Bad sender address syntax"},
+        {"FROM:a@b.example", "501 5.1.7 Bad sender address syntax: the address must be in angle brackets, "
+                             "MAIL FROM:<user@example.com>"},
+        {"FROM:", "501 5.5.4 Syntax: MAIL FROM:<address>"},
         {"FROM:<a@b.example", "501 5.1.7 Bad sender address syntax"},
         {"FROM:<a b@b.example>", "501 5.1.7 Bad sender address syntax"},
         {"FROM:<a\x01@b.example>", "501 5.1.7 Bad sender address syntax"},
@@ -113,11 +115,67 @@ TEST(SmtpCommand, ParsesRcptTo) {
     ASSERT_TRUE(path);
     EXPECT_EQ(path->address, "Postmaster");
 
-    for (const char* bad : {"TO:<>", "TO:<x>", "TO:x@y.example", "TO:<x@y.example", "TO:<x y@y.example>"}) {
+    for (const char* bad : {"TO:<>", "TO:<x>", "TO:<x@y.example", "TO:<x y@y.example>"}) {
         SCOPED_TRACE(bad);
         EXPECT_FALSE(parse_rcpt_to(bad, error));
         EXPECT_EQ(error.reply, "501 5.1.3 Bad recipient address syntax");
     }
+    EXPECT_FALSE(parse_rcpt_to("TO:x@y.example", error));
+    EXPECT_EQ(error.reply, "501 5.1.3 Bad recipient address syntax: the address must be in angle brackets, "
+                           "RCPT TO:<user@example.com>");
     EXPECT_FALSE(parse_rcpt_to("FROM:<x@y.example>", error));
     EXPECT_EQ(error.reply, "501 5.5.4 Syntax: RCPT TO:<address>");
+}
+
+// Lenient clients (issue 11, item 1b): Postfix's default accepts a path without angle brackets. The
+// address is still one whole Mailbox; parameters after a space are parameters, as in Postfix.
+TEST(SmtpCommand, UnbracketedPathsWhenAllowed) {
+    using Params = std::vector<std::pair<std::string, std::string>>;
+    struct Row {
+        const char* argument;
+        const char* address;
+        Params params;
+    };
+    const std::vector<Row> rows = {
+        {"FROM:user@host.example", "user@host.example", {}},
+        {"FROM: user@host.example", "user@host.example", {}},
+        {"FROM:  user@host.example SIZE=123", "user@host.example", {{"SIZE", "123"}}},
+        {"FROM:user@[192.0.2.1] BODY=8BITMIME", "user@[192.0.2.1]", {{"BODY", "8BITMIME"}}},
+        {"FROM:<a@b.example>", "a@b.example", {}},   // brackets still work
+        {"FROM:<>", "", {}},
+    };
+    for (const Row& row : rows) {
+        SCOPED_TRACE(row.argument);
+        PathError error;
+        const auto path = parse_mail_from(row.argument, error, /*unbracketed=*/true);
+        ASSERT_TRUE(path.has_value()) << error.reply;
+        EXPECT_EQ(path->address, row.address);
+        EXPECT_EQ(path->params, row.params);
+    }
+    PathError error;
+    auto rcpt = parse_rcpt_to("TO:x@y.example", error, true);
+    ASSERT_TRUE(rcpt);
+    EXPECT_EQ(rcpt->address, "x@y.example");
+    rcpt = parse_rcpt_to("TO: postmaster", error, true);
+    ASSERT_TRUE(rcpt);
+    EXPECT_EQ(rcpt->address, "postmaster");
+
+    // Still refused: anything that is not one plain Mailbox.
+    const std::pair<const char*, const char*> bad[] = {
+        {"FROM:root", "501 5.1.7 Bad sender address syntax"},
+        {"FROM:a@b.example>", "501 5.1.7 Bad sender address syntax"},
+        {"FROM:John Doe <a@b.example>", "501 5.1.7 Bad sender address syntax"},
+        {"FROM:a@b.example c@d.example", "501 5.5.4 Bad parameter syntax"},
+        {"FROM:a@b.example,c@d.example", "501 5.1.7 Bad sender address syntax"},
+        {"FROM:@relay.example:a@b.example", "501 5.1.7 Bad sender address syntax"},
+        {"FROM:a\x01@b.example", "501 5.1.7 Bad sender address syntax"},
+        {"FROM:", "501 5.5.4 Syntax: MAIL FROM:<address>"},
+    };
+    for (const auto& [argument, reply] : bad) {
+        SCOPED_TRACE(testing::PrintToString(std::string(argument)));
+        EXPECT_FALSE(parse_mail_from(argument, error, true).has_value());
+        EXPECT_EQ(error.reply, reply);
+    }
+    EXPECT_FALSE(parse_rcpt_to("TO:x", error, true));
+    EXPECT_EQ(error.reply, "501 5.1.3 Bad recipient address syntax");
 }

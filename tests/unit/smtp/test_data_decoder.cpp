@@ -108,6 +108,10 @@ const std::vector<Case>& cases() {
         {"bare LF", "a\nb\r\n.\r\n", "a", 8, DataError::bare_newline},
         {"bare CR", "a\rb\r\n.\r\n", "a", 8, DataError::bare_newline},
         {"CR CR LF", "a\r\r\n.\r\n", "a", 7, DataError::bare_newline},
+        {"NUL", std::string("ab\0c\r\n.\r\n", 9), "ab", 9, DataError::nul_byte},
+        {"NUL at line start", std::string("a\r\n\0.\r\n.\r\n", 10), "a\r\n", 10, DataError::nul_byte},
+        {"NUL before too long", std::string("1\0" "2345678901\r\n.\r\n", 17), "1", 17, DataError::nul_byte},
+        {"too long before NUL", std::string("12345678901\0\r\n.\r\n", 17), "12345678", 17, DataError::line_too_long},
         {"too big", "1234567\r\n1234567\r\n1234567\r\n1234567\r\n1234567\r\n.\r\n",
          "1234567\r\n1234567\r\n1234567\r\n1234567\r\n1234", 48, DataError::too_big},
     };
@@ -158,12 +162,12 @@ TEST(DataDecoder, SmugglingSequencesNeverEndTheData) {
         const std::string body = "Subject: hi\r\n\r\nhello" + seq + injected;
         const std::string input = body + "\r\n.\r\nQUIT\r\n";
         const std::size_t real_end = body.size() + 5;
-        const bool has_bare = seq.find(std::string("\r\n\x00", 3)) != 0;   // the NUL case has only real CRLFs
+        const bool has_nul = seq.find('\0') != std::string::npos;   // the NUL case has only real CRLFs
 
         const Result strict = decode_at_once(input);
         EXPECT_TRUE(strict.finished);
         EXPECT_EQ(strict.consumed, real_end);
-        EXPECT_EQ(strict.error, has_bare ? DataError::bare_newline : DataError::none);
+        EXPECT_EQ(strict.error, has_nul ? DataError::nul_byte : DataError::bare_newline);
         EXPECT_EQ(decode_bytewise(input), strict);
 
         DataLimits normalize;
@@ -171,8 +175,8 @@ TEST(DataDecoder, SmugglingSequencesNeverEndTheData) {
         const Result fixed = decode_at_once(input, normalize);
         EXPECT_TRUE(fixed.finished);
         EXPECT_EQ(fixed.consumed, real_end);
-        EXPECT_EQ(fixed.error, DataError::none);
-        EXPECT_NE(fixed.message.find(injected), std::string::npos);
+        EXPECT_EQ(fixed.error, has_nul ? DataError::nul_byte : DataError::none);
+        if (!has_nul) EXPECT_NE(fixed.message.find(injected), std::string::npos);
         for (std::size_t i = 0; i < fixed.message.size(); ++i) {   // only CRLF pairs survive
             if (fixed.message[i] == '\r') EXPECT_EQ(fixed.message[i + 1], '\n') << i;
             if (fixed.message[i] == '\n') EXPECT_EQ(fixed.message[i - 1], '\r') << i;
@@ -188,6 +192,23 @@ TEST(DataDecoder, NormalizesBareNewlinesWhenAskedTo) {
     const Result r = decode_at_once("a\n.\nb\r\n.\r\n", normalize);
     EXPECT_EQ(r.message, "a\r\n\r\nb\r\n");
     EXPECT_EQ(r.consumed, 10u);
+}
+
+// A bare-LF dot line is text in every mode (issue 11): normalized, its dot is unstuffed like any
+// line's, and the data goes on to the real CRLF "." CRLF.
+TEST(DataDecoder, BareNewlineDotLinesAreBodyTextWhenNormalizing) {
+    DataLimits normalize;
+    normalize.normalize_bare_newlines = true;
+    for (const char* seq : {"\n.\n", "\r\n.\n", "\n.\r\n"}) {
+        SCOPED_TRACE(testing::PrintToString(std::string(seq)));
+        const std::string input = std::string("x") + seq + "after\r\n.\r\n";
+        const Result r = decode_at_once(input, normalize);
+        EXPECT_TRUE(r.finished);
+        EXPECT_EQ(r.consumed, input.size());
+        EXPECT_EQ(r.error, DataError::none);
+        EXPECT_EQ(r.message, "x\r\n\r\nafter\r\n");
+        EXPECT_EQ(decode_bytewise(input, normalize), r);
+    }
 }
 
 TEST(DataDecoder, HeldCarriageReturnAcrossFeeds) {
@@ -213,6 +234,7 @@ TEST(DataDecoder, RepliesCarryEnhancedCodes) {
               "500 5.5.2 Message line too long (RFC 5321 allows 998 characters)");
     EXPECT_EQ(DataDecoder::reply_for(DataError::bare_newline),
               "550 5.5.2 Bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)");
+    EXPECT_EQ(DataDecoder::reply_for(DataError::nul_byte).substr(0, 10), "554 5.6.0 ");
 }
 
 // On CRLF-only input the decoder must agree with the obvious reading: find the first CRLF.CRLF

@@ -314,15 +314,21 @@ TEST(SmtpSession, LongCommandLines) {
     EXPECT_EQ(conv.transcript, "S: 500 5.5.2 Error: line too long\nS: 250 2.0.0 Ok\n");
 }
 
-TEST(SmtpSession, BareLineFeedsNeverEndACommand) {
+TEST(SmtpSession, BareLineFeedsNeverEndACommandOfAStrictClient) {
     Conversation conv(base_policy());
     conv.send("HELO c\r\n");
     conv.transcript.clear();
     conv.send("NOOP\n");
-    EXPECT_EQ(conv.transcript, "");   // waits for CRLF; the line limit bounds the wait
+    // Answered at once (issue 11: not a silent wait for the command timeout) ...
+    EXPECT_EQ(conv.transcript, "S: 500 5.5.2 Error: bare <LF> received; command lines must end with CRLF\n");
+    conv.transcript.clear();
+    // ... and what follows up to the next CRLF is the rest of that broken line, never a command.
     conv.send("MAIL FROM:<a@corp.example>\r\n");
     EXPECT_EQ(conv.transcript, "S: 500 5.5.2 Error: bad syntax; command lines must end with CRLF\n");
     EXPECT_TRUE(conv.hooks.routes.empty());
+    conv.transcript.clear();
+    conv.send("NOOP\r\n");   // a clean line afterwards is a command again
+    EXPECT_EQ(conv.transcript, "S: 250 2.0.0 Ok\n");
 }
 
 TEST(SmtpSession, SmuggledEndOfDataIsRejectedAtTheRealEnd) {

@@ -1,4 +1,4 @@
-// Control requests of the queue tools and their inotify watcher; see queue_control.hpp.
+// Control requests of the queue tools and their watcher; see queue_control.hpp.
 #include "relay/spool/queue_control.hpp"
 
 #include <utility>
@@ -9,19 +9,16 @@
 #include <fcntl.h>
 #include <fstream>
 #include <cstring>
+#include <set>
 #include <sys/inotify.h>
 #include <system_error>
 #include <unistd.h>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include "relay/core/directory_watch.hpp"
 #include "relay/core/durable_file.hpp"
 #include "relay/core/log.hpp"
-#include "relay/core/restart.hpp"
-#include "relay/core/spawn.hpp"
 
 namespace relay {
 namespace {
@@ -108,43 +105,21 @@ std::vector<ControlRequest> take_requests(const fs::path& control_dir) {
 
 // ---------------------------------------------------------------------------------------------
 
-struct ControlWatcher::Impl : std::enable_shared_from_this<Impl> {
-    asio::posix::stream_descriptor stream;
+struct ControlWatcher::Impl {
     fs::path control_dir;
     RequestHandler on_requests;
-    bool stopped = false;
+    // Every event is about control_dir (the only watch); which file does not matter: take_requests
+    // reads whatever is there, oldest first.
+    core::DirectoryWatch watch;
 
     Impl(asio::any_io_executor io, fs::path c, RequestHandler r)
-        : stream(io), control_dir(std::move(c)), on_requests(std::move(r)) {}
+        : control_dir(c), on_requests(std::move(r)),
+          watch(std::move(io), std::move(c), IN_MOVED_TO | IN_CLOSE_WRITE, "queue_control_watch",
+                [this](const std::set<std::string>&, bool) { deliver_requests(); }) {}
 
     void deliver_requests() {
         auto requests = take_requests(control_dir);
         if (!requests.empty()) on_requests(std::move(requests));
-    }
-
-    // A watch that dies (a handler threw) is logged and started again a second later: queue tools
-    // must keep working.
-    static void spawn_watch(const std::shared_ptr<Impl>& self) {
-        std::weak_ptr<Impl> weak = self;
-        core::spawn(self->stream.get_executor(), watch(self), "queue_control_watch", self->control_dir.string(),
-                    [weak](std::exception_ptr) {
-                        auto self = weak.lock();
-                        if (!self) return;
-                        core::restart_later(self->stream.get_executor(), [weak] {
-                            if (auto self = weak.lock(); self && !self->stopped) spawn_watch(self);
-                        });
-                    });
-    }
-
-    static asio::awaitable<void> watch(std::shared_ptr<Impl> self) {
-        char buffer[8192];
-        while (!self->stopped) {
-            auto [ec, n] = co_await self->stream.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
-            if (ec) break;
-            // Every event is about control_dir (the only watch); which file does not matter:
-            // take_requests reads whatever is there, oldest first.
-            if (n > 0) self->deliver_requests();
-        }
     }
 };
 
@@ -153,20 +128,13 @@ ControlWatcher::ControlWatcher(asio::any_io_executor io, fs::path control_dir, R
 
 ControlWatcher::~ControlWatcher() { stop(); }
 
+// The watch first, then the requests left while the relay was stopped: one written in between is
+// seen either way.
 void ControlWatcher::start() {
-    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "inotify_init1");
-    impl_->stream.assign(fd);
-    if (::inotify_add_watch(fd, impl_->control_dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
-        throw std::system_error(errno, std::generic_category(), "watch " + impl_->control_dir.string());
+    impl_->watch.start();
     impl_->deliver_requests();
-    Impl::spawn_watch(impl_);
 }
 
-void ControlWatcher::stop() {
-    impl_->stopped = true;
-    boost::system::error_code ignored;
-    impl_->stream.close(ignored);
-}
+void ControlWatcher::stop() { impl_->watch.stop(); }
 
 }  // namespace relay

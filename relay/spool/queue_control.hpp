@@ -2,8 +2,8 @@
 // request file ("retry ID", "retry --all", "hold ID", "release ID", "delete ID") into
 // spool_dir/control/ (temp name, then rename, so a reader never sees half a request). The relay
 // watches that directory with inotify and handles requests as they appear, and at startup handles
-// any left while it was stopped. The same watcher notices new token files in state_dir/tokens/,
-// which lifts an account hold caused by a dead refresh token.
+// any left while it was stopped. Token files are watched elsewhere (auth::TokenFileWatcher); both
+// watches are a core::DirectoryWatch.
 #pragma once
 
 #include <filesystem>
@@ -38,7 +38,6 @@ class ControlWatcher {
 public:
     using RequestHandler = std::function<void(std::vector<ControlRequest>)>;
 
-    // Token files are watched by auth::TokenFileWatcher, not here.
     ControlWatcher(boost::asio::any_io_executor io, std::filesystem::path control_dir, RequestHandler on_requests);
     ~ControlWatcher();
 

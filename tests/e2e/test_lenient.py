@@ -1,9 +1,10 @@
 """Issue 11, items 1 and 5 end to end: what a client in lenient_networks is forgiven (bare-LF command
 lines, paths without angle brackets, LF-only message text, long text lines) and the strict reply the
-same bytes get from a client outside it; talking before the banner; NUL bytes; one `reject` log line
+same bytes get from a client outside it; SMTP smuggling in every mode; talking before the banner; NUL bytes; one `reject` log line
 per refusal in text and JSON logs. The strict client is a second loopback address: the relay is
 told lenient_networks = ["127.0.0.1/32"] and the client binds 127.0.0.2 (all of 127/8 is loopback)."""
 import json
+import re
 import smtplib
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from conftest import MAILBOX
-from test_hostile import RawClient
+from test_hostile import RawClient, start_transaction, wait_idle_queue
 
 LENIENT = "127.0.0.1"
 STRICT = "127.0.0.2"
@@ -37,6 +38,62 @@ def smtp_from(relay, source):
 
 def text_body(subject, body):
     return f"From: {MAILBOX}\nTo: boss@example.com\nSubject: {subject}\n\n{body}"
+
+
+# ---- SMTP smuggling: refused in every mode ----------------------------------------------------------
+
+# The CVE-2023-51764/51765/51766 end-of-data variants, then a smuggled second transaction.
+SMUGGLING = [b"\n.\n", b"\n.\r", b"\r.\n", b"\r.\r", b"\n.\r\n", b"\r.\r\n", b"\r\n\x00.\r\n", b"\r\n.\r\r\n"]
+SMUGGLED = (b"MAIL FROM:<ceo@contoso.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n"
+            b"From: ceo@contoso.com\r\nSubject: SMUGGLED\r\n\r\nwire the money\r\n")
+
+
+@pytest.mark.parametrize("mode", ["reject", "normalize"])
+@pytest.mark.parametrize("client_kind", ["lenient", "strict"])
+def test_smuggling_sequences_never_make_a_second_message_nor_reach_upstream_raw(relay, standin, mode, client_kind):
+    """Every mode: bare_newlines reject/normalize, a client in lenient_networks (whose bare newlines
+    are always normalized) and one outside it. Only CRLF.CRLF ends the data; a NUL is refused."""
+    relay.settings["bare_newlines"] = mode
+    relay.settings["lenient_networks"] = ["127.0.0.1/32"]
+    source = STRICT if client_kind == "strict" else None
+    rejecting = mode == "reject" and client_kind == "strict"
+    relay.start()
+    transcripts = []
+    for sequence in SMUGGLING:
+        client = RawClient(relay.port, source=source)
+        start_transaction(client)
+        client.send(b"From: " + MAILBOX.encode() + b"\r\nSubject: carrier\r\n\r\nhello" + sequence + SMUGGLED +
+                    b".\r\n")
+        first = client.reply()
+        # Whatever the verdict, the smuggled commands were body bytes: the next command is answered
+        # as a fresh command, never as the reply to a smuggled DATA.
+        second = client.command("NOOP")
+        client.command("QUIT")
+        client.close()
+        transcripts.append((sequence, first, second))
+        assert second.startswith("250 2.0.0"), (sequence, first, second)
+        if b"\x00" in sequence:
+            assert first.startswith("554 5.6.0"), (sequence, first)   # NUL: refused in every mode
+        elif rejecting:
+            assert first.startswith("550 5.5.2"), (sequence, first)
+        else:
+            assert first.startswith("250 2.0.0"), (sequence, first)
+    accepted = sum(first.startswith("250") for _, first, _ in transcripts)
+    relay.wait_for_log("delivered", count=accepted) if accepted else None
+    wait_idle_queue(relay)
+    messages = standin.messages()
+    assert len(messages) == accepted
+    for envelope, raw in messages:
+        assert envelope["rcpt_to"] == ["boss@example.com"]
+        assert envelope["mail_from"] == MAILBOX
+        # No stray CR or LF upstream: every CR is followed by LF and every LF preceded by CR.
+        assert re.search(rb"\r(?!\n)|(?<!\r)\n", raw) is None, raw
+        assert not raw.startswith(b"From: ceo@contoso.com")
+        assert b"SMUGGLED" in raw   # the smuggled transaction arrived as text inside the carrier
+    if rejecting:
+        assert relay.log_lines("bare_newline_in_data")
+    rejects = [line for line in relay.log_lines("reject") if "command=END-OF-DATA" in line]
+    assert len(rejects) == len(transcripts) - accepted
 
 
 # ---- 1a: a command line ended by a bare LF -------------------------------------------------------
@@ -161,6 +218,24 @@ def test_a_5000_character_html_line_from_a_lenient_client_is_accepted(relay2, st
         with pytest.raises(smtplib.SMTPDataError) as refused:
             client.sendmail(MAILBOX, ["boss@example.com"], data)
         assert refused.value.smtp_code == 500 and refused.value.smtp_error.startswith(b"5.5.2 Message line too long")
+
+
+def swaks_from(relay, source, body):
+    return subprocess.run(["swaks", "--server", f"127.0.0.1:{relay.port}", "--local-interface", source,
+                           "--from", MAILBOX, "--to", "boss@example.com", "--helo", "erp.lan",
+                           "--header", "Subject: swaks long line", "--body", body],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_swaks_long_line_from_both_kinds_of_client(relay2, standin):
+    relay2.start()
+    result = swaks_from(relay2, LENIENT, HTML_LINE)
+    assert result.returncode == 0 and "250 2.0.0 Ok: queued as" in result.stdout, result.stdout + result.stderr
+    result = swaks_from(relay2, STRICT, HTML_LINE)
+    assert result.returncode != 0 and "500 5.5.2 Message line too long" in result.stdout, result.stdout
+    standin.wait_for_messages(1, timeout=30)
+    line = [r for r in relay2.log_lines("reject") if f"client={STRICT}" in r]
+    assert len(line) == 1 and "command=END-OF-DATA helo=erp.lan" in line[0]
 
 
 # ---- independent of the list: the banner, NUL bytes ------------------------------------------------

@@ -184,6 +184,58 @@ TEST(SmtpSessionLenient, NulBytesAreRefusedInEveryMode) {
     }
 }
 
+// Where a read ends must not matter: a CR at the end of one read may pair with the LF of the next.
+TEST(SmtpSessionLenient, ByteByByteFeedingGivesTheSameRepliesInBothModes) {
+    const std::string client = "EHLO c\nMAIL FROM:a@b.example\r\nRCPT TO:<c@d.example>\nDATA\r\nx\ny\r\n.\r\nNOOP\n";
+    for (bool lenient : {false, true}) {
+        SCOPED_TRACE(lenient);
+        const SessionPolicy p = lenient ? lenient_policy() : strict_policy();
+        Conversation whole(p);
+        std::size_t start = 0;   // one read per line, as a client waiting for each reply would
+        while (start < client.size()) {
+            const std::size_t eol = client.find('\n', start) + 1;
+            whole.send(client.substr(start, eol - start));
+            start = eol;
+        }
+        Conversation bytewise(p);
+        for (char c : client) bytewise.send(std::string(1, c));
+        EXPECT_EQ(bytewise.transcript, whole.transcript);
+        EXPECT_EQ(bytewise.hooks.refusals, whole.hooks.refusals);
+        EXPECT_EQ(whole.transcript.find("queued as Q1") != std::string::npos, lenient) << whole.transcript;
+    }
+}
+
+TEST(SmtpSessionLenient, ABareLineFeedEndsAnAuthExchangeOfAStrictClient) {
+    Conversation conv(strict_policy());
+    conv.send("EHLO device.example\r\n");
+    conv.transcript.clear();
+    conv.send("AUTH LOGIN\r\n");
+    conv.send("YWxpY2U=\n");   // "alice", LF-ended: refused, and the exchange is over
+    conv.send("NOOP\r\n");    // the rest of that broken line
+    conv.send("NOOP\r\n");
+    EXPECT_EQ(conv.transcript, "S: 334 VXNlcm5hbWU6\n"
+                               "S: 500 5.5.2 Error: bare <LF> received; command lines must end with CRLF\n"
+                               "S: 500 5.5.2 Error: bad syntax; command lines must end with CRLF\n"
+                               "S: 250 2.0.0 Ok\n");
+    EXPECT_FALSE(conv.session.authenticated());
+    // The lenient client's LF-ended AUTH lines are AUTH lines.
+    Conversation lenient(lenient_policy());
+    lenient.send("EHLO printer.lan\n");
+    lenient.send("AUTH LOGIN\n");
+    lenient.send("YWxpY2U=\n");
+    lenient.send("czNjcmV0LXB3\n");   // "s3cret-pw"
+    EXPECT_TRUE(lenient.session.authenticated()) << lenient.transcript;
+    EXPECT_TRUE(lenient.hooks.refusals.empty());
+}
+
+TEST(SmtpSessionLenient, APipeliningViolationIsReportedOnce) {
+    Conversation conv(strict_policy());
+    conv.send("EHLO device.example\r\nNOOP\r\n");
+    EXPECT_EQ(conv.hooks.refusals,
+              std::vector<std::string>{"EHLO|554 5.5.0 Error: SMTP protocol synchronization||-||"});
+    EXPECT_TRUE(conv.closed);
+}
+
 // Issue 11, item 5: one refusal record per 4xx/5xx reply, with what the session knew.
 TEST(SmtpSessionLenient, EachRefusalIsReportedOnceWithItsContext) {
     SessionPolicy p = strict_policy();

@@ -225,6 +225,9 @@ HttpResponse CurlHttpClient::post_form(const std::string& url, const FormFields&
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_body));
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_text);
+    // A busy token endpoint may say when to come back (429/503); the token manager honours it.
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &collect_retry_after);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.retry_after);
 
     CURLcode rc = curl_easy_perform(h);
     if (sink.too_large || rc == CURLE_FILESIZE_EXCEEDED)

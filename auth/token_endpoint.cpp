@@ -88,41 +88,16 @@ TokenError::TokenError(TokenFailure kind, std::string oauth_error, std::string d
       description_(std::move(description)),
       http_status_(http_status) {}
 
-std::string TokenError::admin_hint(std::string_view account) const {
-    switch (kind_) {
-    case TokenFailure::invalid_grant:
-        return fmt::format("the refresh token is expired or revoked; a person must sign in again: run "
-                           "`smtp-oauth2-relay authorize --account {0}` (or `token import`)", account);
-    case TokenFailure::invalid_client:
-        if (oauth_error_ == "client_certificate_unusable")
-            return fmt::format("fix client_certificate_file / client_key_file for account {0} (PEM certificate and "
-                               "its unencrypted RSA key)", account);
-        // AADSTS700027: assertion signature or certificate unknown; AADSTS700024: outside its time range.
-        if (description_.find("AADSTS700027") != std::string::npos || description_.find("AADSTS700024") != std::string::npos)
-            return fmt::format("the client certificate is not registered on the app, has expired, or this machine's "
-                               "clock is wrong: upload the certificate in Entra ID (App registrations > Certificates & "
-                               "secrets) or fix client_certificate_file for account {0}", account);
-        // The same AADSTS cases `check` and `authorize` name (relay/cli/check_diagnosis.cpp), so the log
-        // never sends an admin to make a new secret when the client id is what is wrong.
-        if (description_.find("AADSTS700016") != std::string::npos || oauth_error_ == "unauthorized_client")
-            return fmt::format("the client id is not known in this tenant (AADSTS700016): check client_id (Application "
-                               "(client) ID in Entra ID > App registrations > Overview) and tenant for account {0}", account);
-        if (description_.find("AADSTS7000218") != std::string::npos)
-            return fmt::format("the app wants a client secret (AADSTS7000218): set client_secret_file for account {0}, "
-                               "or enable \"Allow public client flows\" in the app registration", account);
-        return fmt::format("the client secret is wrong or expired (AADSTS7000215) or the client id is wrong: "
-                           "create a new client secret in Entra ID (App registrations > Certificates & secrets) "
-                           "and update client_secret for account {0}", account);
-    case TokenFailure::consent_required:
-        return fmt::format("admin consent for SMTP.Send is missing: grant admin consent for SMTP.Send in Entra ID "
-                           "(App registrations > API permissions), then run "
-                           "`smtp-oauth2-relay authorize --account {0}`", account);
-    case TokenFailure::temporary:
-        return "the token endpoint is unavailable or unreachable; will retry";
-    case TokenFailure::other:
-        break;
+std::optional<std::chrono::seconds> parse_retry_after_seconds(std::string_view value) {
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (value.empty() || value.size() > 9) return std::nullopt;
+    long long n = 0;
+    for (char c : value) {
+        if (c < '0' || c > '9') return std::nullopt;
+        n = n * 10 + (c - '0');
     }
-    return fmt::format("check token_url, client_id and scope for account {0}", account);
+    return std::chrono::seconds(n);
 }
 
 FormFields refresh_grant_form(const conf::Account& account, std::string_view refresh_token) {
@@ -194,7 +169,12 @@ TokenSet request_token(HttpClient& http, const conf::Account& account, const For
         // HttpError text names the URL and curl's reason only; safe to carry along.
         throw TokenError(TokenFailure::temporary, "transport_error", first_line(e.what()), 0);
     }
-    return parse_token_response(response.status, response.body, now);
+    try {
+        return parse_token_response(response.status, response.body, now);
+    } catch (TokenError& e) {
+        e.set_retry_after(parse_retry_after_seconds(response.retry_after));
+        throw;
+    }
 }
 
 }  // namespace relay::auth

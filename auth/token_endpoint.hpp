@@ -48,15 +48,22 @@ public:
     const std::string& oauth_error() const { return oauth_error_; }
     const std::string& description() const { return description_; }
     long http_status() const { return http_status_; }
-    // What the admin should do, e.g. "run: smtp-oauth2-relay authorize --account office".
-    std::string admin_hint(std::string_view account) const;
+    // The endpoint's Retry-After (delay-seconds) on a 429/5xx, when it sent one. The admin's hint
+    // for any failure is in token_hints.hpp (one table for check, authorize and the log).
+    std::optional<std::chrono::seconds> retry_after() const { return retry_after_; }
+    void set_retry_after(std::optional<std::chrono::seconds> delay) { retry_after_ = delay; }
 
 private:
     TokenFailure kind_;
     std::string oauth_error_;
     std::string description_;
     long http_status_;
+    std::optional<std::chrono::seconds> retry_after_;
 };
+
+// Retry-After as delay-seconds (what the identity platform sends); nullopt when absent or in
+// another form. Not bounded here: the token manager bounds it (token_retry.hpp).
+std::optional<std::chrono::seconds> parse_retry_after_seconds(std::string_view value);
 
 // grant_type=refresh_token with client_id, client_secret (when set), scope.
 FormFields refresh_grant_form(const conf::Account& account, std::string_view refresh_token);

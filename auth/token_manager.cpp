@@ -6,6 +6,9 @@
 // is saved before the flight completes, so no caller can use a token whose successor is unsaved.
 #include "auth/token_manager.hpp"
 
+#include "auth/token_hints.hpp"
+#include "auth/token_retry.hpp"
+
 #include <algorithm>
 #include <exception>
 
@@ -39,9 +42,6 @@ std::chrono::seconds upkeep_interval(const conf::Account& account) {
 
 namespace {
 
-constexpr std::chrono::seconds kFirstBackoff = 5s;
-constexpr std::chrono::seconds kMaxBackoff = 300s;
-
 // One refresh in progress; waiters park on `done` (never expires) until it is cancelled.
 struct Flight {
     explicit Flight(const asio::any_io_executor& ex) : done(ex, asio::steady_timer::time_point::max()) {}
@@ -68,10 +68,14 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
     std::optional<std::filesystem::file_time_type> seen_stamp;
     std::shared_ptr<Flight> flight;
 
-    std::optional<TokenError> permanent_failure;  // fail fast until the store or account changes
-    std::optional<TokenError> backoff_failure;    // answered until backoff_until without HTTP
-    Clock::time_point backoff_until{};
-    std::chrono::seconds backoff{0};
+    TokenRetryState failures;      // fail fast (a person's failure) or until the retry time (token_retry.hpp)
+    // Issue 11, item 4: after a failure that someone waited for (delivery, not upkeep), the manager
+    // asks again on its own schedule and calls on_recovered when a token is there, so waiting
+    // accounts go at once instead of at their next SMTP retry.
+    bool wanted = false;
+    asio::steady_timer retry_timer{io};
+    bool retry_loop_on = false;
+    std::function<void()> on_recovered;
     std::string last_logged_store_error;
     asio::steady_timer upkeep_timer{io};
     bool upkeep_on = false;        // the upkeep loop runs (start_upkeep .. stop_upkeep)
@@ -91,7 +95,11 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
         return cache.access_expires_at - now > refresh_margin(lifetime);
     }
 
-    asio::awaitable<std::string> get(std::optional<std::string> rejected) {
+    asio::awaitable<std::string> get(std::optional<std::string> rejected, bool want = true) {
+        if (want) {
+            wanted = true;
+            if (failures.failing()) start_retry_loop();   // a failure seen by upkeep alone had none
+        }
         for (;;) {
             std::shared_ptr<Flight> f = flight;
             if (!f) {
@@ -116,9 +124,11 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
     }
 
     asio::awaitable<void> run_flight(std::shared_ptr<Flight> f, std::optional<std::string> rejected) {
+        const bool was_failing = failures.failing();
         try {
             f->token = co_await obtain(rejected);
             last_error.clear();
+            if (was_failing) recovered();
         } catch (const std::exception& e) {
             f->error = std::current_exception();
             last_error = e.what();
@@ -183,10 +193,39 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
     }
 
     void clear_failures() {
-        permanent_failure.reset();
-        backoff_failure.reset();
-        backoff = 0s;
-        backoff_until = {};
+        failures.clear();
+        retry_timer.cancel();
+    }
+
+    // A token after failures: whoever waited for one may go now (posted: not inside the flight).
+    void recovered() {
+        wanted = false;
+        if (on_recovered) asio::post(io, [cb = on_recovered] { cb(); });
+    }
+
+    // Asks the endpoint again when the retry time comes, for as long as failures are retryable and
+    // someone wants a token; ends at a success, a person's failure, or stop_upkeep().
+    static asio::awaitable<void> retry_loop(std::shared_ptr<Impl> self) {
+        while (self->retry_loop_on && self->upkeep_on && self->wanted && self->failures.failing() &&
+               !self->failures.needs_person_now()) {
+            const auto wait = self->failures.retry_at() - self->clock();
+            self->retry_timer.expires_after(std::max<std::chrono::steady_clock::duration>(
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(wait), 0s));
+            auto [ec] = co_await self->retry_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (ec || !self->upkeep_on) break;
+            try {
+                co_await self->get(std::nullopt, false);
+            } catch (const std::exception&) {
+                // logged by fail(); the loop looks at the new retry time
+            }
+        }
+        self->retry_loop_on = false;
+    }
+
+    void start_retry_loop() {
+        if (retry_loop_on || !upkeep_on || !wanted) return;
+        retry_loop_on = true;
+        core::spawn(io, retry_loop(shared_from_this()), "token_retry", account.name);
     }
 
     asio::awaitable<std::string> obtain(std::optional<std::string> rejected) {
@@ -200,8 +239,7 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
         } else if (fresh(now)) {
             co_return cache.access_token;
         }
-        if (permanent_failure) throw *permanent_failure;
-        if (backoff_failure && now < backoff_until) throw *backoff_failure;
+        if (auto remembered = failures.answer(now)) throw *remembered;
         if (cache.refresh_token.empty()) {
             TokenError error(TokenFailure::invalid_grant, "no_refresh_token",
                              "no refresh token stored for account " + account.name, 0);
@@ -225,8 +263,7 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
         Clock::time_point now = clock();
         if (rejected && *rejected == cache.access_token) cache.access_token.clear();
         else if (fresh(now)) co_return cache.access_token;
-        if (permanent_failure) throw *permanent_failure;
-        if (backoff_failure && now < backoff_until) throw *backoff_failure;
+        if (auto remembered = failures.answer(now)) throw *remembered;
         ++refresh_count;
         conf::Account acct = account;
         HttpClient& h = http;
@@ -378,7 +415,7 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
                                           {"idle_s", unknown ? std::string("unknown") : std::to_string(idle.count())}});
             std::optional<std::string> current = cache.access_token;  // forces one refresh (single flight)
             try {
-                co_await get(current);
+                co_await get(current, false);
             } catch (const std::exception&) {
                 // token_refresh_failed has been logged (or fail-fast is answering from memory)
             }
@@ -426,24 +463,24 @@ struct TokenManager::Impl : std::enable_shared_from_this<Impl> {
     void stop_upkeep() {
         upkeep_on = false;
         upkeep_timer.cancel();
+        retry_timer.cancel();
     }
 
-    // Permanent failures are logged once and then answered from memory; temporary (and unknown)
-    // ones back off 5 s, 10 s, ... 5 min, logging each real attempt.
+    // Permanent failures are logged once and then answered from memory; the others are answered
+    // from memory until their retry time (token_retry.hpp), each real attempt logged, and asked
+    // again by the retry loop when someone waits for a token.
     void fail(const TokenError& e, Clock::time_point now) {
+        const auto wait = failures.record(e, now);
+        const std::string action = token_hint(e, account).fix;
         if (needs_person(e.kind())) {
-            permanent_failure = e;
-            log::error("token_refresh_failed", {{"account", account.name}, {"error", e.what()},
-                                                {"action", e.admin_hint(account.name)}});
+            log::error("token_refresh_failed", {{"account", account.name}, {"error", e.what()}, {"action", action}});
             return;
         }
-        backoff = backoff == 0s ? kFirstBackoff : std::min(backoff * 2, kMaxBackoff);
-        backoff_until = now + backoff;
-        backoff_failure = e;
         log::event(e.kind() == TokenFailure::temporary ? log::Level::warning : log::Level::error,
                    "token_refresh_failed",
-                   {{"account", account.name}, {"error", e.what()}, {"action", e.admin_hint(account.name)},
-                    {"retry_in", static_cast<long long>(backoff.count())}});
+                   {{"account", account.name}, {"error", e.what()}, {"action", action},
+                    {"retry_in", static_cast<long long>(wait.count())}});
+        start_retry_loop();
     }
 };
 
@@ -452,7 +489,12 @@ TokenManager::TokenManager(conf::Account account, TokenStore& store, HttpClient&
                            std::function<Clock::time_point()> clock)
     : impl_(std::make_shared<Impl>(std::move(account), store, http, std::move(io), blocking, std::move(clock))) {}
 
-TokenManager::~TokenManager() { impl_->stop_upkeep(); }
+TokenManager::~TokenManager() {
+    impl_->on_recovered = nullptr;
+    impl_->stop_upkeep();
+}
+
+void TokenManager::on_recovered(std::function<void()> callback) { impl_->on_recovered = std::move(callback); }
 
 boost::asio::awaitable<std::string> TokenManager::access_token() { return impl_->get(std::nullopt); }
 
@@ -482,6 +524,8 @@ TokenStatus TokenManager::status() const {
     s.last_refresh = impl_->cache.last_refresh;
     s.last_error = impl_->last_error;
     s.refresh_count = impl_->refresh_count;
+    s.retry_at = impl_->failures.retry_at();
+    s.needs_person = impl_->failures.needs_person_now();
     return s;
 }
 

@@ -2,6 +2,7 @@
 // blocking pool. Concurrent callers share one refresh. A rotated refresh token is stored durably
 // before the new access token is handed out, so a crash can never leave only a dead token on disk.
 // Refresh happens when less than min(10 min, lifetime/5) remains, or after an upstream 535.
+// Failures are retried on the token's own short schedule (token_retry.hpp), not the SMTP backoff.
 #pragma once
 
 #include <chrono>
@@ -27,6 +28,8 @@ struct TokenStatus {
     Clock::time_point last_refresh{};
     std::string last_error;         // summary of the last failure, empty after a success
     unsigned refresh_count = 0;     // token endpoint requests made by this process
+    Clock::time_point retry_at{};   // after a retryable failure: the next request (epoch: none pending)
+    bool needs_person = false;      // the last failure needs a person (invalid_grant, client, consent)
 };
 
 class TokenManager {
@@ -57,6 +60,10 @@ public:
     // Config reload: new account settings; the store is re-read before the next use, and a
     // scheduled upkeep runs again now (keepalive_refresh may have changed).
     void update_account(conf::Account account);
+
+    // Called (on the I/O executor) when a token is obtained after failures, e.g. by the manager's
+    // own retry after a token endpoint outage: accounts waiting for a token may go now.
+    void on_recovered(std::function<void()> callback);
 
     TokenStatus status() const;
     const std::string& account_name() const;

@@ -108,6 +108,7 @@ struct RelaySettings {
     bool allow_plaintext_auth = false;              // AUTH without TLS from non-loopback peers
     // Running it as a service (issue 5).
     LogFormat log_format = LogFormat::automatic;
+    bool log_recipients = true;                     // to=<a>,<b> on received/deferred/delivered/failed lines
     std::filesystem::path control_socket;           // `status` asks here; default state_dir/control.sock
     HostPort metrics_listen;                        // Prometheus /metrics; port 0: off (the default)
     std::filesystem::path alias_file;               // aliases(5) for sendmail's bare names, after [aliases]

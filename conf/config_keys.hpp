@@ -86,6 +86,7 @@ inline const KeySpec<RelaySettings> relay_keys[] = {
     {.name = "allow_plaintext_auth", .member = &RelaySettings::allow_plaintext_auth, .default_toml = "false"},
     // Service (issue 5): log sink, the local status socket, optional Prometheus endpoint.
     {.name = "log_format", .member = &RelaySettings::log_format, .default_toml = R"("auto")"},
+    {.name = "log_recipients", .member = &RelaySettings::log_recipients, .default_toml = "true"},
     {.name = "control_socket", .member = &RelaySettings::control_socket},  // default: state_dir/control.sock
     {.name = "metrics_listen", .member = &RelaySettings::metrics_listen},  // unset: no metrics endpoint
     {.name = "alias_file", .member = &RelaySettings::alias_file, .default_toml = R"("/etc/aliases")"},

@@ -3,14 +3,14 @@
 
 #include <fmt/format.h>
 
+#include "auth/token_hints.hpp"
+
 namespace relay::check {
 namespace {
 
 bool contains(const std::string& text, std::string_view what) { return text.find(what) != std::string::npos; }
 
-std::string authorize_command(const conf::Account& account) {
-    return fmt::format("run `smtp-oauth2-relay authorize --account {}` and sign in as {}", account.name, account.email);
-}
+std::string authorize_command(const conf::Account& account) { return auth::authorize_command(account); }
 
 // The Entra ID grant Graph needs: delegated Mail.Send, or the application permission limited to
 // the relay's mailboxes (an application access policy; RBAC for Applications works too).
@@ -55,44 +55,10 @@ Diagnosis diagnose_graph(long status, const std::string& code, const std::string
     return {what, "see Microsoft Graph's message above"};
 }
 
+// The one table of token failures lives in auth/token_hints.cpp, shared with the log and token import.
 Diagnosis diagnose_token(const auth::TokenError& e, const conf::Account& account) {
-    const std::string& d = e.description();
-    if (e.http_status() == 0)
-        return {fmt::format("the token endpoint {} cannot be reached: {}", account.token_url, d),
-                "check the host's DNS, firewall or HTTPS proxy and that token_url (or tenant) is right; "
-                "outbound HTTPS to the identity platform must be allowed"};
-    if (contains(d, "AADSTS90002") || e.oauth_error() == "invalid_tenant" || contains(d, "AADSTS900023"))
-        return {fmt::format("wrong tenant: the identity platform does not know tenant \"{}\" ({})", account.tenant,
-                            e.oauth_error()),
-                "set tenant to your directory's primary domain (e.g. contoso.onmicrosoft.com) or its tenant id, as "
-                "shown in Entra ID > Overview"};
-    switch (e.kind()) {
-    case auth::TokenFailure::invalid_grant:
-        return {"the refresh token is expired, revoked or was issued for another app (invalid_grant" +
-                    std::string(contains(d, "AADSTS") ? ", " + d.substr(0, d.find(':')) : "") + ")",
-                authorize_command(account)};
-    case auth::TokenFailure::invalid_client:
-        if (contains(d, "AADSTS7000218"))
-            return {"the app is a confidential client but no client secret is configured (AADSTS7000218)",
-                    "set client_secret (or client_secret_file) for account " + account.name +
-                        ", or enable \"Allow public client flows\" in the app registration"};
-        if (contains(d, "AADSTS700016") || e.oauth_error() == "unauthorized_client")
-            return {"the client id is not known in this tenant (" + e.oauth_error() + ")",
-                    "check client_id (Application (client) ID in Entra ID > App registrations) and tenant"};
-        return {"the client secret is wrong or expired (invalid_client, AADSTS7000215)",
-                "create a new client secret in Entra ID > App registrations > Certificates & secrets and put its "
-                "Value (not its ID) into client_secret for account " + account.name};
-    case auth::TokenFailure::consent_required:
-        return {"consent for SMTP.Send is missing (AADSTS65001)",
-                "an admin grants consent in Entra ID > App registrations > API permissions (Grant admin consent), "
-                "then " + authorize_command(account)};
-    case auth::TokenFailure::temporary:
-        return {fmt::format("the token endpoint is temporarily unavailable (HTTP {}, {})", e.http_status(), e.oauth_error()),
-                "try again in a few minutes; the relay itself keeps retrying"};
-    case auth::TokenFailure::other:
-        break;
-    }
-    return {e.what(), e.admin_hint(account.name)};
+    auto hint = auth::token_hint(e, account);
+    return {std::move(hint.cause), std::move(hint.fix)};
 }
 
 Diagnosis diagnose_upstream(UpstreamError::Stage stage, const std::string& message,

@@ -5,11 +5,13 @@
 // request left while the relay is stopped is handled at its next start.
 #include <cstdio>
 #include <ctime>
+#include <map>
 
 #include <fmt/format.h>
 
 #include "relay/cli/cli.hpp"
 #include "relay/core/durable_file.hpp"
+#include "relay/core/states.hpp"
 #include "relay/core/untrusted_text.hpp"
 #include "relay/spool/queue_control.hpp"
 #include "relay/spool/queue_state.hpp"
@@ -108,12 +110,15 @@ std::int64_t seconds_between(SystemClock::time_point from, SystemClock::time_poi
     return std::chrono::duration_cast<std::chrono::seconds>(to - from).count();
 }
 
-std::string status_of(const Entry& e) {
-    if (e.failed) return "failed";
+// The one vocabulary (relay/core/states.hpp), as `status` and the metrics name it: deferred while
+// a retry time lies ahead, queued once it is due (or never tried). `active` is known to the running
+// relay only (`status`); here such a message shows as queued. "unreadable" is a broken file, not a state.
+std::string status_of(const Entry& e, SystemClock::time_point now) {
+    if (e.failed) return std::string(state::name(state::Message::failed));
     if (!e.broken.empty()) return "unreadable";
-    if (e.held) return "held";
-    if (e.state && e.state->attempts > 0) return "deferred";
-    return "queued";
+    if (e.held) return std::string(state::name(state::Message::held));
+    if (e.state && e.state->next_try > now) return std::string(state::name(state::Message::deferred));
+    return std::string(state::name(state::Message::queued));
 }
 
 std::string next_try_of(const Entry& e, SystemClock::time_point now) {
@@ -138,10 +143,16 @@ int list(const Spool& spool) {
         std::printf("%-16s %5s %-10s %-28s %5zu %9llu %8u %-8s %-10s %s\n", m.id.c_str(),
                     m.received == SystemClock::time_point{} ? "?" : span(seconds_between(m.received, now)).c_str(),
                     shown(m.envelope.account).c_str(), shown(from).c_str(), rcpts, static_cast<unsigned long long>(m.size),
-                    e.state ? e.state->attempts : 0u, next_try_of(e, now).c_str(), status_of(e).c_str(),
+                    e.state ? e.state->attempts : 0u, next_try_of(e, now).c_str(), status_of(e, now).c_str(),
                     shown(last).c_str());
     }
-    std::printf("%zu queued, %zu failed\n", entries.size() - failed.size(), failed.size());
+    std::map<std::string, std::size_t> by_state;
+    for (const auto& e : entries) ++by_state[status_of(e, now)];
+    std::string summary;
+    for (auto st : {state::Message::queued, state::Message::deferred, state::Message::held, state::Message::failed})
+        summary += fmt::format("{}{} {}", summary.empty() ? "" : ", ", by_state[std::string(state::name(st))], state::name(st));
+    if (by_state.count("unreadable")) summary += fmt::format(", {} unreadable", by_state["unreadable"]);
+    std::printf("%zu message(s): %s\n", entries.size(), summary.c_str());
     return kOk;
 }
 
@@ -159,7 +170,7 @@ int show(const Spool& spool, const std::string& id, bool raw) {
     }
     const auto& m = e->message;
     auto out = [raw](std::string_view v) { return shown(v, raw); };
-    std::printf("id: %s\nstatus: %s\nfile: %s\n", m.id.c_str(), status_of(*e).c_str(), m.path.c_str());
+    std::printf("id: %s\nstatus: %s\nfile: %s\n", m.id.c_str(), status_of(*e, SystemClock::now()).c_str(), m.path.c_str());
     if (!e->broken.empty()) {
         std::printf("error: %s\n", out(e->broken).c_str());
         return kOk;

@@ -99,6 +99,7 @@ void reload(std::shared_ptr<const conf::Config>& current, SmtpServer& server, De
     try {
         log::set_level(next->relay.log_level);
         log::set_format(next->relay.log_format);
+        log::set_log_recipients(next->relay.log_recipients);
         server.update_config(next);
         delivery.update_config(next);
         current = next;
@@ -138,6 +139,7 @@ int run_serve(const std::vector<std::string>& args) {
     if (!loaded) return kUsageError;
     log::set_level(loaded->relay.log_level);
     log::set_format(loaded->relay.log_format);
+    log::set_log_recipients(loaded->relay.log_recipients);
     warn_about_default_passwords(*loaded);
     print_config_warnings(*loaded);
     log::set_observer(&metrics::observe);

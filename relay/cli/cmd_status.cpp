@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "relay/core/states.hpp"
 
 #include "relay/cli/cli.hpp"
 #include "relay/service/status.hpp"
@@ -16,13 +19,25 @@
 namespace relay::cli {
 namespace {
 
-constexpr const char* kStatusHelp = R"(usage: smtp-oauth2-relay status [--json] [--config FILE]
+constexpr const char* kStatusHelpHead = R"(usage: smtp-oauth2-relay status [--json] [--config FILE]
 
   status   asks the running relay (over relay.control_socket) for listening addresses, queue depth
-           by state, the oldest message's age, and per account: token validity, last refresh, last
-           error, whether it is on hold. --json prints the raw snapshot.
+           by state, the oldest message's age, and per account: its state, the hold reason and what
+           to do, the last error, token validity and last refresh. --json prints the raw snapshot.
            Exit 1 when the relay cannot be reached.
 )";
+
+// The help with the state words (relay/core/states.hpp), the same in queue list and metrics.
+const std::string& status_help() {
+    static const std::string help = [] {
+        std::string text = std::string(kStatusHelpHead) + "\n  message states:\n";
+        for (const auto& s : state::kMessageStates) text += fmt::format("    {:<18} {}\n", s.name, s.meaning);
+        text += "  account states:\n";
+        for (const auto& s : state::kAccountStates) text += fmt::format("    {:<18} {}\n", s.name, s.meaning);
+        return text;
+    }();
+    return help;
+}
 
 // One request, the whole answer (the relay closes after writing it).
 std::optional<std::string> ask(const std::string& path, std::string& error) {
@@ -62,12 +77,12 @@ std::optional<std::string> ask(const std::string& path, std::string& error) {
 }  // namespace
 
 int run_status(const std::vector<std::string>& args) {
-    auto options = parse_options("status", args, {{"--json", false}}, kStatusHelp);
+    auto options = parse_options("status", args, {{"--json", false}}, status_help().c_str());
     if (!options) return kUsageError;
     if (options->help) return kOk;
     if (!options->positional.empty()) {
         std::fprintf(stderr, "smtp-oauth2-relay status: unexpected argument '%s'\n\n%s",
-                     options->positional[0].c_str(), kStatusHelp);
+                     options->positional[0].c_str(), status_help().c_str());
         return kUsageError;
     }
     auto config = load_config_or_report(*options);

@@ -9,6 +9,7 @@
 
 #include "auth/http_client.hpp"
 #include "auth/token_endpoint.hpp"
+#include "auth/token_hints.hpp"
 #include "auth/token_store.hpp"
 #include "relay/cli/cli.hpp"
 
@@ -82,7 +83,7 @@ int run_token_import(const std::vector<std::string>& args) {
     } catch (const auth::TokenError& e) {
         std::fprintf(stderr, "token import: account %s: the token endpoint refused the refresh token: %s\n",
                      name.c_str(), e.what());
-        std::fprintf(stderr, "token import: what to do: %s\n", e.admin_hint(name).c_str());
+        std::fprintf(stderr, "token import: what to do: %s\n", auth::token_hint(e, *account).fix.c_str());
         return kRuntimeError;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "token import: account %s: %s\n", name.c_str(), e.what());

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "conf/known_keys.hpp"
+#include "relay/core/states.hpp"
 #include "relay/cli/cli.hpp"
 
 namespace relay::cli {
@@ -168,7 +169,19 @@ std::string render_command_page(std::string_view page_template,
         for (std::string line; std::getline(lines, line);) text += roff_escape(line) + "\n";
         text += ".fi\n";
     }
-    return replace_marker(page_template, "@COMMANDS@", text);
+    return replace_marker(replace_marker(page_template, "@COMMANDS@", text), "@STATES@", states_section());
+}
+
+// The one vocabulary (relay/core/states.hpp) as the STATES section: the words status, queue list,
+// metrics and logs use, each with its meaning.
+std::string states_section() {
+    std::string out = "Messages:\n";
+    for (const auto& s : state::kMessageStates)
+        out += ".TP\n.B " + roff_escape(s.name) + "\n" + roff_escape(s.meaning) + "\n";
+    out += ".PP\nAccounts:\n";
+    for (const auto& s : state::kAccountStates)
+        out += ".TP\n.B " + roff_escape(s.name) + "\n" + roff_escape(s.meaning) + "\n";
+    return out;
 }
 
 int run_man(const std::vector<std::string>& args) {

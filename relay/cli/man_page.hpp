@@ -33,6 +33,9 @@ std::string render_config_page(std::string_view page_template, std::string_view 
 std::string render_command_page(std::string_view page_template,
                                 const std::vector<std::pair<std::string, std::string>>& command_helps);
 
+// The STATES section (marker @STATES@ in the command page): message and account states and meanings.
+std::string states_section();
+
 int run_man(const std::vector<std::string>& args);
 
 // The example config as shipped, compiled in (generated from conf/config.example.toml by CMake).

@@ -23,6 +23,7 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::info)};
 std::atomic<int> g_format{static_cast<int>(Format::text)};
 std::atomic<Observer> g_observer{nullptr};
+std::atomic<bool> g_log_recipients{true};
 
 constexpr const char* kJournalSocket = "/run/systemd/journal/socket";
 constexpr const char* kIdentifier = "smtp-oauth2-relay";
@@ -214,6 +215,18 @@ Format set_format(Format format) {
 
 void set_observer(Observer observer) { g_observer.store(observer); }
 
+Field::Field(std::string_view k, std::vector<std::string> addresses) : key(k), items(std::move(addresses)), list(true) {
+    for (const auto& a : items) value += (value.empty() ? "<" : ",<") + a + ">";
+}
+
+void set_log_recipients(bool on) { g_log_recipients.store(on); }
+
+Field recipients(const std::vector<std::string>& addresses) {
+    Field f("to", addresses);
+    f.omit = !g_log_recipients.load();
+    return f;
+}
+
 std::string format_line(Level level, std::string_view name, std::initializer_list<Field> fields) {
     std::string line;
     line.reserve(160);
@@ -221,6 +234,7 @@ std::string format_line(Level level, std::string_view name, std::initializer_lis
     line += ' ';
     line += name;
     for (const Field& f : fields) {
+        if (f.omit) continue;
         line += ' ';
         line += f.key;
         line += '=';
@@ -241,11 +255,22 @@ std::string format_json(std::string_view time, Level level, std::string_view nam
     line += ",\"event\":";
     append_json_string(line, name);
     for (const Field& f : fields) {
+        if (f.omit) continue;
         line += ',';
         append_json_string(line, f.key);
         line += ':';
-        if (f.number) line += f.value;
-        else append_json_string(line, f.value);
+        if (f.list) {
+            line += '[';
+            for (std::size_t i = 0; i < f.items.size(); ++i) {
+                if (i) line += ',';
+                append_json_string(line, f.items[i]);
+            }
+            line += ']';
+        } else if (f.number) {
+            line += f.value;
+        } else {
+            append_json_string(line, f.value);
+        }
     }
     line += '}';
     return line;
@@ -257,7 +282,8 @@ std::string format_journal(Level level, std::string_view name, std::initializer_
     append_journal_field(entry, "PRIORITY", std::to_string(priority_of(level)));
     append_journal_field(entry, "SYSLOG_IDENTIFIER", kIdentifier);
     append_journal_field(entry, "EVENT", name);
-    for (const Field& f : fields) append_journal_field(entry, journal_field_name(f.key), journal_value(f.value));
+    for (const Field& f : fields)
+        if (!f.omit) append_journal_field(entry, journal_field_name(f.key), journal_value(f.value));
     return entry;
 }
 

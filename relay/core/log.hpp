@@ -8,6 +8,8 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 namespace relay::log {
 
@@ -19,12 +21,23 @@ struct Field {
     std::string_view key;
     std::string value;
     bool number = false;    // from an arithmetic value: a JSON number in json format
+    bool omit = false;      // left out of every format (a switched-off field, see recipients())
+    std::vector<std::string> items;   // a list: value is "<a>,<b>" in text, a JSON array in json
+    bool list = false;
     Field(std::string_view k, std::string v) : key(k), value(std::move(v)) {}
     Field(std::string_view k, std::string_view v) : key(k), value(v) {}
     Field(std::string_view k, const char* v) : key(k), value(v) {}
     template <class N, class = std::enable_if_t<std::is_arithmetic_v<N>>>
     Field(std::string_view k, N n) : key(k), value(std::to_string(n)), number(!std::is_same_v<N, bool>) {}
+    // A list of addresses: text and journal write "<a>,<b>", JSON an array ["a","b"].
+    Field(std::string_view k, std::vector<std::string> addresses);
 };
+
+// Issue 11, item 5: received, deferred, delivered and failed lines name every recipient as
+// to=<a>,<b> so "did the mail to X go out?" is answered by the log. log_recipients = false in
+// [relay] turns it off (privacy): recipients() then gives a field that no format writes.
+void set_log_recipients(bool on);
+Field recipients(const std::vector<std::string>& addresses);
 
 void set_level(Level level);
 bool enabled(Level level);

@@ -24,7 +24,9 @@ AccountQueue::RetryDecision AccountQueue::retry_decision(const Item& item, std::
     return {false, schedule_.delay_after(item.attempts)};
 }
 
-bool AccountQueue::can_send() const { return !ready_.empty() && !backing_off() && !on_hold_; }
+bool AccountQueue::can_send() const {
+    return !ready_.empty() && !backing_off() && !waiting_for_token() && !on_hold_;
+}
 
 Item AccountQueue::pop_ready() {
     Item item = std::move(ready_.front());
@@ -91,7 +93,12 @@ void AccountQueue::back_off_for(std::chrono::seconds delay) {
 
 void AccountQueue::clear_backoff() {
     backoff_until_ = {};
+    token_wait_until_ = {};
     account_failures_ = 0;
+}
+
+void AccountQueue::wait_for_token(std::chrono::seconds at_most) {
+    token_wait_until_ = clock_->now() + at_most;
 }
 
 bool AccountQueue::hold() {
@@ -110,6 +117,7 @@ AccountQueue::time_point AccountQueue::next_wakeup() const {
     auto next = time_point::max();
     if (!deferred_.empty()) next = deferred_.begin()->first;
     if (!ready_.empty() && backing_off()) next = std::min(next, backoff_until_);
+    if (!ready_.empty() && waiting_for_token()) next = std::min(next, token_wait_until_);
     return next;
 }
 
@@ -126,6 +134,13 @@ std::optional<SystemClock::time_point> AccountQueue::oldest() const {
 std::chrono::seconds AccountQueue::backoff_remaining() const {
     if (!backing_off()) return std::chrono::seconds{0};
     return std::chrono::ceil<std::chrono::seconds>(backoff_until_ - clock_->now());
+}
+
+std::chrono::seconds AccountQueue::wait_remaining() const {
+    auto left = backoff_remaining();
+    if (waiting_for_token())
+        left = std::max(left, std::chrono::ceil<std::chrono::seconds>(token_wait_until_ - clock_->now()));
+    return left;
 }
 
 }  // namespace relay

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "relay/core/clock.hpp"
+#include "relay/core/states.hpp"
 #include "relay/delivery/rate_limiter.hpp"
 #include "relay/delivery/retry_schedule.hpp"
 #include "relay/spool/spool.hpp"
@@ -80,23 +81,31 @@ public:
     std::chrono::seconds back_off();
     // The provider said how long (Graph's Retry-After): the account waits at least that long.
     void back_off_for(std::chrono::seconds delay);
-    // A success or an outside change (reload, queue retry): the backoff ends.
+    // A success or an outside change (reload, queue retry): the backoff (and a token wait) ends.
     void clear_backoff();
+    // The token endpoint failed briefly (issue 11, item 4): no SMTP backoff and no attempt charged to
+    // a message; the account waits until token_arrived() (the token manager's own retry got one), or
+    // `at_most` at the latest, then tries again.
+    void wait_for_token(std::chrono::seconds at_most);
+    void token_arrived() { token_wait_until_ = {}; }
+    bool waiting_for_token() const { return clock_->now() < token_wait_until_; }
     void delivered() { account_failures_ = 0; }
     bool backing_off() const { return clock_->now() < backoff_until_; }
-    bool troubled() const { return account_failures_ > 0 || backing_off(); }
+    bool troubled() const { return account_failures_ > 0 || backing_off() || waiting_for_token(); }
     unsigned account_failures() const { return account_failures_; }
 
     // A person must act: nothing is attempted until release(). Return true when the state changed.
     bool hold();
     bool release();
     bool on_hold() const { return on_hold_; }
+    // The account's state in the one vocabulary (relay/core/states.hpp).
+    state::Account state() const { return state::account_state(on_hold_, waiting_for_token(), backing_off()); }
 
     // When the next transaction may start under rate_per_minute (now or later); reserves the slot.
     time_point pace() { return rate_.reserve(clock_->now()); }
 
     // When the agent's timer must next look at this queue: the first deferred retry time, or the
-    // end of the backoff while messages are ready; time_point::max() when nothing is waiting.
+    // end of the backoff or token wait while messages are ready; time_point::max() when nothing is waiting.
     time_point next_wakeup() const;
 
     // ---- for status, STATUS= and metrics ------------------------------------------------------
@@ -106,6 +115,8 @@ public:
     std::size_t waiting() const { return ready_.size() + deferred_.size(); }
     std::optional<SystemClock::time_point> oldest() const;   // receipt of the oldest waiting message
     std::chrono::seconds backoff_remaining() const;
+    // Until the account may try again: the longer of the backoff and the token wait.
+    std::chrono::seconds wait_remaining() const;
 
 private:
     const core::Clock* clock_;
@@ -115,6 +126,7 @@ private:
     std::multimap<time_point, Item> deferred_;
     std::map<std::string, Item> held_;
     time_point backoff_until_{};
+    time_point token_wait_until_{};
     unsigned account_failures_ = 0;
     bool on_hold_ = false;
 };

@@ -66,6 +66,17 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
         asio::steady_timer retry_timer;   // next deferred message or end of account backoff
         bool removed = false;             // gone from the config at a reload: start nothing
         std::optional<std::filesystem::file_time_type> hold_token_stamp;  // token file when put on hold
+        // For `status` (issue 12, item 5): why the account is held and what to do, and the last
+        // error of the account or its mail, which a hold or a success does not wipe.
+        std::string hold_reason;
+        std::string hold_action;
+        std::string last_error;
+        SystemClock::time_point last_error_at{};
+        unsigned active = 0;              // messages being sent right now by the workers
+        void note_error(const std::string& error) {
+            last_error = error;
+            last_error_at = SystemClock::now();
+        }
         unsigned direct_open = 0;         // direct-mode sessions open, busy or idle
         std::vector<std::pair<std::unique_ptr<TransportSession>, Steady::time_point>> direct_idle;
 
@@ -107,6 +118,8 @@ struct DeliveryAgent::Impl : std::enable_shared_from_this<Impl> {
     static asio::awaitable<void> retry_loop(std::shared_ptr<Impl> self, Account* a);
     void hold_account(Account& a, const std::string& reason, const std::string& action);
     void release_account(Account& a, std::string_view why);
+    void wait_for_token(Account& a, const std::string& reason, std::chrono::seconds at_most);
+    void token_arrived(Account& a);
     void token_files_changed(const std::set<std::string>& names, bool all);
     void token_file_changed(Account& a);
     bool busy() const;

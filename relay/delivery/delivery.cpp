@@ -70,6 +70,12 @@ std::vector<std::string> DeliveryAgent::Impl::apply_config() {
 // The account's retry timer loop and its token upkeep (scheduled by the token manager itself).
 void DeliveryAgent::Impl::start_account(Account& a) {
     spawn_retry_loop(a);
+    // The token manager's own retry got a token after failures: a waiting account goes now.
+    std::weak_ptr<Impl> weak = weak_from_this();
+    Account* account = &a;
+    a.tokens->on_recovered([weak, account] {
+        if (auto self = weak.lock(); self && !self->stopping) self->token_arrived(*account);
+    });
     if (!a.removed) a.tokens->start_upkeep();
 }
 
@@ -129,20 +135,45 @@ void DeliveryAgent::Impl::recover(QueuedMessage message) {
 void DeliveryAgent::Impl::hold_account(Account& a, const std::string& reason, const std::string& action) {
     if (!a.queue.hold()) return;
     a.hold_token_stamp = store.stamp(a.config.name);
-    log::error("account_hold", {{"account", a.config.name}, {"reason", reason},
-                                {"queued", a.queue.waiting()}, {"action", action}});
+    a.hold_reason = reason;
+    a.hold_action = action;
+    a.note_error(reason);
+    log::error("account_hold", {{"account", a.config.name}, {"state", state::name(state::Account::held)},
+                                {"reason", reason}, {"queued", a.queue.waiting()}, {"action", action}});
 }
 
 void DeliveryAgent::Impl::release_account(Account& a, std::string_view why) {
     if (!a.queue.release()) return;
-    log::info("account_released", {{"account", a.config.name}, {"reason", why}});
+    a.hold_reason.clear();
+    a.hold_action.clear();
+    log::info("account_released", {{"account", a.config.name}, {"state", state::name(a.queue.state())}, {"reason", why}});
     kick(a);
+}
+
+// The token endpoint failed in a way the token manager retries on its own short schedule: no
+// SMTP backoff, no attempt charged to any message; token_arrived() (or `at_most`) ends the wait.
+void DeliveryAgent::Impl::wait_for_token(Account& a, const std::string& reason, std::chrono::seconds at_most) {
+    a.queue.wait_for_token(at_most);
+    a.note_error(reason);
+    log::warning("account_waiting_for_token",
+                 {{"account", a.config.name}, {"state", state::name(state::Account::waiting_for_token)},
+                  {"reason", reason}, {"queued", a.queue.waiting()}, {"next_try_in_s", static_cast<long>(at_most.count())}});
+    rearm(a);
+}
+
+void DeliveryAgent::Impl::token_arrived(Account& a) {
+    if (!a.queue.waiting_for_token()) return;   // an SMTP backoff is about the upstream: it stays
+    log::info("account_woken", {{"account", a.config.name}, {"reason", "access token obtained"},
+                                {"queued", a.queue.waiting()}});
+    a.queue.token_arrived();
+    kick(a);
+    rearm(a);
 }
 
 // Starts a worker for ready mail when the account may send and has room, or wakes an idle one.
 void DeliveryAgent::Impl::kick(Account& a) {
     if (stopping || a.removed || a.queue.on_hold() || a.queue.ready() == 0) return;
-    if (a.queue.backing_off()) {
+    if (a.queue.backing_off() || a.queue.waiting_for_token()) {
         rearm(a);
         return;
     }
@@ -281,13 +312,18 @@ std::vector<DeliveryAgent::AccountState> DeliveryAgent::account_states() const {
         if (a->removed) continue;
         AccountState s;
         s.name = name;
-        s.ready = a->queue.ready();
+        s.state = a->queue.state();
+        s.queued = a->queue.ready();
+        s.active = a->active;
         s.deferred = a->queue.deferred();
         s.held = a->queue.held();
         s.sessions = a->workers;
         s.oldest = a->queue.oldest();
-        s.backoff_remaining = a->queue.backoff_remaining();
-        s.on_hold = a->queue.on_hold();
+        s.wait_remaining = a->queue.wait_remaining();
+        s.hold_reason = a->hold_reason;
+        s.hold_action = a->hold_action;
+        s.last_error = a->last_error;
+        s.last_error_at = a->last_error_at;
         s.token = a->tokens->status();
         states.push_back(std::move(s));
     }

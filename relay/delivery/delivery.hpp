@@ -25,6 +25,7 @@
 #include "auth/token_manager.hpp"
 #include "auth/token_store.hpp"
 #include "conf/config.hpp"
+#include "relay/core/states.hpp"
 #include "relay/spool/queue_control.hpp"
 #include "relay/spool/spool.hpp"
 
@@ -62,15 +63,21 @@ public:
     std::size_t queued() const;     // messages known to the agent and not yet delivered or failed
 
     // A snapshot of one account for `status`, STATUS= and metrics (read on the I/O thread).
+    // Message and account states use the one vocabulary of relay/core/states.hpp.
     struct AccountState {
         std::string name;
-        std::size_t ready = 0;          // waiting for a free upstream session
+        state::Account state = state::Account::ready;
+        std::size_t queued = 0;         // waiting for their turn
+        std::size_t active = 0;         // being sent right now
         std::size_t deferred = 0;       // waiting for their retry time
         std::size_t held = 0;           // kept by `queue hold ID`
         unsigned sessions = 0;          // upstream sessions (workers) running
         std::optional<SystemClock::time_point> oldest;   // receipt of the oldest waiting message
-        bool on_hold = false;           // a person must act (account_hold); nothing is attempted
-        std::chrono::seconds backoff_remaining{0};      // > 0: backing off after transient trouble
+        std::chrono::seconds wait_remaining{0};         // backing-off / waiting-for-token: until the next try
+        std::string hold_reason;        // held: the reply or token error that caused it
+        std::string hold_action;        // held: what a person does
+        std::string last_error;         // the last error of the account or its mail (kept after recovery)
+        SystemClock::time_point last_error_at{};
         auth::TokenStatus token;
     };
     std::vector<AccountState> account_states() const;

@@ -70,6 +70,7 @@ asio::awaitable<std::string> DeliveryAgent::Impl::deliver_direct(QueuedMessage m
         if (failure) {
             --a.direct_open;
             if (failure->hold_action) hold_account(a, failure->reason, *failure->hold_action);
+            else if (failure->token_wait) wait_for_token(a, failure->reason, *failure->token_wait + std::chrono::seconds(1));
             kick(a);
             slot_freed(a);
             co_return std::string(smtp::replies::kUpstreamUnavailable);
@@ -104,7 +105,8 @@ asio::awaitable<std::string> DeliveryAgent::Impl::deliver_direct(QueuedMessage m
     if (!out.delivered.empty()) {
         log::info("delivered", {{"queue_id", item.message.id}, {"account", a.config.name},
                                 {"from", item.message.envelope.mail_from},
-                                {"rcpt_count", out.delivered.size()}, {"size", item.message.size},
+                                {"rcpt_count", out.delivered.size()}, log::recipients(out.delivered),
+                                {"size", item.message.size},
                                 {"upstream_reply", out.last_ok->text()}, {"attempt", 1},
                                 {"delay_ms", ms_since(item.message.received)}, {"delivery", "direct"}});
         if (!out.retry.empty())

@@ -58,6 +58,11 @@ asio::awaitable<void> DeliveryAgent::Impl::worker(std::shared_ptr<Impl> self, Ac
                 self->hold_account(*a, failure->reason, *failure->hold_action);
                 break;
             }
+            if (failure && failure->token_wait) {
+                // The token manager retries on its own schedule and wakes the account (issue 11, item 4).
+                self->wait_for_token(*a, failure->reason, *failure->token_wait + std::chrono::seconds(1));
+                break;
+            }
             if (failure) {
                 self->back_off_account(*a, failure->reason);
                 // Charge one attempt to the oldest ready message so its log shows the trouble.
@@ -93,8 +98,10 @@ asio::awaitable<std::optional<AccountFailure>> DeliveryAgent::Impl::reopen(Accou
     } catch (const AccountFailure& f) {
         failure = f;
     }
-    if (failure && !failure->hold_action)
+    if (failure && !failure->hold_action && !failure->token_wait) {
+        a.note_error(failure->reason);
         log::warning("upstream_unavailable", {{"account", a.config.name}, {"error", failure->reason}});
+    }
     co_return failure;
 }
 
@@ -114,6 +121,7 @@ asio::awaitable<Outcome> DeliveryAgent::Impl::send(Account& a, TransportSession&
 // One message on an open session. Returns false when the session broke.
 asio::awaitable<bool> DeliveryAgent::Impl::deliver(Account& a, TransportSession& session, Item item) {
     active.insert(item.message.id);
+    ++a.active;
     Outcome out;
     std::string read_error;
     QueuedMessage upstream;
@@ -131,6 +139,7 @@ asio::awaitable<bool> DeliveryAgent::Impl::deliver(Account& a, TransportSession&
     } catch (const std::system_error& e) {
         read_error = e.what();
     }
+    --a.active;
     active.erase(item.message.id);
     if (out.sender_denied) sender_refused(a, upstream, header_from, *out.sender_denied);
     if (!read_error.empty()) {
@@ -141,7 +150,8 @@ asio::awaitable<bool> DeliveryAgent::Impl::deliver(Account& a, TransportSession&
         a.queue.delivered();
         log::info("delivered", {{"queue_id", item.message.id}, {"account", a.config.name},
                                 {"from", upstream.envelope.mail_from},
-                                {"rcpt_count", out.delivered.size()}, {"size", item.message.size},
+                                {"rcpt_count", out.delivered.size()}, log::recipients(out.delivered),
+                                {"size", item.message.size},
                                 {"upstream_reply", out.last_ok->text()}, {"attempt", item.attempts},
                                 {"delay_ms", ms_since(item.message.received)},
                                 {"upstream_queue_id", upstream_queue_id(out.last_ok->text())}});
@@ -203,7 +213,9 @@ void DeliveryAgent::Impl::defer(Account& a, Item item, const std::string& reply,
         a.queue.add_held(std::move(item));
         return;
     }
+    a.note_error(reply);
     log::warning("deferred", {{"queue_id", item.message.id}, {"account", a.config.name},
+                              log::recipients(item.message.envelope.rcpt_to),
                               {"upstream_reply", reply}, {"attempt", item.attempts},
                               {"next_try_in_s", static_cast<long>(decision.delay.count())}});
     a.queue.add_deferred(std::move(item), decision.delay);
@@ -212,7 +224,8 @@ void DeliveryAgent::Impl::defer(Account& a, Item item, const std::string& reply,
 
 void DeliveryAgent::Impl::back_off_account_for(Account& a, const std::string& reason, std::chrono::seconds delay) {
     a.queue.back_off_for(delay);
-    log::warning("account_backoff", {{"account", a.config.name}, {"reason", reason},
+    log::warning("account_backoff", {{"account", a.config.name}, {"state", state::name(state::Account::backing_off)},
+                                     {"reason", reason},
                                      {"failures", a.queue.account_failures()},
                                      {"next_try_in_s", static_cast<long>(delay.count())}});
     rearm(a);
@@ -220,7 +233,8 @@ void DeliveryAgent::Impl::back_off_account_for(Account& a, const std::string& re
 
 void DeliveryAgent::Impl::back_off_account(Account& a, const std::string& reason) {
     auto delay = a.queue.back_off();
-    log::warning("account_backoff", {{"account", a.config.name}, {"reason", reason},
+    log::warning("account_backoff", {{"account", a.config.name}, {"state", state::name(state::Account::backing_off)},
+                                     {"reason", reason},
                                      {"failures", a.queue.account_failures()},
                                      {"next_try_in_s", static_cast<long>(delay.count())}});
     rearm(a);
@@ -241,9 +255,11 @@ void DeliveryAgent::Impl::fail(const Item& item, const std::string& reason, std:
             recipients.push_back({rcpt, status_of_reply(reason), reason});
     bounce(item.message, std::move(recipients));
     --in_flight;
+    if (auto it = accounts.find(item.message.envelope.account); it != accounts.end()) it->second->note_error(reason);
     log::error("failed", {{"queue_id", item.message.id}, {"account", item.message.envelope.account},
                           {"from", item.message.envelope.mail_from},
                           {"rcpt_count", item.message.envelope.rcpt_to.size()},
+                          log::recipients(item.message.envelope.rcpt_to),
                           {"upstream_reply", reason}, {"attempt", item.attempts},
                           {"delay_ms", ms_since(item.message.received)}});
     // The move syncs two directories: on the pool, not the I/O thread.

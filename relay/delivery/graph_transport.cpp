@@ -207,16 +207,14 @@ public:
     }
 
     asio::awaitable<std::unique_ptr<TransportSession>> open() override {
-        std::string token, error;
-        std::optional<std::string> hold;
+        std::string token;
+        std::optional<AccountFailure> trouble;
         try {
             token = co_await deps_.tokens.access_token();
         } catch (const auth::TokenError& e) {
-            error = e.what();
-            // A dead refresh token or client secret needs a person: retrying only adds sign-in failures.
-            if (auth::needs_person(e.kind())) hold = e.admin_hint(account_.name);
+            trouble = token_failure(e, account_, deps_.tokens.status());
         }
-        if (!error.empty()) throw AccountFailure{"token: " + error, hold};
+        if (trouble) throw *trouble;
         // Replace the session before the token goes stale, as the SMTP transport does.
         const auto now = auth::Clock::now();
         const auto valid_until = deps_.tokens.status().access_valid_until;

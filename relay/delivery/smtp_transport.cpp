@@ -108,19 +108,16 @@ public:
         }
 
         auth::TokenManager& tokens = deps_.tokens;
-        std::string token, token_error;
-        std::optional<std::string> token_hold;
+        std::string token;
+        std::optional<AccountFailure> token_trouble;
         try {
             token = co_await tokens.access_token();
         } catch (const auth::TokenError& e) {
-            token_error = e.what();
-            // A dead refresh token, client secret or consent needs a person: retrying only adds
-            // sign-in failures (the same rule the token manager fails fast by).
-            if (auth::needs_person(e.kind())) token_hold = e.admin_hint(account_.name);
+            token_trouble = token_failure(e, account_, tokens.status());
         }
-        if (!token_error.empty()) {
+        if (token_trouble) {
             co_await session->quit();
-            throw AccountFailure{"token: " + token_error, token_hold};
+            throw *token_trouble;
         }
         smtp::Reply reply = co_await authenticate(*session, token);
         if (auto action = hold_action_for(reply)) {
@@ -131,14 +128,16 @@ public:
             // The provider refused the token (revoked, or it expired early): one fresh token, one retry.
             log::warning("upstream_auth_rejected", {{"account", account_.name}, {"upstream_reply", reply.text()},
                                                     {"action", "refreshing the access token and retrying once"}});
+            // invalid_grant here (the refresh token died with the access token) holds the account
+            // at once with the authorize hint, rather than after another SMTP backoff (issue 11, item 4).
             try {
                 token = co_await tokens.token_rejected(token);
             } catch (const auth::TokenError& e) {
-                token_error = e.what();
+                token_trouble = token_failure(e, account_, tokens.status());
             }
-            if (!token_error.empty()) {
+            if (token_trouble) {
                 co_await session->quit();
-                throw AccountFailure{"token: " + token_error, std::nullopt};
+                throw *token_trouble;
             }
             reply = co_await authenticate(*session, token);
         }

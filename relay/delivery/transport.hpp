@@ -34,6 +34,7 @@
 
 #include <utility>  // GCC 12 + Boost 1.81: must precede asio/awaitable.hpp
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -55,7 +56,17 @@ namespace relay {
 struct AccountFailure {
     std::string reason;                        // for the log and the deferred message's last reply
     std::optional<std::string> hold_action;    // set when a person must act: hold the account
+    // Set when the token endpoint failed in a way its own retry schedule handles (token_retry.hpp):
+    // the account waits for the token manager's on_recovered instead of the SMTP backoff, and looks
+    // again on its own after this long at the latest (issue 11, item 4).
+    std::optional<std::chrono::seconds> token_wait;
 };
+
+// The AccountFailure for a failed token request: a hold with the hint table's fix when a person
+// must act (invalid_grant, client, consent), a wait for the token manager's retry when it has one
+// scheduled, else plain account trouble (SMTP backoff).
+AccountFailure token_failure(const auth::TokenError& error, const conf::Account& account,
+                             const auth::TokenStatus& status);
 
 // Waits for the account's next transaction slot (rate_per_minute); provided by the scheduler.
 using Pacer = std::function<boost::asio::awaitable<void>()>;

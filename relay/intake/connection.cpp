@@ -297,7 +297,8 @@ asio::awaitable<std::string> Connection::commit_direct() {
     const Envelope& env = message.envelope;
     log::info("received", {{"queue_id", message.id}, {"client", peer_}, {"user", env.user},
                            {"account", env.account}, {"from", env.mail_from},
-                           {"rcpt_count", env.rcpt_to.size()}, {"size", message.size}, {"delivery", "direct"}});
+                           {"rcpt_count", env.rcpt_to.size()}, log::recipients(env.rcpt_to), {"size", message.size},
+                           {"delivery", "direct"}});
     const std::filesystem::path path = message.path;
     std::string reply = co_await services_->direct(std::move(message));
     ::unlink(path.c_str());
@@ -318,7 +319,7 @@ asio::awaitable<std::string> Connection::commit_message() {
     const Envelope& env = message.envelope;
     log::info("received", {{"queue_id", message.id}, {"client", peer_}, {"user", env.user},
                            {"account", env.account}, {"from", env.mail_from},
-                           {"rcpt_count", env.rcpt_to.size()}, {"size", message.size}});
+                           {"rcpt_count", env.rcpt_to.size()}, log::recipients(env.rcpt_to), {"size", message.size}});
     std::string reply = smtp_.commit_finished(message.id);
     services_->on_queued(std::move(message));
     co_return reply;

@@ -7,6 +7,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "relay/core/states.hpp"
+
 namespace relay {
 namespace {
 
@@ -62,22 +64,29 @@ json::object status_json(const StatusSnapshot& snapshot) {
     out["admin"] = std::move(admin);
     out["smtp_sessions"] = static_cast<std::uint64_t>(snapshot.smtp_sessions);
 
-    std::size_t ready = 0, deferred = 0, held = 0;
+    std::size_t queued = 0, active = 0, deferred = 0, held = 0;
     std::optional<SystemClock::time_point> oldest;
     json::array accounts;
     for (const auto& a : snapshot.accounts) {
-        ready += a.ready;
+        queued += a.queued;
+        active += a.active;
         deferred += a.deferred;
         held += a.held;
         if (a.oldest && (!oldest || *a.oldest < *oldest)) oldest = a.oldest;
         json::object account;
         account["name"] = a.name;
-        account["ready"] = static_cast<std::uint64_t>(a.ready);
+        account["state"] = a.state;
+        account["queued"] = static_cast<std::uint64_t>(a.queued);
+        account["active"] = static_cast<std::uint64_t>(a.active);
         account["deferred"] = static_cast<std::uint64_t>(a.deferred);
         account["held"] = static_cast<std::uint64_t>(a.held);
         account["upstream_sessions"] = a.sessions;
-        account["on_hold"] = a.on_hold;
-        account["backoff_remaining_s"] = static_cast<std::int64_t>(a.backoff_remaining.count());
+        account["on_hold"] = a.state == state::name(state::Account::held);
+        account["wait_remaining_s"] = static_cast<std::int64_t>(a.wait_remaining.count());
+        account["hold_reason"] = a.hold_reason;
+        account["hold_action"] = a.hold_action;
+        account["last_error"] = a.last_error;
+        account["last_error_at"] = iso_time(a.last_error_at);
         if (a.oldest) account["oldest_age_s"] = seconds_between(*a.oldest, now);
         json::object token;
         token["have_refresh_token"] = a.token.have_refresh_token;
@@ -87,16 +96,18 @@ json::object status_json(const StatusSnapshot& snapshot) {
         token["last_refresh"] = iso_time(a.token.last_refresh);
         token["last_error"] = a.token.last_error;
         token["refreshes"] = a.token.refresh_count;
+        if (a.token.retry_at != SystemClock::time_point{})
+            token["retry_in_s"] = std::max<std::int64_t>(0, seconds_between(now, a.token.retry_at));
         account["token"] = std::move(token);
         accounts.emplace_back(std::move(account));
     }
     std::size_t total = snapshot.queued;
     json::object queue;
     queue["total"] = static_cast<std::uint64_t>(total);
-    queue["ready"] = static_cast<std::uint64_t>(ready);
+    queue["queued"] = static_cast<std::uint64_t>(queued);
+    queue["active"] = static_cast<std::uint64_t>(active);
     queue["deferred"] = static_cast<std::uint64_t>(deferred);
     queue["held"] = static_cast<std::uint64_t>(held);
-    queue["in_delivery"] = static_cast<std::uint64_t>(total > ready + deferred + held ? total - ready - deferred - held : 0);
     if (oldest) queue["oldest_age_s"] = seconds_between(*oldest, now);
     out["queue"] = std::move(queue);
     out["accounts"] = std::move(accounts);
@@ -113,45 +124,57 @@ std::string render_status(const json::object& s) {
                 if (item.is_string()) joined += (joined.empty() ? "" : ", ") + std::string(item.as_string());
         return joined.empty() ? std::string("-") : joined;
     };
+    // "2 queued, 0 active, 1 deferred, 0 held": the message states in the one vocabulary's order.
+    auto counts = [](const json::object& o) {
+        std::string text;
+        for (auto st : state::kWaitingStates)
+            text += fmt::format("{}{} {}", text.empty() ? "" : ", ", int_of(o, state::name(st)), state::name(st));
+        return text;
+    };
     out += fmt::format("listening:  {}\n", list("listening"));
     out += fmt::format("admin:      {}\n", list("admin"));
     out += fmt::format("smtp sessions: {}\n", int_of(s, "smtp_sessions"));
     if (const json::value* q = s.if_contains("queue"); q && q->is_object()) {
         const auto& queue = q->as_object();
-        out += fmt::format("queue: {} message(s): {} ready, {} deferred, {} held, {} in delivery", int_of(queue, "total"),
-                           int_of(queue, "ready"), int_of(queue, "deferred"), int_of(queue, "held"),
-                           int_of(queue, "in_delivery"));
+        out += fmt::format("queue: {} message(s): {}", int_of(queue, "total"), counts(queue));
         if (queue.contains("oldest_age_s")) out += fmt::format("; oldest waiting {}", duration_text(int_of(queue, "oldest_age_s")));
         out += "\n";
     }
-    if (const json::value* list_value = s.if_contains("accounts"); list_value && list_value->is_array()) {
-        for (const auto& item : list_value->as_array()) {
-            if (!item.is_object()) continue;
-            const auto& a = item.as_object();
-            out += fmt::format("account {}: {} ready, {} deferred, {} upstream session(s)", string_of(a, "name"),
-                               int_of(a, "ready"), int_of(a, "deferred"), int_of(a, "upstream_sessions"));
-            if (a.contains("oldest_age_s")) out += fmt::format(", oldest waiting {}", duration_text(int_of(a, "oldest_age_s")));
-            const json::value* hold = a.if_contains("on_hold");
-            if (hold && hold->is_bool() && hold->as_bool())
-                out += ", ON HOLD until a person acts (see the account_hold log line)";
-            else if (int_of(a, "backoff_remaining_s") > 0)
-                out += fmt::format(", backing off for another {}", duration_text(int_of(a, "backoff_remaining_s")));
-            out += "\n";
-            if (const json::value* t = a.if_contains("token"); t && t->is_object()) {
-                const auto& token = t->as_object();
-                std::string valid = string_of(token, "valid_until");
-                const json::value* have = token.if_contains("have_refresh_token");
-                bool has_refresh = have && have->is_bool() && have->as_bool();
-                out += fmt::format("  token: {}", has_refresh ? "refresh token stored"
-                                                                : "NO refresh token (sign in: smtp-oauth2-relay authorize)");
-                out += valid.empty() ? std::string(", no access token yet")
-                                     : fmt::format(", access token valid until {} ({})", valid,
-                                                   int_of(token, "valid_for_s") > 0
-                                                       ? "in " + duration_text(int_of(token, "valid_for_s")) : std::string("expired"));
-                std::string last = string_of(token, "last_refresh");
-                out += fmt::format(", last refresh {}, {} refresh(es)\n", last.empty() ? "never" : last, int_of(token, "refreshes"));
-                std::string error = string_of(token, "last_error");
-                out += fmt::format("  last error: {}\n", error.empty() ? "none" : error);
+    const json::value* list_value = s.if_contains("accounts");
+    if (!list_value || !list_value->is_array()) return out;
+    for (const auto& item : list_value->as_array()) {
+        if (!item.is_object()) continue;
+        const auto& a = item.as_object();
+        const std::string st = string_of(a, "state");
+        out += fmt::format("account {}: {}", string_of(a, "name"), st);
+        if (st == state::name(state::Account::held)) out += " until a person acts";
+        else if (int_of(a, "wait_remaining_s") > 0) out += fmt::format(" (next try in {})", duration_text(int_of(a, "wait_remaining_s")));
+        out += fmt::format("; {}; {} upstream session(s)", counts(a), int_of(a, "upstream_sessions"));
+        if (a.contains("oldest_age_s")) out += fmt::format("; oldest waiting {}", duration_text(int_of(a, "oldest_age_s")));
+        out += "\n";
+        if (const std::string reason = string_of(a, "hold_reason"); !reason.empty())
+            out += fmt::format("  hold reason: {}\n  what to do: {}\n", reason, string_of(a, "hold_action"));
+        const std::string last = string_of(a, "last_error");
+        out += last.empty() ? std::string("  last error: none\n")
+                            : fmt::format("  last error: {} (at {})\n", last, string_of(a, "last_error_at"));
+        if (const json::value* t = a.if_contains("token"); t && t->is_object()) {
+            const auto& token = t->as_object();
+            std::string valid = string_of(token, "valid_until");
+            const json::value* have = token.if_contains("have_refresh_token");
+            bool has_refresh = have && have->is_bool() && have->as_bool();
+            out += fmt::format("  token: {}", has_refresh ? "refresh token stored"
+                                                            : "NO refresh token (sign in: smtp-oauth2-relay authorize)");
+            out += valid.empty() ? std::string(", no access token yet")
+                                 : fmt::format(", access token valid until {} ({})", valid,
+                                               int_of(token, "valid_for_s") > 0
+                                                   ? "in " + duration_text(int_of(token, "valid_for_s")) : std::string("expired"));
+            std::string refreshed = string_of(token, "last_refresh");
+            out += fmt::format(", last refresh {}, {} refresh(es)\n", refreshed.empty() ? "never" : refreshed,
+                               int_of(token, "refreshes"));
+            if (std::string error = string_of(token, "last_error"); !error.empty()) {
+                out += "  last token error: " + error;
+                if (token.contains("retry_in_s")) out += fmt::format(" (retrying in {})", duration_text(int_of(token, "retry_in_s")));
+                out += "\n";
             }
         }
     }
@@ -159,32 +182,56 @@ std::string render_status(const json::object& s) {
 }
 
 std::string status_summary(const StatusSnapshot& snapshot) {
-    std::size_t ready = 0, deferred = 0;
-    std::string held;
+    std::size_t queued = 0, active = 0, deferred = 0, held = 0;
+    std::string held_accounts;
     for (const auto& a : snapshot.accounts) {
-        ready += a.ready;
+        queued += a.queued;
+        active += a.active;
         deferred += a.deferred;
-        if (a.on_hold) held += (held.empty() ? "" : ",") + a.name;
+        held += a.held;
+        if (a.state == state::name(state::Account::held)) held_accounts += (held_accounts.empty() ? "" : ",") + a.name;
     }
-    return fmt::format("{} queued ({} ready, {} deferred); on hold: {}", snapshot.queued, ready, deferred,
-                       held.empty() ? "none" : held);
+    return fmt::format("{} messages ({} queued, {} active, {} deferred, {} held); held accounts: {}", snapshot.queued,
+                       queued, active, deferred, held, held_accounts.empty() ? "none" : held_accounts);
 }
 
+namespace {
+
+// "state: queued = waiting for ..., active = ...": HELP text from the one vocabulary.
+template <std::size_t N>
+std::string states_help(const std::array<state::Described, N>& states) {
+    std::string text;
+    for (const auto& s : states) text += fmt::format("{}{} = {}", text.empty() ? "" : "; ", s.name, s.meaning);
+    return text;
+}
+
+}  // namespace
+
 std::vector<metrics::Gauge> status_gauges(const StatusSnapshot& snapshot) {
-    metrics::Gauge queue{"smtp_oauth2_relay_queue_messages", "Messages in the queue by account and state.", {}};
+    metrics::Gauge queue{"smtp_oauth2_relay_queue_messages",
+                         "Messages waiting, by account and state (" + states_help(state::kMessageStates) + ").", {}};
     metrics::Gauge total{"smtp_oauth2_relay_queue_total", "Messages accepted and not yet delivered or failed.",
                          {{"", static_cast<double>(snapshot.queued)}}};
-    metrics::Gauge hold{"smtp_oauth2_relay_account_on_hold", "1 while the account backs off after upstream trouble.", {}};
+    metrics::Gauge account_state{"smtp_oauth2_relay_account_state",
+                                 "1 for the account's current state, 0 for the others (" +
+                                     states_help(state::kAccountStates) + ").", {}};
+    metrics::Gauge hold{"smtp_oauth2_relay_account_on_hold",
+                        "1 while the account is held: a person must act (status shows the reason).", {}};
     metrics::Gauge token{"smtp_oauth2_relay_token_valid_seconds", "Seconds the current access token stays valid (0: none).", {}};
     auto now = SystemClock::now();
     for (const auto& a : snapshot.accounts) {
-        queue.samples.push_back({fmt::format("{{account=\"{}\",state=\"ready\"}}", a.name), static_cast<double>(a.ready)});
-        queue.samples.push_back({fmt::format("{{account=\"{}\",state=\"deferred\"}}", a.name), static_cast<double>(a.deferred)});
-        hold.samples.push_back({fmt::format("{{account=\"{}\"}}", a.name), a.on_hold ? 1.0 : 0.0});
+        const std::size_t counts[] = {a.queued, a.active, a.deferred, a.held};
+        for (std::size_t i = 0; i < state::kWaitingStates.size(); ++i)
+            queue.samples.push_back({fmt::format("{{account=\"{}\",state=\"{}\"}}", a.name, state::name(state::kWaitingStates[i])),
+                                     static_cast<double>(counts[i])});
+        for (const auto& s : state::kAccountStates)
+            account_state.samples.push_back({fmt::format("{{account=\"{}\",state=\"{}\"}}", a.name, s.name),
+                                             a.state == s.name ? 1.0 : 0.0});
+        hold.samples.push_back({fmt::format("{{account=\"{}\"}}", a.name), a.state == state::name(state::Account::held) ? 1.0 : 0.0});
         double valid = a.token.access_valid_until > now ? static_cast<double>(seconds_between(now, a.token.access_valid_until)) : 0.0;
         token.samples.push_back({fmt::format("{{account=\"{}\"}}", a.name), valid});
     }
-    return {queue, total, hold, token};
+    return {queue, total, account_state, hold, token};
 }
 
 }  // namespace relay

@@ -26,16 +26,23 @@ struct StatusSnapshot {
         SystemClock::time_point last_refresh{};
         std::string last_error;             // a summary, never a secret
         unsigned refresh_count = 0;
+        SystemClock::time_point retry_at{};  // after a failure: the token manager's next request
     };
+    // States and counts use the one vocabulary of relay/core/states.hpp.
     struct Account {
         std::string name;
-        std::size_t ready = 0;              // waiting for a free upstream session
+        std::string state = "ready";        // a state::Account name
+        std::size_t queued = 0;             // waiting for their turn
+        std::size_t active = 0;             // being sent right now
         std::size_t deferred = 0;           // waiting for their retry time
         std::size_t held = 0;               // kept by `queue hold ID`
         unsigned sessions = 0;              // upstream sessions running
         std::optional<SystemClock::time_point> oldest;   // receipt of the oldest waiting message
-        bool on_hold = false;               // a person must act (account_hold)
-        std::chrono::seconds backoff_remaining{0};
+        std::chrono::seconds wait_remaining{0};          // backing-off / waiting-for-token
+        std::string hold_reason;            // held: why
+        std::string hold_action;            // held: what a person does
+        std::string last_error;             // the account's last error (mail or token), kept after recovery
+        SystemClock::time_point last_error_at{};
         Token token;
     };
 
@@ -53,7 +60,8 @@ boost::json::object status_json(const StatusSnapshot& snapshot);
 // The snapshot as lines for a terminal (`smtp-oauth2-relay status`).
 std::string render_status(const boost::json::object& snapshot);
 
-// systemd's STATUS=: "3 queued (1 ready, 2 deferred); on hold: office". Short: `systemctl status` shows it.
+// systemd's STATUS=: "3 messages (1 queued, 0 active, 2 deferred, 0 held); held accounts: office". Short:
+// `systemctl status` shows it.
 std::string status_summary(const StatusSnapshot& snapshot);
 
 // Queue depth by account and state, accounts on hold, token validity: gauges for /metrics.

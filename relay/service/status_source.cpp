@@ -9,18 +9,24 @@ StatusSnapshot take_status(const DeliveryAgent& delivery) {
     for (const auto& a : delivery.account_states()) {
         StatusSnapshot::Account account;
         account.name = a.name;
-        account.ready = a.ready;
+        account.state = std::string(state::name(a.state));
+        account.queued = a.queued;
+        account.active = a.active;
         account.deferred = a.deferred;
         account.held = a.held;
         account.sessions = a.sessions;
         account.oldest = a.oldest;
-        account.on_hold = a.on_hold;
-        account.backoff_remaining = a.backoff_remaining;
+        account.wait_remaining = a.wait_remaining;
+        account.hold_reason = a.hold_reason;
+        account.hold_action = a.hold_action;
+        account.last_error = a.last_error;
+        account.last_error_at = a.last_error_at;
         account.token.have_refresh_token = a.token.have_refresh_token;
         account.token.access_valid_until = a.token.access_valid_until;
         account.token.last_refresh = a.token.last_refresh;
         account.token.last_error = a.token.last_error;
         account.token.refresh_count = a.token.refresh_count;
+        account.token.retry_at = a.token.retry_at;
         out.accounts.push_back(std::move(account));
     }
     return out;

@@ -123,6 +123,11 @@ def test_control_characters_in_f_and_F_are_refused_before_anything_is_sent(relay
 def test_hash_password_refuses_a_short_password():
     short = subprocess.run([BINARY, "hash-password"], input=b"x\n", capture_output=True, timeout=30)
     assert short.returncode == 2 and b"at least 12" in short.stderr and short.stdout == b""
+    # The boundary (issue 12, item 5): 11 characters are refused, 12 are enough.
+    eleven = subprocess.run([BINARY, "hash-password"], input=b"a" * 11 + b"\n", capture_output=True, timeout=30)
+    assert eleven.returncode == 2 and b"has 11 characters" in eleven.stderr and eleven.stdout == b""
+    twelve = subprocess.run([BINARY, "hash-password"], input=b"a" * 12 + b"\n", capture_output=True, timeout=60)
+    assert twelve.returncode == 0 and twelve.stdout.startswith(b"$pbkdf2-sha256$"), twelve.stderr
 
 
 def test_relay_down_sendmail_exits_0_and_the_mail_goes_out_when_it_starts(relay, standin):

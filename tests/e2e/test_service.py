@@ -154,7 +154,7 @@ def test_notify_ready_status_watchdog_and_reload(relay, tmp_path, monkeypatch):
         relay.start()
         ready = sink.wait_for(lambda m: b"READY=1" in m)
         # READY=1 means listening: the port answers (start() connected already) and STATUS names the queue.
-        assert any(b"STATUS=0 queued" in m for m in sink.received), sink.received
+        assert any(b"STATUS=0 messages (0 queued" in m for m in sink.received), sink.received
         with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as s:
             assert s.recv(512).startswith(b"220 ")
         send(relay.port, message("notify"))
@@ -307,7 +307,7 @@ def test_status_and_metrics_during_a_run(relay, standin):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert f"127.0.0.1:{relay.port}" in out and f"unix:{socket_path}" in out
-    assert re.search(r"queue: 1 message\(s\): 0 ready, 1 deferred", out), out
+    assert re.search(r"queue: 1 message\(s\): 0 queued, 0 active, 1 deferred, 0 held", out), out
     assert "oldest waiting" in out and "account office:" in out, out
     assert "refresh token stored" in out and "access token valid until 20" in out
     snapshot = json.loads(relay.run("status", "--json").stdout)

@@ -43,6 +43,10 @@ DEFAULT_SETTINGS = {
     # responses ("" = the real lifetime), and bytes of padding added to every token response.
     "token_expires_in_json": "",
     "token_padding_bytes": 0,
+    # An outage script (issue 11, item 4): each token request takes the next step, then the endpoint
+    # answers normally again. "500", "503", "429" answer that status with temporarily_unavailable
+    # ("429:30" adds Retry-After: 30); "hang:20" holds the request 20 s and closes without an answer.
+    "token_script": [],
     # Microsoft Graph (standin_graph.py): force answers, hold requests, the app's application roles.
     "graph_fail": {},            # {"status": 429, "code": "...", "message": "...", "retry_after": "5", "count": N}
     "graph_delay_ms": 0,
@@ -56,6 +60,7 @@ SEND_AS_CHECKS = ("mail_from", "end_of_data")
 
 # A reply line as an SMTP server sends it (RFC 5321 section 4.2): code, space, text, no line break.
 REPLY_LINE = re.compile(r"^[2-5][0-9][0-9] [^\r\n]+$")
+TOKEN_STEP = re.compile(r"^(?:(?:429|5[0-9][0-9])(?::[0-9]{1,4})?|hang:[0-9]{1,3})$")
 
 
 class ControlError(ValueError):
@@ -90,6 +95,9 @@ def parse_control_request(request):
                     or not isinstance(value.get("count", 0), int) or value.get("count", 0) < 0)):
                 raise ControlError('graph_fail must be {} or {"status": 4xx/5xx, "code": "...", "message": "...", '
                                    '"retry_after": "5", "count": N (0 = every request)}')
+        elif key == "token_script":
+            if not isinstance(value, list) or not all(isinstance(v, str) and TOKEN_STEP.match(v) for v in value):
+                raise ControlError('token_script must be a list of steps like "500", "429:30" or "hang:20"')
         elif key == "graph_app_roles":
             if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
                 raise ControlError("graph_app_roles must be a list of role names")
@@ -178,6 +186,15 @@ class Settings:
             granted = self._values["send_as"].get((mailbox or "").lower(), [])
         return address == (mailbox or "").lower() or address in granted
 
+    def take_token_step(self):
+        """The next step of token_script ("" when it is done), removed from the script."""
+        with self._lock:
+            script = self._values["token_script"]
+            if not script:
+                return ""
+            self._values["token_script"] = script[1:]
+            return script[0]
+
     def next_message_is_throttled(self):
         """Count one end of data; True for every Nth while throttle_every_n = N > 0."""
         with self._lock:
@@ -194,6 +211,7 @@ class Stats:
     def __init__(self):
         self._lock = threading.Lock()
         self._token_requests = {}    # grant_type -> outcome -> count
+        self._token_log = []         # {"at": answered (Unix time), "outcome": ...} per token request
         self._auth = {}              # mechanism -> {"success": n, "failure": n}
         self._sessions_now = {}      # user (lower case) -> authenticated sessions open now
         self._sessions_max = {}      # user -> highest concurrent count seen
@@ -229,6 +247,7 @@ class Stats:
         with self._lock:
             per_grant = self._token_requests.setdefault(grant_type or "(none)", {})
             per_grant[outcome] = per_grant.get(outcome, 0) + 1
+            self._token_log.append({"at": time.time(), "outcome": outcome})
 
     def smtp_connection(self):
         with self._lock:
@@ -270,6 +289,7 @@ class Stats:
         with self._lock:
             return {
                 "token_requests": {g: dict(o) for g, o in self._token_requests.items()},
+                "token_log": list(self._token_log),
                 "smtp_connections": self._smtp_connections,
                 "sessions_current": dict(self._sessions_now),
                 "sessions_max": dict(self._sessions_max),

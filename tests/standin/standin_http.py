@@ -174,6 +174,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply_json(404, {"error": "not_found"})
 
     def _token(self, body):
+        step = self.server.settings.take_token_step()
+        if step:
+            self._scripted_token_failure(step)
+            return
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         settings = self.server.settings.snapshot()
         if settings["token_delay_ms"]:
@@ -196,6 +200,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply_hostile_token(status, reply, headers, settings)
             return
         self._reply_json(status, reply, headers)
+
+    def _scripted_token_failure(self, step):
+        """One step of token_script: an outage as Microsoft's endpoint has them (AADSTS90033)."""
+        kind, _, argument = step.partition(":")
+        if kind == "hang":
+            time.sleep(int(argument))
+            self.server.stats.token_request("(scripted)", "hang")
+            print(f"ms_standin: token scripted hang {argument}s, closed without an answer", file=sys.stderr, flush=True)
+            self.close_connection = True
+            return
+        status = int(kind)
+        self.server.stats.token_request("(scripted)", f"http_{status}")
+        print(f"ms_standin: token scripted status={status}", file=sys.stderr, flush=True)
+        headers = [("Retry-After", argument)] if argument else []
+        self._reply_json(status, {"error": "temporarily_unavailable",
+                                  "error_description": "AADSTS90033: A transient error has occurred. Please try again.",
+                                  "error_codes": [90033]}, headers)
 
     def _reply_hostile_token(self, status, reply, headers, settings):
         """A token response as a broken or hostile endpoint sends it: expires_in replaced by raw JSON

@@ -172,18 +172,12 @@ TEST(TokenEndpoint, DescriptionKeepsOnlyTheFirstLine) {
     EXPECT_EQ(std::string(e.what()), "token request failed: invalid_grant (HTTP 400): AADSTS70008: expired.");
 }
 
-TEST(TokenEndpoint, AdminHintsNameTheCommandOrAction) {
-    auto hint = [](TokenFailure kind) { return TokenError(kind, "x", "", 400).admin_hint("office"); };
-    EXPECT_EQ(hint(TokenFailure::invalid_grant),
-              "the refresh token is expired or revoked; a person must sign in again: run "
-              "`smtp-oauth2-relay authorize --account office` (or `token import`)");
-    EXPECT_NE(hint(TokenFailure::invalid_client).find("AADSTS7000215"), std::string::npos);
-    EXPECT_NE(hint(TokenFailure::invalid_client).find("client_secret"), std::string::npos);
-    EXPECT_NE(hint(TokenFailure::consent_required).find("SMTP.Send"), std::string::npos);
-    EXPECT_NE(hint(TokenFailure::temporary).find("will retry"), std::string::npos);
-    for (auto kind : {TokenFailure::invalid_grant, TokenFailure::invalid_client, TokenFailure::consent_required,
-                      TokenFailure::temporary, TokenFailure::other})
-        EXPECT_EQ(hint(kind).find('\n'), std::string::npos);
+TEST(TokenEndpoint, RetryAfterIsKeptFromTheResponse) {
+    EXPECT_EQ(parse_retry_after_seconds("7"), std::chrono::seconds(7));
+    EXPECT_EQ(parse_retry_after_seconds(" 30 "), std::chrono::seconds(30));
+    EXPECT_EQ(parse_retry_after_seconds(""), std::nullopt);
+    EXPECT_EQ(parse_retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT"), std::nullopt);
+    EXPECT_EQ(parse_retry_after_seconds("99999999999"), std::nullopt);
 }
 
 namespace {

@@ -292,19 +292,60 @@ TEST(TokenManager, TemporaryFailuresBackOffWithoutHttp) {
     h.http.push_token("AT-1", 3600);
     EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);
     EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);  // answered from the backoff
-    h.advance(4900ms);
+    h.advance(1900ms);
     EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);
     EXPECT_EQ(h.http.count(), 1u);
-    h.advance(200ms);                                           // 5 s passed: one more attempt
+    h.advance(200ms);                                           // 2 s passed: one more attempt
     EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);
     EXPECT_EQ(h.http.count(), 2u);
-    h.advance(9500ms);                                          // backoff doubled to 10 s
+    h.advance(3800ms);                                          // backoff doubled to 4 s
     EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);
     EXPECT_EQ(h.http.count(), 2u);
-    h.advance(600ms);
+    h.advance(300ms);
     EXPECT_EQ(h.get(), "AT-1");
     EXPECT_EQ(h.http.count(), 3u);
     EXPECT_EQ(h.get(), "AT-1");                                 // success resets everything
+}
+
+TEST(TokenManager, RetryAfterIsHonouredWithinItsBound) {
+    Harness h;
+    h.store_tokens("RT-1");
+    HttpResponse busy{429, R"({"error":"temporarily_unavailable"})", "30"};
+    {
+        std::lock_guard lock(h.http.mutex);
+        h.http.script.push_back(busy);
+    }
+    h.http.push_token("AT-1", 3600);
+    EXPECT_EQ(h.get_error().retry_after(), 30s);
+    h.advance(29s);
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);   // not before Retry-After
+    EXPECT_EQ(h.http.count(), 1u);
+    EXPECT_GT(h.manager->status().retry_at, h.now());
+    h.advance(2s);
+    EXPECT_EQ(h.get(), "AT-1");
+    EXPECT_EQ(h.manager->status().retry_at, Clock::time_point{});
+}
+
+TEST(TokenManager, ItsOwnRetryFetchesTheTokenAndWakesWhoWaited) {
+    Harness h;
+    h.store_tokens("RT-1");
+    h.http.push(500, "<html>down</html>");
+    h.http.push_token("AT-1", 3600);
+    std::atomic<int> woken{0};
+    h.manager->on_recovered([&] { ++woken; });
+    h.manager->start_upkeep();   // a running relay: upkeep on, so the manager retries by itself
+    // Upkeep finds a fresh-enough file without last_refresh and refreshes: that is the 500.
+    EXPECT_EQ(h.get_error().kind(), TokenFailure::temporary);
+    // Nobody calls again: the manager's retry (2 s of real time on its timer) gets the token.
+    h.advance(3s);
+    h.io.restart();
+    auto guard = asio::make_work_guard(h.io);
+    for (int i = 0; i < 500 && woken == 0; ++i) h.io.run_one_for(10ms);
+    EXPECT_EQ(woken.load(), 1);
+    EXPECT_EQ(h.http.count(), 2u);
+    EXPECT_EQ(h.get(), "AT-1");   // from the cache: no third request
+    EXPECT_EQ(h.http.count(), 2u);
+    h.manager->stop_upkeep();
 }
 
 TEST(TokenManager, TransportErrorsAreTemporary) {

@@ -114,3 +114,30 @@ TEST(UntrustedText, TerminalEscapingKeepsTextAndNamesEverythingElse) {
     EXPECT_EQ(escape_for_terminal("a\tb", /*keep_tab=*/false), "a\\x09b");
     for (const std::string& v : kHostile) EXPECT_FALSE(has_control_bytes(escape_for_terminal(v, false))) << v;
 }
+
+namespace {
+
+using namespace relay;
+
+// Issue 11, item 5: every recipient on the line, an array in JSON, and none at all when switched off.
+TEST(LogRecipients, ToListsEveryRecipientInEachFormat) {
+    const std::vector<std::string> to{"a@x.example", "b \"q\"@x.example"};
+    EXPECT_EQ(log::format_line(log::Level::info, "delivered", {{"queue_id", "AB"}, log::recipients({"a@x", "b@y"})}),
+              "info delivered queue_id=AB to=<a@x>,<b@y>");
+    const auto v = boost::json::parse(log::format_json("t", log::Level::info, "delivered", {log::recipients(to)})).as_object();
+    ASSERT_TRUE(v.at("to").is_array());
+    EXPECT_EQ(v.at("to").as_array().size(), 2u);
+    EXPECT_EQ(v.at("to").as_array()[1].as_string(), "b \"q\"@x.example");
+    EXPECT_NE(log::format_journal(log::Level::info, "delivered", {log::recipients({"a@x"})}).find("TO=<a@x>\n"),
+              std::string::npos);
+
+    log::set_log_recipients(false);
+    EXPECT_EQ(log::format_line(log::Level::info, "delivered", {{"queue_id", "AB"}, log::recipients(to)}),
+              "info delivered queue_id=AB");
+    EXPECT_EQ(log::format_json("", log::Level::info, "delivered", {log::recipients(to)}),
+              R"({"level":"info","event":"delivered"})");
+    EXPECT_EQ(log::format_journal(log::Level::info, "delivered", {log::recipients(to)}).find("TO="), std::string::npos);
+    log::set_log_recipients(true);
+}
+
+}  // namespace

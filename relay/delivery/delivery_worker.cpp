@@ -130,6 +130,7 @@ asio::awaitable<bool> DeliveryAgent::Impl::deliver(Account& a, TransportSession&
         upstream = co_await upstream_copy(a, item.message, header_from);
         if (auto denial = recently_denied(a, upstream, header_from)) {
             // Asking again would be one more refusal toward continuous-error throttling of the mailbox.
+            --a.active;
             active.erase(item.message.id);
             fail(item, denial->reply + " [not sent again: this sender was refused for " + denial->queue_id + "]");
             co_return session.usable();

@@ -124,6 +124,21 @@ bool parse_local_part(Cursor& c) {
     return c.pos > start;
 }
 
+// Mailbox = Local-part "@" domain; RCPT alone may name "Postmaster" without a domain
+// (RFC 5321 4.1.1.3), which `null_allowed` (MAIL) excludes.
+bool parse_mailbox(Cursor& c, bool null_allowed, std::string& address) {
+    const std::size_t start = c.pos;
+    if (!parse_local_part(c)) return false;
+    if (c.eat('@')) {
+        if (!parse_domain(c)) return false;
+    } else {
+        const std::string_view local = c.s.substr(start, c.pos - start);
+        if (null_allowed || local.size() != 10 || !starts_with_nocase(local, "postmaster")) return false;
+    }
+    address.assign(c.s.substr(start, c.pos - start));
+    return true;
+}
+
 // Path = "<" [ A-d-l ":" ] Mailbox ">"; the source route (A-d-l) is dropped (RFC 5321 4.1.2, C).
 // Reverse-path may be "<>"; RCPT may name "<Postmaster>" without a domain (RFC 5321 4.1.1.3).
 bool parse_path(Cursor& c, bool null_allowed, std::string& address) {
@@ -139,33 +154,14 @@ bool parse_path(Cursor& c, bool null_allowed, std::string& address) {
         } while (c.eat(','));
         if (!c.eat(':')) return false;
     }
-    const std::size_t start = c.pos;
-    if (!parse_local_part(c)) return false;
-    if (c.eat('@')) {
-        if (!parse_domain(c)) return false;
-    } else {
-        const std::string_view local = c.s.substr(start, c.pos - start);
-        if (null_allowed || local.size() != 10 || !starts_with_nocase(local, "postmaster")) return false;
-    }
-    address.assign(c.s.substr(start, c.pos - start));
-    return c.eat('>');
+    return parse_mailbox(c, null_allowed, address) && c.eat('>');
 }
 
 // A Mailbox without angle brackets ("MAIL FROM:user@host", sloppy firmware; Postfix accepts it
 // unless strict_rfc821_envelopes). It ends at the first space, so "a@b SIZE=10" keeps its SIZE as
 // Postfix does; no source route, no null path, nothing RFC 822-ish ("Name <a@b>", comments).
 bool parse_bare_mailbox(Cursor& c, bool null_allowed, std::string& address) {
-    const std::size_t start = c.pos;
-    if (!parse_local_part(c)) return false;
-    if (c.eat('@')) {
-        if (!parse_domain(c)) return false;
-    } else {
-        const std::string_view local = c.s.substr(start, c.pos - start);
-        if (null_allowed || local.size() != 10 || !starts_with_nocase(local, "postmaster")) return false;
-    }
-    if (!c.at_end() && c.peek() != ' ') return false;
-    address.assign(c.s.substr(start, c.pos - start));
-    return true;
+    return parse_mailbox(c, null_allowed, address) && (c.at_end() || c.peek() == ' ');
 }
 
 // Mail-parameters = esmtp-param *(SP esmtp-param); esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-");

@@ -8,25 +8,13 @@
 #include "relay/core/blocking.hpp"
 #include "relay/core/log.hpp"
 #include "relay/delivery/sender_rewrite.hpp"
+#include "relay/delivery/upstream_message.hpp"
 
 namespace relay {
 namespace {
 
 // Enough for any ordinary header; a larger one is sent unchanged (rewrite_from_header says so).
 constexpr std::size_t kHeaderReadLimit = 64 * 1024;
-
-std::string read_start(const QueuedMessage& message) {
-    SpoolBodyReader body(message);
-    std::string text(static_cast<std::size_t>(std::min<std::uint64_t>(message.size, kHeaderReadLimit)), '\0');
-    std::size_t at = 0;
-    while (at < text.size()) {
-        const std::size_t n = body.read(text.data() + at, text.size() - at);
-        if (n == 0) break;
-        at += n;
-    }
-    text.resize(at);
-    return text;
-}
 
 }  // namespace
 
@@ -36,7 +24,7 @@ asio::awaitable<QueuedMessage> DeliveryAgent::Impl::upstream_copy(const Account&
     upstream.envelope.mail_from = upstream_sender(a.config, message.envelope.mail_from);
     // The header is read for every attempt (at most 64 KiB, just written, so from the page cache):
     // the From: is half of the sender Exchange checks.
-    auto read_job = [message] { return read_start(message); };
+    auto read_job = [message] { return read_stored(message, kHeaderReadLimit); };
     const std::string start = co_await run_blocking(pool, std::move(read_job));
     const bool complete = start.size() == message.size;
     header_from = header_from_address(start, complete);

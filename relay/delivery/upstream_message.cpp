@@ -26,10 +26,12 @@ private:
     std::size_t at_ = 0;
 };
 
-std::string read_stored(const QueuedMessage& message) {
+}  // namespace
+
+std::string read_stored(const QueuedMessage& message, std::uint64_t limit) {
     SpoolBodyReader body(message);
     std::string text;
-    text.resize(message.size);
+    text.resize(static_cast<std::size_t>(std::min(message.size, limit)));
     std::size_t at = 0;
     while (at < text.size()) {
         const std::size_t n = body.read(text.data() + at, text.size() - at);
@@ -40,7 +42,6 @@ std::string read_stored(const QueuedMessage& message) {
     return text;
 }
 
-}  // namespace
 
 bool needs_rewrite(const QueuedMessage& message) { return message.long_lines; }
 

@@ -26,6 +26,9 @@ struct UpstreamMessage {
     std::string note;                       // for the log: what could not be done as wished
 };
 
+// The stored message (after a header_override), whole or its first `limit` bytes. Blocking.
+std::string read_stored(const QueuedMessage& message, std::uint64_t limit = UINT64_MAX);
+
 // True when prepare_upstream_message has real (blocking, CPU) work to do for `message`.
 bool needs_rewrite(const QueuedMessage& message);
 

@@ -465,39 +465,7 @@ namespace delivery_policy {
 using namespace relay;
 using namespace std::chrono_literals;
 
-const std::string kTwoAccounts = R"(
-[relay]
-spool_dir = "/tmp/x"
-state_dir = "/tmp/y"
-
-[[users]]
-name = "scanner"
-password = "p"
-account = "office"
-allowed_senders = ["scanner@contoso.com"]
-
-[[users]]
-name = "any"
-password = "p"
-account = "sales"
-
-[accounts.office]
-tenant = "contoso"
-client_id = "cid"
-email = "scanner@contoso.com"
-
-[accounts.sales]
-tenant = "contoso"
-client_id = "cid"
-email = "sales@contoso.com"
-send_as = ["invoices@contoso.com", "Billing@Contoso.com"]
-rate_per_minute = 0
-max_recipients_per_message = 100
-min_backoff = "10s"
-max_queue_lifetime = "1d"
-bounce = true
-delivery = "direct"
-)";
+using relay::conf::config_testing::kTwoAccounts;
 
 TEST(Config, DeliveryPolicyKeysAndDefaults) {
     auto c = conf::parse_config(kTwoAccounts, "t.toml");

@@ -2,45 +2,14 @@
 #include <gtest/gtest.h>
 
 #include "conf/config.hpp"
+#include "../conf/config_test_support.hpp"
 #include "relay/intake/routing.hpp"
 
 namespace {
 
 using namespace relay;
 
-const std::string kTwoAccounts = R"(
-[relay]
-spool_dir = "/tmp/x"
-state_dir = "/tmp/y"
-
-[[users]]
-name = "scanner"
-password = "p"
-account = "office"
-allowed_senders = ["scanner@contoso.com"]
-
-[[users]]
-name = "any"
-password = "p"
-account = "sales"
-
-[accounts.office]
-tenant = "contoso"
-client_id = "cid"
-email = "scanner@contoso.com"
-
-[accounts.sales]
-tenant = "contoso"
-client_id = "cid"
-email = "sales@contoso.com"
-send_as = ["invoices@contoso.com", "Billing@Contoso.com"]
-rate_per_minute = 0
-max_recipients_per_message = 100
-min_backoff = "10s"
-max_queue_lifetime = "1d"
-bounce = true
-delivery = "direct"
-)";
+using conf::config_testing::kTwoAccounts;
 
 TEST(Routing, UserSenderAccountDefaultRefusal) {
     auto c = conf::parse_config(kTwoAccounts, "t.toml");

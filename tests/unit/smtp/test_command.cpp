@@ -9,6 +9,19 @@
 
 using namespace relay::smtp;
 
+namespace {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+// A MAIL/RCPT argument and the address and parameters it must parse into.
+struct PathRow {
+    const char* argument;
+    const char* address;
+    Params params;
+};
+
+}  // namespace
+
 TEST(SmtpCommand, SplitsVerbAndArgument) {
     struct Row {
         const char* line;
@@ -33,13 +46,7 @@ TEST(SmtpCommand, SplitsVerbAndArgument) {
 }
 
 TEST(SmtpCommand, ParsesMailFrom) {
-    using Params = std::vector<std::pair<std::string, std::string>>;
-    struct Row {
-        const char* argument;
-        const char* address;
-        Params params;
-    };
-    const std::vector<Row> rows = {
+    const std::vector<PathRow> rows = {
         {"FROM:<a@b.example>", "a@b.example", {}},
         {"from:<a@b.example>", "a@b.example", {}},
         {"FROM: <a@b.example>", "a@b.example", {}},
@@ -56,7 +63,7 @@ TEST(SmtpCommand, ParsesMailFrom) {
         {"FROM:<@relay1.example,@relay2.example:a@b.example>", "a@b.example", {}},
         {"FROM:<a@host_with_underscore.lan>", "a@host_with_underscore.lan", {}},
     };
-    for (const Row& row : rows) {
+    for (const PathRow& row : rows) {
         SCOPED_TRACE(row.argument);
         PathError error;
         const auto path = parse_mail_from(row.argument, error);
@@ -130,13 +137,7 @@ TEST(SmtpCommand, ParsesRcptTo) {
 // Lenient clients (issue 11, item 1b): Postfix's default accepts a path without angle brackets. The
 // address is still one whole Mailbox; parameters after a space are parameters, as in Postfix.
 TEST(SmtpCommand, UnbracketedPathsWhenAllowed) {
-    using Params = std::vector<std::pair<std::string, std::string>>;
-    struct Row {
-        const char* argument;
-        const char* address;
-        Params params;
-    };
-    const std::vector<Row> rows = {
+    const std::vector<PathRow> rows = {
         {"FROM:user@host.example", "user@host.example", {}},
         {"FROM: user@host.example", "user@host.example", {}},
         {"FROM:  user@host.example SIZE=123", "user@host.example", {{"SIZE", "123"}}},
@@ -144,7 +145,7 @@ TEST(SmtpCommand, UnbracketedPathsWhenAllowed) {
         {"FROM:<a@b.example>", "a@b.example", {}},   // brackets still work
         {"FROM:<>", "", {}},
     };
-    for (const Row& row : rows) {
+    for (const PathRow& row : rows) {
         SCOPED_TRACE(row.argument);
         PathError error;
         const auto path = parse_mail_from(row.argument, error, /*unbracketed=*/true);

@@ -159,7 +159,11 @@ private:
 
     // One POST on the blocking pool, within the account's concurrency cap and after its Retry-After.
     asio::awaitable<graph::Answer> request(const auth::HttpPost& post) {
+        // The barrier is read after the slot is ours: a request that queued behind the cap while
+        // another got the 429 must not go out the moment that one releases its slot.
+        co_await shared_->acquire();
         if (const auto now = Steady::now(); now < shared_->not_before) {
+            shared_->release();
             // Graph asked for quiet: no request before then, from any session of this account.
             graph::Answer wait;
             wait.verdict = graph::Verdict::back_off;
@@ -168,7 +172,6 @@ private:
                                                      wait.retry_after.count()));
             co_return wait;
         }
-        co_await shared_->acquire();
         auth::HttpPost with_token = post;
         with_token.bearer_token = token_;
         auth::HttpClient& http = deps_.http;

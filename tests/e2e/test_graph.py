@@ -115,6 +115,9 @@ def test_429_retry_after_is_honoured(relay, standin):
     standin.control(graph_fail={"status": 429, "code": "ApplicationThrottled", "message": "slow down",
                                 "retry_after": "3", "count": 1})
     send(relay, ["boss@example.com"], HEADER.format(subject="throttled") + "\r\nhello\r\n")
+    # The second message comes once the relay has the 429 (a request already in flight when Graph
+    # answered could not have known).
+    relay.wait_for_log("account_backoff")
     send(relay, ["boss@example.com"], HEADER.format(subject="second") + "\r\nhello\r\n")
     wait_graph(standin, 2, timeout=30)
     requests = [r for r in standin.stats()["graph_requests"] if r["mailbox"] == MAILBOX]

@@ -125,14 +125,25 @@ private:
             // Graph refused the token (revoked, or expired early): one fresh token, one retry.
             log::warning("graph_token_rejected", {{"account", account_.name}, {"upstream_reply", answer.reply.text()},
                                                   {"action", "refreshing the access token and retrying once"}});
-            std::string error;
+            std::optional<AccountFailure> trouble;
             try {
                 token_ = co_await deps_.tokens.token_rejected(token_);
             } catch (const auth::TokenError& e) {
-                error = e.what();
+                trouble = token_failure(e, account_, deps_.tokens.status());
             }
-            if (error.empty()) answer = co_await request(post);
-            else answer = graph::transport_failure("token refresh failed: " + error);
+            if (!trouble) {
+                answer = co_await request(post);
+            } else if (trouble->hold_action) {
+                // invalid_grant (the refresh token died with the access token): hold the account now
+                // with the authorize hint, as the SMTP transport does after its 535 (issue 11, item 4).
+                broken_ = true;
+                out.hold = make_reply(454, "4.7.0 " + trouble->reason);
+                out.hold_action = trouble->hold_action;
+                out.not_attempted(chunk);
+                co_return;
+            } else {
+                answer = graph::transport_failure("token refresh failed: " + trouble->reason);
+            }
         }
         switch (answer.verdict) {
         case graph::Verdict::accepted:

@@ -163,6 +163,19 @@ def test_401_refreshes_once_and_delivers(relay, standin):
     assert relay.log_lines("graph_token_rejected")
 
 
+def test_401_then_invalid_grant_holds_at_once_with_the_authorize_hint(relay, standin):
+    relay.settings.update({"min_backoff": "300s", "max_backoff": "600s"})
+    graph_relay(relay, standin).start()
+    # The refresh token died with the access token: Graph's 401, then the refresh gets invalid_grant.
+    standin.control(expire_access_tokens=True, revoke_all_refresh_tokens=True)
+    send(relay, ["boss@example.com"], HEADER.format(subject="held back") + "\r\nhello\r\n")
+    hold = relay.wait_for_log("account_hold", timeout=20)[0]
+    assert "authorize --account office" in hold and "invalid_grant" in hold, hold
+    assert relay.log_lines("account_backoff") == [] and relay.log_lines("deferred") == [], relay.log()
+    assert [r["status"] for r in standin.stats()["graph_requests"]] == [401]
+    assert len(relay.queue_files()) == 1 and relay.failed_files() == []   # kept for after the sign-in
+
+
 def test_token_for_the_wrong_audience_is_refused(relay, standin):
     # An SMTP-scoped token (audience outlook.office.com) is not a Graph token.
     graph_relay(relay, standin, scope="https://outlook.office.com/SMTP.Send offline_access").start()

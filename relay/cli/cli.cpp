@@ -1,7 +1,9 @@
 // Option parsing, config loading with error reporting, and the command table.
 #include "relay/cli/cli.hpp"
 
+#include <cerrno>
 #include <cstdio>
+#include <unistd.h>
 
 namespace relay::cli {
 
@@ -67,6 +69,13 @@ std::optional<conf::Config> load_config_or_report(const ParsedOptions& options) 
         return conf::load_config(path);
     } catch (const conf::ConfigError& e) {
         for (const auto& line : e.errors()) std::fprintf(stderr, "%s\n", line.c_str());
+        // An admin who forgot sudo (`mailq`, `smtp-oauth2-relay status`) has no configuration error:
+        // the file holds secrets and is 0640 root:smtp-oauth2-relay on purpose. Say what to do.
+        if (::geteuid() != 0 && ::access(path.c_str(), R_OK) != 0 && errno == EACCES) {
+            std::fprintf(stderr, "smtp-oauth2-relay: %s may be read only by root and the relay's group (it holds "
+                         "secrets): run the command with sudo\n", path.c_str());
+            return std::nullopt;
+        }
         std::fprintf(stderr, "smtp-oauth2-relay: configuration has %zu error%s\n", e.errors().size(),
                      e.errors().size() == 1 ? "" : "s");
         return std::nullopt;

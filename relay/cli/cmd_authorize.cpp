@@ -252,7 +252,10 @@ int device_flow(const conf::Config& config, const conf::Account& account, std::o
 static std::string can_store_tokens(const std::filesystem::path& state_dir) {
     std::error_code ec;
     const std::filesystem::path dir = state_dir / "tokens";
-    std::filesystem::create_directories(dir, ec);
+    // Made 0700 as the token store makes it: under sudo root's umask (022) would leave it 0755, and the
+    // relay's first start would greet the admin with a permissions_fixed warning.
+    if (std::filesystem::create_directories(dir, ec))
+        std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
     if (ec) return fmt::format("{}: {}", dir.string(), ec.message());
     const std::filesystem::path probe = dir / fmt::format(".authorize-probe-{}", ::getpid());
     int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -26,18 +26,20 @@ using namespace relay::sendmail;
 
 constexpr const char* kSendmailHelp = R"(usage: smtp-oauth2-relay sendmail [-t] [-i] [-f FROM] [-F NAME] [--config FILE] [RCPT...]
        sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]     (the binary invoked as "sendmail")
-       sendmail -bs | -bp | -bi;  mailq;  newaliases
+       sendmail -bs | -bp | -bi;  mailq;  newaliases;  sendmail -bv RCPT...
 
 Reads a message on stdin and submits it to the local relay (its first listen address) over SMTP.
-When the relay is not running, or the caller may not read the configuration (it holds secrets), the
-message goes into the maildrop (spool_dir/maildrop; $SMTP_OAUTH2_RELAY_SPOOL or
+When the relay is not running, the caller may not read the configuration (it holds secrets), or the
+configuration has errors (a fresh install's placeholder client_id), the message goes into the maildrop (spool_dir/maildrop; $SMTP_OAUTH2_RELAY_SPOOL or
 /var/spool/smtp-oauth2-relay without the configuration) and the relay sends it when it runs: exit 0.
   -t        also take recipients from the To:, Cc: and Bcc: headers (Resent-To/Cc/Bcc: when the
             message has them); Bcc: and Resent-Bcc: are removed in every mode
   -i, -oi   a line with a single "." does not end the message
   -f FROM   envelope sender (default: the default account's email, else USER@hostname); -r is the same
   -F NAME   full name for the From: header added when the message has none
-  -bm       submit (the default); -bs: SMTP on stdin/stdout; -bp: the queue (mailq); -bi, -I: newaliases
+  -bm       submit (the default); -bs: SMTP on stdin/stdout; -bp: the queue (mailq); -bi, -I: newaliases;
+            -bv: show where each RCPT goes after [aliases] and the alias_file, send nothing
+  Flags without a value may be grouped as with getopt: -ti is -t -i.
   -B, -C, -N, -R, -V, -X, -L, -h (with a value), -o..., -v, -U, -G, -n, -m, -q: accepted and ignored
 A bare recipient (root, www-data, root@localhost) resolves through [aliases] in the config, then
 the alias_file (/etc/aliases), then gets the domain of the default account's email.
@@ -96,16 +98,29 @@ int run_sendmail(const std::vector<std::string>& args) {
     // is no reason to lose its mail: the maildrop takes it without the config.
     std::optional<conf::Config> config;
     const bool may_not_read = ::access(config_path.c_str(), R_OK) != 0 && errno == EACCES;
+    // A config that is there but refused (the package's placeholder client_id before the admin has
+    // edited it, or a typo being fixed) stops the relay, not local mail: the maildrop keeps it until
+    // a relay with a good config runs, instead of cron throwing it away on exit 78. A missing file
+    // means nothing is installed here: 78.
+    bool config_refused = false;
     if (!may_not_read) {
         ParsedOptions config_option;
         config_option.values["--config"] = config_path;
         config = load_config_or_report(config_option);
-        if (!config) return EX_CONFIG_;
-        if (config->relay.listen.empty()) return fail(EX_CONFIG_, "the configuration has no listen address");
+        if (!config && (options.mode != Mode::submit || ::access(config_path.c_str(), F_OK) != 0)) return EX_CONFIG_;
+        config_refused = !config;
+        if (config && config->relay.listen.empty()) return fail(EX_CONFIG_, "the configuration has no listen address");
     }
-    if (options.mode == Mode::smtp_on_stdin) {
-        if (!config) return fail(EX_CONFIG_, "-bs needs to read " + config_path + " (permission denied)");
-        return smtp_on_stdin(relay_address(*config));
+    if (options.mode == Mode::smtp_on_stdin || options.mode == Mode::verify) {
+        if (!config) return fail(EX_CONFIG_, "this mode needs to read " + config_path + " (permission denied: sudo)");
+        if (options.mode == Mode::smtp_on_stdin) return smtp_on_stdin(relay_address(*config));
+        if (options.recipients.empty()) return fail(EX_USAGE_, "-bv: name the recipients to look up");
+        for (const auto& r : options.recipients) {
+            std::string targets;
+            for (const auto& a : resolve_aliases(*config, {r})) targets += (targets.empty() ? "" : ", ") + a;
+            std::printf("%s... deliverable: %s\n", r.c_str(), targets.c_str());
+        }
+        return kOk;
     }
 
     const std::uint64_t limit = (config ? config->relay.max_message_size : 64ull << 20) + 65536;
@@ -120,10 +135,14 @@ int run_sendmail(const std::vector<std::string>& args) {
     if (std::ferror(stdin)) return fail(EX_NOINPUT_, std::string("cannot read the message on stdin: ") + std::strerror(errno));
     if (!options.recipients_from_headers && options.recipients.empty())
         return fail(EX_USAGE_, "no recipients given (use -t to read them from the headers)");
+    // Said now, not by the relay later: from the maildrop such a message could only be dropped.
+    if (prepare(input, options, "", "").recipients.empty())
+        return fail(EX_USAGE_, "no recipients in the arguments or To:/Cc:/Bcc:");
 
     std::string user = "nobody";
     if (const passwd* pw = ::getpwuid(::getuid())) user = pw->pw_name;
-    std::string why_maildrop = "may not read " + config_path;
+    std::string why_maildrop = config_refused ? config_path + " has errors (above); the relay cannot run until they are fixed"
+                                              : "may not read " + config_path;
     if (config) {
         auto result = submit_message(*config, options, input, user);
         if (result.exit_code == 0) return kOk;
@@ -133,7 +152,7 @@ int run_sendmail(const std::vector<std::string>& args) {
     const auto dir = maildrop::directory(config ? config->relay.spool_dir : maildrop::default_spool_dir());
     if (auto problem = maildrop::drop(dir, maildrop::encode(without_config(args), input)); !problem.empty())
         return fail(EX_TEMPFAIL_, fmt::format("{}; the maildrop did not take the message either: {}", why_maildrop, problem));
-    if (config) std::fprintf(stderr, "sendmail: %s; the message waits in %s and is sent when the relay runs\n",
+    if (config || config_refused) std::fprintf(stderr, "sendmail: %s; the message waits in %s and is sent when the relay runs\n",
                              why_maildrop.c_str(), dir.string().c_str());
     return kOk;
 }

@@ -35,7 +35,35 @@ static bool has_control(std::string_view s) {
     });
 }
 
-std::string parse_arguments(const std::vector<std::string>& args, Options& options, std::string& config) {
+// Postfix's sendmail parses its options with getopt(3), so flags without a value may be grouped:
+// "-ti" is "-t -i", "-it" is "-i -t", "-tfme@x" is "-t -f me@x". Taken one letter at a time, "-it"
+// would be only -i and the message would have no recipients. Splits such groups; stops at "--".
+static std::vector<std::string> split_grouped_flags(const std::vector<std::string>& args) {
+    static constexpr std::string_view kNoValue = "tivUGnmI";
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        if (arg == "--") {
+            out.insert(out.end(), args.begin() + static_cast<long>(i), args.end());
+            break;
+        }
+        if (arg.size() <= 2 || arg[0] != '-' || kNoValue.find(arg[1]) == std::string_view::npos) {
+            out.push_back(arg);
+            continue;
+        }
+        for (std::size_t j = 1; j < arg.size(); ++j) {
+            if (kNoValue.find(arg[j]) == std::string_view::npos) {   // the rest is one option with its value
+                out.push_back("-" + arg.substr(j));
+                break;
+            }
+            out.push_back(std::string("-") + arg[j]);
+        }
+    }
+    return out;
+}
+
+std::string parse_arguments(const std::vector<std::string>& given, Options& options, std::string& config) {
+    const std::vector<std::string> args = split_grouped_flags(given);
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& arg = args[i];
         if (arg == "--") {
@@ -81,7 +109,8 @@ std::string parse_arguments(const std::vector<std::string>& args, Options& optio
             else if (arg == "-bs") options.mode = Mode::smtp_on_stdin;
             else if (arg == "-bp") options.mode = Mode::list_queue;
             else if (arg == "-bi") options.mode = Mode::rebuild_aliases;
-            else return "unsupported mode " + arg + " (this sendmail submits mail: -bm, -bs, -bp, -bi)";
+            else if (arg == "-bv") options.mode = Mode::verify;
+            else return "unsupported mode " + arg + " (this sendmail submits mail: -bm, -bs, -bp, -bi, -bv)";
             break;
         case 'I': options.mode = Mode::rebuild_aliases; break;
         // Options with a value that mean nothing to a relay that only submits: body type (-B 8BITMIME),

@@ -12,8 +12,8 @@
 namespace relay::sendmail {
 
 // What the invocation asks for: -bm (the default) submits; -bs speaks SMTP on stdin/stdout; -bp is
-// mailq; -bi / -I is newaliases.
-enum class Mode { submit, smtp_on_stdin, list_queue, rebuild_aliases };
+// mailq; -bi / -I is newaliases; -bv shows where each recipient goes (aliases resolved) and sends nothing.
+enum class Mode { submit, smtp_on_stdin, list_queue, rebuild_aliases, verify };
 
 struct Options {
     Mode mode = Mode::submit;
@@ -24,13 +24,13 @@ struct Options {
     std::vector<std::string> recipients;    // the arguments
 };
 
-// Parses sendmail's argument conventions ("-fFROM" or "-f FROM", "-oi", "--"). Every option Postfix's
-// sendmail(1) accepts is accepted; those meaningless here (-B 8BITMIME, -N, -R, -V, -X, -L, -C, -h,
-// -o..., -odi, -oem, -v, -U, -G, -n, -m, -q) are ignored, because programs such as Debian's cron
-// (`-FCronDaemon -i -B8BITMIME -oem root`), bsd-mailx and PHP pass them out of habit. -f and -F are
-// checked here: a control character in either would let the caller write header lines (-F) or SMTP
-// commands (-f). Returns an error message on usage errors (exit EX_USAGE), else empty. `config` gets
-// --config.
+// Parses sendmail's argument conventions ("-fFROM" or "-f FROM", "-oi", "--", and grouped flags
+// such as "-ti", as getopt(3) takes them). Every option Postfix's sendmail(1) accepts is accepted;
+// those meaningless here (-B 8BITMIME, -N, -R, -V, -X, -L, -C, -h, -o..., -odi, -oem, -v, -U, -G,
+// -n, -m, -q) are ignored, because programs such as Debian's cron (`-FCronDaemon -i -B8BITMIME -oem
+// root`), bsd-mailx (`-i -t`) and PHP pass them out of habit. -f and -F are checked here: a control
+// character in either would let the caller write header lines (-F) or SMTP commands (-f). Returns an
+// error message on usage errors (exit EX_USAGE), else empty. `config` gets --config.
 std::string parse_arguments(const std::vector<std::string>& args, Options& options, std::string& config);
 
 struct Prepared {

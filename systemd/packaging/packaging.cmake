@@ -8,8 +8,12 @@ install(TARGETS smtp-oauth2-relay RUNTIME DESTINATION bin)
 # MTA (Provides/Conflicts/Replaces: mail-transport-agent below, as msmtp-mta and nullmailer are), so
 # it ships /usr/sbin/sendmail, /usr/bin/mailq and /usr/sbin/newaliases the usual way: cron, bsd-mailx
 # and unattended-upgrades then use it instead of pulling in exim4.
+# `man sendmail`, `man mailq` and `man newaliases` open smtp-oauth2-relay(8), whose sendmail section
+# describes them, as exim4's sendmail.8 opens exim(8).
 install(CODE "foreach(link lib/smtp-oauth2-relay/sendmail:../../bin/smtp-oauth2-relay sbin/sendmail:../bin/smtp-oauth2-relay
-                        bin/mailq:smtp-oauth2-relay sbin/newaliases:../bin/smtp-oauth2-relay)
+                        bin/mailq:smtp-oauth2-relay sbin/newaliases:../bin/smtp-oauth2-relay
+                        share/man/man8/sendmail.8.gz:smtp-oauth2-relay.8.gz share/man/man8/mailq.8.gz:smtp-oauth2-relay.8.gz
+                        share/man/man8/newaliases.8.gz:smtp-oauth2-relay.8.gz)
                 string(REPLACE \":\" \";\" pair \"\${link}\")
                 list(GET pair 0 path)
                 list(GET pair 1 target)

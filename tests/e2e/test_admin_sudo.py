@@ -210,3 +210,43 @@ def test_sendmail_by_an_unprivileged_user_who_may_not_read_the_config(relay_as_u
     listing = subprocess.run(as_nobody + ["ls", os.path.join(relay.spool_dir, "maildrop")], capture_output=True)
     assert listing.returncode != 0
     assert "user=nobody" in relay.wait_for_log("maildrop_submitted")[0]
+
+
+def test_a_user_who_may_not_read_the_config_gets_usage_errors_and_hints_not_silence(relay_as_user, standin):
+    relay = relay_as_user
+    relay.start()
+    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path, SMTP_OAUTH2_RELAY_SPOOL=relay.spool_dir)
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    # PHP's mail() (-t -i) from www-data with no To: header: root gets exit 64 at once; this user's
+    # message used to go into the maildrop with exit 0, where the relay could only throw it away.
+    nothing = subprocess.run(as_nobody + [BINARY, "sendmail", "-t", "-i"], input=b"Subject: no To\n\nbody\n",
+                             env=env, capture_output=True, timeout=30)
+    assert nothing.returncode == 64 and b"no recipients" in nothing.stderr, nothing.stderr
+    time.sleep(1)
+    assert relay.log_lines("maildrop_refused") == []
+    # mailq (or `status`) without sudo: not a "configuration error", the way out is named.
+    link = os.path.join(relay.workdir, "mailq")
+    os.symlink(os.path.abspath(BINARY), link)
+    mailq = subprocess.run(as_nobody + [link], env=env, capture_output=True, text=True, timeout=30)
+    assert mailq.returncode != 0 and "sudo" in mailq.stderr and "configuration has" not in mailq.stderr, mailq.stderr
+
+
+def test_authorize_as_root_makes_a_private_tokens_directory(relay_as_user, standin, service_user):
+    relay = relay_as_user
+    relay.accounts["office"].update(authorize_url=standin.sign_in_url("authorize"),
+                                    devicecode_url=standin.sign_in_url("devicecode"))
+    relay.write_config()
+    standin.control(device_interval=1)
+    cli = subprocess.Popen([BINARY, "authorize", "--account", "office", "--device", "--config", relay.config_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    line = ""
+    deadline = time.monotonic() + 15
+    while "enter the code" not in line and time.monotonic() < deadline:
+        line = cli.stdout.readline()
+    standin.device_decision(line.split("enter the code")[1].split()[0], "approve")
+    out, err = cli.communicate(timeout=30)
+    assert cli.returncode == 0, out + err
+    # sudo's umask (022) made it 0755, and the relay's first start warned permissions_fixed.
+    assert oct(os.stat(os.path.join(relay.state_dir, "tokens")).st_mode & 0o777) == "0o700"
+    relay.start(import_token=False)
+    assert relay.log_lines("permissions_fixed") == []

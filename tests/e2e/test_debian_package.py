@@ -72,3 +72,20 @@ def test_man_pages_cover_every_command_and_every_key(relay):
     for key in keys:
         assert re.search(rf"^       {key}(\s|$)", keys_page, re.M), key
     assert "[aliases]" in keys_page
+
+
+def test_man_sendmail_mailq_and_newaliases_open_the_relay_page(tmp_path):
+    # The package is the host's sendmail (issue 12 item 3); an admin types `man sendmail` or `man mailq`
+    # and got "No manual entry" while smtp-oauth2-relay(8) itself pointed to sendmail(8).
+    build_dir = os.path.dirname(os.path.abspath(BINARY))
+    tree = tmp_path / "tree"
+    installed = subprocess.run(["cmake", "--install", build_dir, "--prefix", "/usr"], capture_output=True, text=True,
+                               env=dict(os.environ, DESTDIR=str(tree)), timeout=120)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    for name in ("sendmail", "mailq", "newaliases"):
+        found = subprocess.run(["man", "--manpath", str(tree / "usr/share/man"), "-w", name],
+                               capture_output=True, text=True)
+        assert found.returncode == 0, (name, found.stderr)
+        page = subprocess.run(["man", "-l", found.stdout.strip()], capture_output=True, text=True,
+                              env=dict(os.environ, MANPAGER="cat", MANWIDTH="100"))
+        assert "SMTP-OAUTH2-RELAY(8)" in page.stdout and "-bv" in page.stdout.replace("\u2010", "-"), name

@@ -9,12 +9,12 @@ import subprocess
 from conftest import BINARY, MAILBOX
 
 
-def sendmail(relay, args, data, name="sendmail"):
+def sendmail(relay, args, data, name="sendmail", **env_extra):
     link = os.path.join(relay.workdir, name)
     if not os.path.exists(link):
         os.symlink(os.path.abspath(BINARY), link)
     relay.write_config()
-    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path)
+    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path, **env_extra)
     return subprocess.run([link, *args], input=data, capture_output=True, env=env, timeout=30)
 
 
@@ -146,3 +146,39 @@ def test_relay_down_sendmail_exits_0_and_the_mail_goes_out_when_it_starts(relay,
     assert rcpts == ["it@example.com", "ops@example.com"] and b"backup done" in data
     relay.wait_for_log("maildrop_submitted")
     assert os.listdir(maildrop) == []
+
+
+def test_grouped_flags_and_bv_as_getopt_and_postfix_take_them(relay, standin):
+    with_aliases(relay)
+    relay.start()
+    # "-it" used to be -i alone (no recipients: exit 64); "-ti" lost its -i (the "." line ended the body).
+    for n, flags in enumerate((["-it"], ["-ti"], ["-oi", "-t"]), start=1):
+        sent = sendmail(relay, flags, b"To: root\nSubject: grouped\n\nbefore\n.\nafter\n")
+        assert sent.returncode == 0, (flags, sent.stderr)
+        rcpts, data = delivered_to(standin, n)[n - 1]
+        assert rcpts == ["it@example.com", "ops@example.com"] and b"before\r\n.\r\nafter" in data, data
+    # -bv: where local names go, nothing sent.
+    verify = sendmail(relay, ["-bv", "root", "nobody"], b"")
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout.decode().splitlines() == ["root... deliverable: it@example.com, ops@example.com",
+                                                   "nobody... deliverable: nobody@contoso.com"]
+    assert len(standin.messages()) == 3
+
+
+def test_a_refused_config_keeps_cron_mail_in_the_maildrop(relay, standin):
+    # Right after installing the package the config still has the placeholder client_id, which
+    # config --check and serve refuse. cron mails hourly meanwhile; exit 78 made it throw that away.
+    relay.extra_toml = '\n[aliases]\nroot = "it@example.com"\n'
+    relay.start()
+    relay.stop()
+    relay.accounts["office"]["client_id"] = "00000000-0000-0000-0000-000000000000"
+    cron = sendmail(relay, ["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+                    b"Subject: Cron <root@host> hourly\n\nwhile unconfigured\n",
+                    SMTP_OAUTH2_RELAY_SPOOL=relay.spool_dir)   # what the package's default spool is here
+    assert cron.returncode == 0, cron.stderr
+    assert b"placeholder" in cron.stderr and b"waits in" in cron.stderr
+    assert len(os.listdir(os.path.join(relay.spool_dir, "maildrop"))) == 1
+    relay.accounts["office"]["client_id"] = "test-client-id"   # the admin finishes the config
+    relay.start()
+    rcpts, data = delivered_to(standin, 1)[0]
+    assert rcpts == ["it@example.com"] and b"while unconfigured" in data

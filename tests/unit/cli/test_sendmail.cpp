@@ -48,6 +48,22 @@ TEST(SendmailOptions, DebianCronBsdMailxAndPhpInvocations) {
     EXPECT_NE(problem, "") << "-B without its value";
 }
 
+TEST(SendmailOptions, GroupedFlagsAreSplitAsGetoptDoes) {
+    // Postfix parses with getopt(3): "-it" is -i -t. Taken as one flag it was -i alone (exit 64).
+    for (auto args : {std::vector<std::string>{"-it"}, {"-ti"}, {"-oi", "-t"}}) {
+        auto o = parsed(args);
+        EXPECT_TRUE(o.recipients_from_headers) << args.front();
+        EXPECT_TRUE(o.ignore_dots) << args.front();
+    }
+    auto with_value = parsed({"-tfcron@contoso.com", "--", "-it@x"});
+    EXPECT_TRUE(with_value.recipients_from_headers);
+    EXPECT_EQ(with_value.from, "cron@contoso.com");
+    EXPECT_FALSE(with_value.ignore_dots) << "after --, '-it@x' is a recipient";
+    EXPECT_EQ(with_value.recipients, (std::vector<std::string>{"-it@x"}));
+    EXPECT_EQ(parsed({"-bv", "root"}).mode, sendmail::Mode::verify);
+    EXPECT_EQ(parsed({"-oem"}).ignore_dots, false) << "-o takes its value, not grouped flags";
+}
+
 TEST(SendmailOptions, ControlCharactersInFAndFNameAreRefused) {
     std::string problem;
     parsed({"-F", "Cron\r\nBcc: victim@example.com", "a@x"}, &problem);

@@ -246,14 +246,28 @@ Prepared prepare(std::string_view input, const Options& options, std::string_vie
     }
     std::vector<std::string_view> kept;
     bool have_from = false, have_date = false;
+    std::string local_from_name;   // "From: Logwatch", "From: root": a local name, not an address
     for (std::size_t i = 0; i < body_start;) {
         std::size_t end = i + 1;   // continuation lines start with white space (folding, 2.2.3)
         while (end < body_start && !lines[end].empty() && (lines[end][0] == ' ' || lines[end][0] == '\t')) ++end;
         std::string_view first = lines[i];
         auto colon = first.find(':');
         std::string name = lower(trim(first.substr(0, colon)));
-        if (name == "from") have_from = true;
         if (name == "date") have_date = true;
+        // logwatch writes "From: Logwatch", unattended-upgrades "From: root": local names that Postfix
+        // would qualify with $myorigin and Exchange then refuses (SendAsDenied: the mailbox may not send
+        // as root@host). Such a From: becomes the sender's address with the name shown, as cron's
+        // -FCronDaemon does; a From: holding an address is the program's choice and is kept.
+        if (name == "from" && colon != std::string_view::npos && local_from_name.empty()) {
+            std::string value(first.substr(colon + 1));
+            for (std::size_t j = i + 1; j < end; ++j) value += " " + std::string(lines[j]);
+            if (value.find('@') == std::string::npos && !trim(value).empty()) {
+                local_from_name = std::string(trim(value));
+                i = end;
+                continue;
+            }
+        }
+        if (name == "from") have_from = true;
         const bool names_recipients = resent ? (name == "resent-to" || name == "resent-cc" || name == "resent-bcc")
                                              : (name == "to" || name == "cc" || name == "bcc");
         if (options.recipients_from_headers && colon != std::string_view::npos && names_recipients) {
@@ -269,9 +283,9 @@ Prepared prepare(std::string_view input, const Options& options, std::string_vie
     }
     std::string& m = out.message;
     if (!have_from) {
+        const std::string& shown = options.full_name.empty() ? local_from_name : options.full_name;
         m += "From: ";
-        m += options.full_name.empty() ? std::string(default_from)
-                                       : display_name(options.full_name) + " <" + std::string(default_from) + ">";
+        m += shown.empty() ? std::string(default_from) : display_name(shown) + " <" + std::string(default_from) + ">";
         m += "\r\n";
     }
     if (!have_date) m += "Date: " + std::string(date) + "\r\n";

@@ -2,7 +2,8 @@
 // SMTP transaction. Line ends become CRLF (RFC 5322 section 2.1); without -i a line holding only "."
 // ends the input (traditional sendmail); -t takes recipients from To/Cc/Bcc and removes Bcc
 // (RFC 5322 section 3.6.3); Bcc: and Resent-Bcc: are removed in every mode (as Postfix's cleanup does);
-// a missing From: or Date: is added; DATA is dot-stuffed (RFC 5321 4.5.2).
+// a missing From: or Date: is added (a From: naming only a local name, "From: root", is replaced by the
+// sender's address with that name shown); DATA is dot-stuffed (RFC 5321 4.5.2).
 #pragma once
 
 #include <string>

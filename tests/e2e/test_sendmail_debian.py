@@ -182,3 +182,22 @@ def test_a_refused_config_keeps_cron_mail_in_the_maildrop(relay, standin):
     relay.start()
     rcpts, data = delivered_to(standin, 1)[0]
     assert rcpts == ["it@example.com"] and b"while unconfigured" in data
+
+
+def test_logwatch_and_unattended_upgrades_mail_arrives_with_the_shipped_rewrite_setting(relay, standin):
+    # The stand-in refuses a From: the mailbox may not send as (SendAsDenied), as Exchange does, and
+    # rewrite_sender stays at its shipped "never". Both programs write a local name as From:.
+    standin.control(send_as_check="end_of_data")
+    relay.extra_toml = '\n[aliases]\nroot = "it@example.com"\n'
+    relay.start()
+    logwatch = sendmail(relay, ["-t"], b"To: root\nFrom: Logwatch\nSubject: Logwatch for host (Linux)\n"
+                        b"MIME-Version: 1.0\nContent-Type: text/plain; charset=\"UTF-8\"\n\nreport\n")
+    assert logwatch.returncode == 0, logwatch.stderr
+    upgrades = sendmail(relay, ["-oi", "-t"], b"Subject: unattended-upgrades result for host: True\nFrom: root\n"
+                        b"To: root\nAuto-Submitted: auto-generated\n\nPackages upgraded\n")
+    assert upgrades.returncode == 0, upgrades.stderr
+    delivered = delivered_to(standin, 2)
+    assert [rcpts for rcpts, _ in delivered] == [["it@example.com"], ["it@example.com"]]
+    assert f'From: "Logwatch" <{MAILBOX}>'.encode() in delivered[0][1]
+    assert f'From: "root" <{MAILBOX}>'.encode() in delivered[1][1]
+    assert relay.log_lines("sender_denied") == []

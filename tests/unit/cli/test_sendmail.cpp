@@ -114,6 +114,19 @@ TEST(SendmailMessage, DashTKeepsBareLocalNamesForAliasResolution) {
               (std::vector<std::string>{"root", "www-data", "ops@x"}));
 }
 
+TEST(SendmailMessage, AFromWithOnlyALocalNameBecomesTheSendersAddress) {
+    // logwatch ("From: Logwatch") and unattended-upgrades ("From: root"): Exchange refuses such a From.
+    sendmail::Options t;
+    t.recipients_from_headers = true;
+    auto logwatch = sendmail::prepare("To: root\nFrom: Logwatch\nSubject: Logwatch\n\nbody\n", t, "it@contoso.com", "D");
+    EXPECT_NE(logwatch.message.find("From: \"Logwatch\" <it@contoso.com>\r\n"), std::string::npos) << logwatch.message;
+    EXPECT_EQ(logwatch.message.find("From: Logwatch\r\n"), std::string::npos);
+    // An address is the program's choice and stays as written.
+    auto php = sendmail::prepare("To: a@x\nFrom: Shop <shop@contoso.com>\n\nbody\n", t, "it@contoso.com", "D");
+    EXPECT_NE(php.message.find("From: Shop <shop@contoso.com>\r\n"), std::string::npos) << php.message;
+    EXPECT_EQ(php.message.find("it@contoso.com"), std::string::npos);
+}
+
 TEST(Aliases, ConfigThenSystemFileThenDefaultDomain) {
     std::vector<std::string> skipped;
     conf::AliasTable system = conf::parse_alias_file(

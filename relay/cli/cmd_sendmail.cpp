@@ -16,6 +16,7 @@
 
 #include "relay/cli/cli.hpp"
 #include "relay/cli/maildrop.hpp"
+#include "relay/cli/sendmail_local_smtp.hpp"
 #include "relay/cli/sendmail_message.hpp"
 #include "relay/cli/sendmail_submit.hpp"
 
@@ -30,8 +31,10 @@ constexpr const char* kSendmailHelp = R"(usage: smtp-oauth2-relay sendmail [-t] 
 
 Reads a message on stdin and submits it to the local relay (its first listen address) over SMTP.
 When the relay is not running, the caller may not read the configuration (it holds secrets), or the
-configuration has errors (a fresh install's placeholder client_id), the message goes into the maildrop (spool_dir/maildrop; $SMTP_OAUTH2_RELAY_SPOOL or
-/var/spool/smtp-oauth2-relay without the configuration) and the relay sends it when it runs: exit 0.
+configuration has errors (a fresh install's placeholder client_id), the message goes into the
+maildrop (spool_dir/maildrop; $SMTP_OAUTH2_RELAY_SPOOL or /var/spool/smtp-oauth2-relay without the
+configuration) and the relay sends it when it runs: exit 0. -bs then answers SMTP itself and keeps
+each accepted message there.
   -t        also take recipients from the To:, Cc: and Bcc: headers (Resent-To/Cc/Bcc: when the
             message has them); Bcc: and Resent-Bcc: are removed in every mode
   -i, -oi   a line with a single "." does not end the message
@@ -111,9 +114,19 @@ int run_sendmail(const std::vector<std::string>& args) {
         config_refused = !config;
         if (config && config->relay.listen.empty()) return fail(EX_CONFIG_, "the configuration has no listen address");
     }
-    if (options.mode == Mode::smtp_on_stdin || options.mode == Mode::verify) {
-        if (!config) return fail(EX_CONFIG_, "this mode needs to read " + config_path + " (permission denied: sudo)");
-        if (options.mode == Mode::smtp_on_stdin) return smtp_on_stdin(relay_address(*config));
+    if (options.mode == Mode::smtp_on_stdin) {
+        // Symfony Mailer and Laravel run `sendmail -bs` as www-data: with the relay unreachable or the
+        // config unreadable, the relay's SMTP machine answers here and the maildrop keeps each message.
+        bool reached = true;
+        if (config) {
+            const int code = smtp_on_stdin(relay_address(*config), &reached);
+            if (reached) return code;
+        }
+        return smtp_on_stdin_to_maildrop(maildrop::directory(config ? config->relay.spool_dir : maildrop::default_spool_dir()),
+                                         config ? config->relay.max_message_size : 64ull << 20);
+    }
+    if (options.mode == Mode::verify) {
+        if (!config) return fail(EX_CONFIG_, "-bv needs to read " + config_path + " (permission denied: use sudo)");
         if (options.recipients.empty()) return fail(EX_USAGE_, "-bv: name the recipients to look up");
         for (const auto& r : options.recipients) {
             std::string targets;

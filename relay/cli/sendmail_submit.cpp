@@ -159,9 +159,13 @@ std::vector<std::string> resolve_aliases(const conf::Config& config, const std::
 
 // The caller speaks SMTP itself (PHP's Symfony Mailer does, by default); we only carry bytes
 // between stdin/stdout and the relay, so the relay's replies and codes reach it unchanged.
-int smtp_on_stdin(const conf::HostPort& server) {
+int smtp_on_stdin(const conf::HostPort& server, bool* reached) {
     Client client;
     if (auto error = client.connect(server); !error.empty()) {
+        if (reached) {
+            *reached = false;
+            return EX_TEMPFAIL_;
+        }
         std::fprintf(stderr, "sendmail: cannot connect to the relay at %s: %s; try again later\n",
                      server.to_string().c_str(), error.c_str());
         return EX_TEMPFAIL_;

@@ -35,7 +35,9 @@ std::vector<std::string> resolve_aliases(const conf::Config& config, const std::
 // traditional user@hostname sender when the config has no default account.
 SubmitResult submit_message(const conf::Config& config, Options options, std::string_view input, const std::string& user);
 
-// -bs: bytes between stdin/stdout and the relay's SMTP service. Returns the exit code.
-int smtp_on_stdin(const conf::HostPort& server);
+// -bs: bytes between stdin/stdout and the relay's SMTP service. Returns the exit code. When the
+// relay cannot be reached and `reached` is given, it is set false and nothing is read or written,
+// so the caller can answer from the maildrop instead (sendmail_local_smtp.hpp).
+int smtp_on_stdin(const conf::HostPort& server, bool* reached = nullptr);
 
 }  // namespace relay::sendmail

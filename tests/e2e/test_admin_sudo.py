@@ -250,3 +250,18 @@ def test_authorize_as_root_makes_a_private_tokens_directory(relay_as_user, stand
     assert oct(os.stat(os.path.join(relay.state_dir, "tokens")).st_mode & 0o777) == "0o700"
     relay.start(import_token=False)
     assert relay.log_lines("permissions_fixed") == []
+
+
+def test_bs_by_a_user_who_may_not_read_the_config(relay_as_user, standin):
+    # Symfony Mailer and Laravel default to `sendmail -bs`, run as www-data: it used to exit 78.
+    from test_sendmail_debian import symfony_bs
+    relay = relay_as_user
+    relay.start()
+    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path, SMTP_OAUTH2_RELAY_SPOOL=relay.spool_dir)
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    codes, exit_code = symfony_bs(as_nobody + [BINARY, "sendmail", "-bs"], env, "boss@example.com",
+                                  "Subject: from a web app\r\n\r\nover -bs")
+    assert codes == [220, 250, 250, 250, 354, 250, 221] and exit_code == 0
+    (envelope, data), = standin.wait_for_messages(1, timeout=20)
+    assert envelope["rcpt_to"] == ["boss@example.com"] and b"over -bs" in data
+    assert "user=nobody" in relay.wait_for_log("maildrop_submitted")[0]

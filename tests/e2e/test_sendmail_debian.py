@@ -201,3 +201,44 @@ def test_logwatch_and_unattended_upgrades_mail_arrives_with_the_shipped_rewrite_
     assert f'From: "Logwatch" <{MAILBOX}>'.encode() in delivered[0][1]
     assert f'From: "root" <{MAILBOX}>'.encode() in delivered[1][1]
     assert relay.log_lines("sender_denied") == []
+
+
+def symfony_bs(argv, env, rcpt, body, preexec=None):
+    """`sendmail -bs` as Symfony Mailer drives it: each reply read before the next command."""
+    bs = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def reply():
+        lines = []
+        while True:
+            line = bs.stdout.readline()
+            assert line, (lines, bs.stderr.read() if bs.poll() is not None else b"")
+            lines.append(line)
+            if line[3:4] == b" ":
+                return int(line[:3])
+
+    def say(text):
+        bs.stdin.write(text.encode() + b"\r\n")
+        bs.stdin.flush()
+        return reply()
+
+    codes = [reply(), say("EHLO app.local"), say(f"MAIL FROM:<{MAILBOX}>"), say(f"RCPT TO:<{rcpt}>"), say("DATA"),
+             say(body + "\r\n."), say("QUIT")]
+    bs.stdin.close()
+    return codes, bs.wait(timeout=20)
+
+
+def test_bs_with_the_relay_down_answers_itself_and_the_maildrop_keeps_the_message(relay, standin):
+    relay.start()
+    relay.stop()
+    relay.write_config()
+    link = os.path.join(relay.workdir, "sendmail")
+    os.symlink(os.path.abspath(BINARY), link)
+    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path)
+    # It used to exit 75 at once: Symfony Mailer reports a failure and the message is gone.
+    codes, exit_code = symfony_bs([link, "-bs"], env, "boss@example.com",
+                                  "Subject: -bs while down\r\n\r\n..leading dot\r\nsymfony")   # dot-stuffed, as a client sends it
+    assert codes == [220, 250, 250, 250, 354, 250, 221] and exit_code == 0
+    assert len(os.listdir(os.path.join(relay.spool_dir, "maildrop"))) == 1
+    relay.start()
+    rcpts, data = delivered_to(standin, 1)[0]
+    assert rcpts == ["boss@example.com"] and b"\r\n.leading dot\r\nsymfony" in data

@@ -10,7 +10,10 @@ install(TARGETS smtp-oauth2-relay RUNTIME DESTINATION bin)
 # and unattended-upgrades then use it instead of pulling in exim4.
 # `man sendmail`, `man mailq` and `man newaliases` open smtp-oauth2-relay(8), whose sendmail section
 # describes them, as exim4's sendmail.8 opens exim(8).
+# FHS 3.0 4.6: "/usr/lib/sendmail must be a symbolic link to the sendmail-compatible command provided
+# by the system's mail transfer agent" (old scripts and some programs' built-in defaults use it).
 install(CODE "foreach(link lib/smtp-oauth2-relay/sendmail:../../bin/smtp-oauth2-relay sbin/sendmail:../bin/smtp-oauth2-relay
+                        lib/sendmail:../sbin/sendmail
                         bin/mailq:smtp-oauth2-relay sbin/newaliases:../bin/smtp-oauth2-relay
                         share/man/man8/sendmail.8.gz:smtp-oauth2-relay.8.gz share/man/man8/mailq.8.gz:smtp-oauth2-relay.8.gz
                         share/man/man8/newaliases.8.gz:smtp-oauth2-relay.8.gz)

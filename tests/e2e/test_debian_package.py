@@ -74,7 +74,7 @@ def test_man_pages_cover_every_command_and_every_key(relay):
     assert "[aliases]" in keys_page
 
 
-def test_man_sendmail_mailq_and_newaliases_open_the_relay_page(tmp_path):
+def test_man_sendmail_mailq_newaliases_and_usr_lib_sendmail(tmp_path):
     # The package is the host's sendmail (issue 12 item 3); an admin types `man sendmail` or `man mailq`
     # and got "No manual entry" while smtp-oauth2-relay(8) itself pointed to sendmail(8).
     build_dir = os.path.dirname(os.path.abspath(BINARY))
@@ -82,6 +82,9 @@ def test_man_sendmail_mailq_and_newaliases_open_the_relay_page(tmp_path):
     installed = subprocess.run(["cmake", "--install", build_dir, "--prefix", "/usr"], capture_output=True, text=True,
                                env=dict(os.environ, DESTDIR=str(tree)), timeout=120)
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    # FHS 3.0 4.6: /usr/lib/sendmail leads to the MTA's sendmail.
+    assert os.readlink(tree / "usr/lib/sendmail") == "../sbin/sendmail"
+    assert os.path.realpath(tree / "usr/lib/sendmail") == os.path.realpath(tree / "usr/bin/smtp-oauth2-relay")
     for name in ("sendmail", "mailq", "newaliases"):
         found = subprocess.run(["man", "--manpath", str(tree / "usr/share/man"), "-w", name],
                                capture_output=True, text=True)

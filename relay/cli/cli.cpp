@@ -1,9 +1,14 @@
 // Option parsing, config loading with error reporting, and the command table.
 #include "relay/cli/cli.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <unistd.h>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "relay/cli/sendmail_submit.hpp"
 
 namespace relay::cli {
 
@@ -96,6 +101,29 @@ std::size_t warn_about_default_passwords(const conf::Config& config) {
                 ++found;
             }
         }
+    }
+    return found;
+}
+
+std::size_t warn_about_refused_local_mail(const conf::Config& config) {
+    if (config.relay.listen.empty()) return 0;
+    std::size_t found = 0;
+    const conf::HostPort target = sendmail::relay_address(config);
+    if (config.relay.require_auth) {
+        std::fprintf(stderr, "smtp-oauth2-relay: warning: require_auth = true: sendmail and the maildrop (cron, "
+                     "bsd-mailx, PHP) submit to %s without logging in, so this host's own mail is refused\n",
+                     target.to_string().c_str());
+        ++found;
+    }
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(target.host, ec);
+    const auto& nets = config.relay.allow_networks;
+    if (!ec && std::none_of(nets.begin(), nets.end(), [&](const conf::Network& n) { return n.contains(address); })) {
+        std::fprintf(stderr, "smtp-oauth2-relay: warning: allow_networks does not include %s, from which sendmail "
+                     "and the maildrop (cron, bsd-mailx, PHP) reach the relay at %s: this host's own mail is "
+                     "refused; add \"%s\"\n", target.host.c_str(), target.to_string().c_str(),
+                     address.is_v4() ? "127.0.0.0/8" : "::1/128");
+        ++found;
     }
     return found;
 }

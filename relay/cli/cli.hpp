@@ -55,6 +55,12 @@ std::string act_as_owner_of(const std::filesystem::path& dir, std::string_view w
 // ("change-me", "password", ...): config --check and serve both say it. Returns how many.
 std::size_t warn_about_default_passwords(const conf::Config& config);
 
+// Warns on stderr when the relay would refuse its own host's mail: sendmail (cron, bsd-mailx, PHP)
+// and the maildrop pickup submit over SMTP to the first listen address, without logging in, so
+// require_auth = true or an allow_networks without that address refuses all of it. Postfix's local
+// submission does not pass smtpd's checks; here the admin must know. Returns how many.
+std::size_t warn_about_refused_local_mail(const conf::Config& config);
+
 // Prints the loader's warnings (conf::Config::warnings, "file:line:col: warning: ...") on stderr:
 // config --check and serve both say them. Returns how many.
 std::size_t print_config_warnings(const conf::Config& config);

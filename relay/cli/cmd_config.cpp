@@ -29,6 +29,7 @@ int run_config(const std::vector<std::string>& args) {
     auto config = load_config_or_report(*options);
     if (!config) return kUsageError;
     warn_about_default_passwords(*config);
+    warn_about_refused_local_mail(*config);
     print_config_warnings(*config);
     if (!options->has("--quiet")) std::fputs(conf::print_config(*config).c_str(), stdout);
     return kOk;

@@ -141,6 +141,7 @@ int run_serve(const std::vector<std::string>& args) {
     log::set_format(loaded->relay.log_format);
     log::set_log_recipients(loaded->relay.log_recipients);
     warn_about_default_passwords(*loaded);
+    warn_about_refused_local_mail(*loaded);
     print_config_warnings(*loaded);
     log::set_observer(&metrics::observe);
     try {

@@ -242,3 +242,16 @@ def test_bs_with_the_relay_down_answers_itself_and_the_maildrop_keeps_the_messag
     relay.start()
     rcpts, data = delivered_to(standin, 1)[0]
     assert rcpts == ["boss@example.com"] and b"\r\n.leading dot\r\nsymfony" in data
+
+
+def test_config_check_warns_when_the_hosts_own_mail_would_be_refused(relay):
+    # sendmail and the maildrop submit over loopback without logging in: an admin who turns on
+    # require_auth for the printers, or lists only the LAN in allow_networks, silently lost cron's mail.
+    assert "own mail" not in relay.run("config", "--check", "--quiet").stderr
+    relay.settings["require_auth"] = True
+    strict = relay.run("config", "--check", "--quiet")
+    assert strict.returncode == 0 and "require_auth = true" in strict.stderr and "own mail is refused" in strict.stderr
+    relay.settings["require_auth"] = False
+    relay.settings["allow_networks"] = ["192.168.0.0/16"]
+    lan_only = relay.run("config", "--check", "--quiet")
+    assert lan_only.returncode == 0 and 'add "127.0.0.0/8"' in lan_only.stderr, lan_only.stderr

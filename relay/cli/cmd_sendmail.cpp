@@ -1,10 +1,10 @@
 // `sendmail` (also when the binary is invoked as "sendmail", "mailq" or "newaliases"): a
 // /usr/sbin/sendmail for programs that do not speak SMTP. Reads the message on stdin and submits it
-// over SMTP to the relay's first listen address (sendmail_submit.hpp); when the relay is down, or the
-// caller may not read the config, it leaves the message in the maildrop for the relay (maildrop.hpp)
-// and exits 0, so cron's mail is never thrown away. Exit codes are sendmail's (sysexits.h): 0 queued,
-// 64 usage, 65 bad message, 66 no input, 67 recipient refused, 69 refused, 75 try again later,
-// 76 protocol error, 78 configuration error.
+// over SMTP to the relay's first listen address (sendmail_submit.hpp); when the relay is down, the
+// caller may not read the config, or the config is refused, it leaves the message in the maildrop for
+// the relay (maildrop.hpp; -bs: sendmail_local_smtp.hpp) and exits 0, so cron's mail is never thrown
+// away. Exit codes are sendmail's (sysexits.h): 0 queued, 64 usage, 65 bad message, 66 no input,
+// 67 recipient refused, 69 refused, 75 try again later, 76 protocol error, 78 configuration error.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -42,8 +42,8 @@ each accepted message there.
   -F NAME   full name for the From: header added when the message has none
   -bm       submit (the default); -bs: SMTP on stdin/stdout; -bp: the queue (mailq); -bi, -I: newaliases;
             -bv: show where each RCPT goes after [aliases] and the alias_file, send nothing
-  Flags without a value may be grouped as with getopt: -ti is -t -i.
   -B, -C, -N, -R, -V, -X, -L, -h (with a value), -o..., -v, -U, -G, -n, -m, -q: accepted and ignored
+  Flags without a value may be grouped as with getopt: -ti is -t -i.
 A bare recipient (root, www-data, root@localhost) resolves through [aliases] in the config, then
 the alias_file (/etc/aliases), then gets the domain of the default account's email.
 The configuration comes from --config, $SMTP_OAUTH2_RELAY_CONFIG or /etc/smtp-oauth2-relay/config.toml.

@@ -65,6 +65,10 @@ def render_config(relay_settings, users, accounts):
     return "\n".join(lines) + "\n"
 
 
+class PortTaken(Exception):
+    pass
+
+
 class Relay:
     """The relay binary with a config of its own; `settings`, `users`, `accounts` are editable before start()."""
 
@@ -130,7 +134,21 @@ class Relay:
     def start(self, import_token=True):
         if import_token and not os.path.exists(os.path.join(self.state_dir, "tokens", "office.json")):
             self.import_token()
+        for _ in range(5):
+            try:
+                return self._start_once()
+            except PortTaken:
+                # Another test's process took the port between free_port() and the bind: a new one,
+                # when the test left the listen address to us.
+                if self.settings["listen"] != [f"127.0.0.1:{self.port}"]:
+                    raise
+                self.port = free_port()
+                self.settings["listen"] = [f"127.0.0.1:{self.port}"]
+        return self._start_once()
+
+    def _start_once(self):
         self.write_config()
+        logged = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         self.log_file = open(self.log_path, "a")
         self.process = subprocess.Popen([BINARY, "serve", "--config", self.config_path],
                                         stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -138,7 +156,13 @@ class Relay:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"relay exited with {self.process.returncode}:\n{self.log()}")
+                log = self.log()
+                self.log_file.close()
+                if "fatal" in log[logged:] and "Address already in use" in log[logged:]:
+                    with open(self.log_path, "r+") as f:   # the retry's log starts where this one did
+                        f.truncate(logged)
+                    raise PortTaken(log)
+                raise AssertionError(f"relay exited with {self.process.returncode}:\n{log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     s.recv(512)

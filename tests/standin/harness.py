@@ -11,6 +11,7 @@ inherited, so pytest shows its log for a failing test, or log_path=...). Keyword
 """
 import json
 import os
+import random
 import selectors
 import signal
 import socket
@@ -28,7 +29,20 @@ START_TIMEOUT = 15
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (for --smtp-port when 0 will not do)."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (for --smtp-port when 0 will not do).
+
+    Chosen below the kernel's ephemeral range (32768-60999 on Debian): a port the kernel handed out
+    could be taken again by any outgoing connection (two test files run at once) before the relay
+    binds it, and it was (CI: "Address already in use"). Here only another test's pick can collide."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -166,3 +166,37 @@ def test_size_beyond_the_provider_is_warned_about_and_ehlo_offers_the_effective_
     del relay.accounts["graphy"]
     relay.users.pop()
     assert "warning: relay.max_message_size" not in relay.run("config", "--check", "--quiet").stderr
+
+
+def test_a_message_without_header_keeps_its_text_below_the_received_field(relay, standin):
+    """A script that sends bare text (no header at all, as `printf 'DATA\\r\\nhello\\r\\n.\\r\\n' | nc`
+    does), and sendmail fed bare text (`echo hello | sendmail root`): the relay's own fields go above
+    an empty line, as Postfix's cleanup puts them, so the text stays the body. Without it the first
+    line was read as a broken header field and the recipient saw an empty message."""
+    from test_senders import sendmail
+    relay.start()
+    send(relay, ["boss@example.com"], b"hello world\r\nsecond line\r\n")
+    send(relay, ["boss@example.com"], f"{HTML}\r\n".encode())           # a long line too: re-encoded
+    assert sendmail(relay, ["boss@example.com"], b"disk full on /var\n").returncode == 0
+    messages = wait_messages(standin, 3)
+    bodies = []
+    for _, data in messages:
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        assert not parsed.defects, (parsed.defects, data[:400])
+        assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+        bodies.append(parsed.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n"))
+    assert "hello world\nsecond line\n" in bodies
+    assert HTML + "\n" in bodies
+    assert "disk full on /var\n" in bodies
+
+
+def test_received_keeps_an_address_literal_helo(relay, standin):
+    """smtplib, Thunderbird and printers without a host name say EHLO [address]; Postfix writes it as
+    it is ("from [192.168.1.20] (host [192.168.1.20])"), it must not become "_192.168.1.20_"."""
+    relay.start()
+    send(relay, ["boss@example.com"], f"From: {MAILBOX}\r\nSubject: lit\r\n\r\nx\r\n".encode(), helo="[192.168.1.20]")
+    send(relay, ["boss@example.com"], f"From: {MAILBOX}\r\nSubject: lit6\r\n\r\nx\r\n".encode(), helo="[IPv6:fe80::1]")
+    messages = wait_messages(standin, 2)
+    fields = sorted(parse_received(data)[1][0] for _, data in messages)
+    assert fields[0].startswith("from [192.168.1.20] ([127.0.0.1]) by relay.test "), fields
+    assert fields[1].startswith("from [IPv6:fe80::1] ([127.0.0.1]) by relay.test "), fields

@@ -113,6 +113,7 @@ std::string fold_long_header_lines(std::string_view message) {
     while (at < header_end) {
         std::size_t end = message.find("\r\n", at);
         if (end == std::string_view::npos || end > header_end) end = header_end;
+        std::string rest;   // what is left of a line cut where it had no whitespace, with its space
         std::string_view line = message.substr(at, end - at);
         // Fold at the last space or tab that keeps the piece within 998 octets; the whitespace starts
         // the continuation line, so unfolding (RFC 5322 2.2.3) gives back the original line.
@@ -122,7 +123,17 @@ std::string fold_long_header_lines(std::string_view message) {
         while (line.size() > kMaxLine) {
             std::size_t cut = line.find_last_of(" \t", kMaxLine);
             if (cut == std::string_view::npos || cut < earliest) cut = line.find_first_of(" \t", kMaxLine);
-            if (cut == std::string_view::npos || cut < earliest) break;   // nowhere to fold: the upstream decides
+            if (cut == std::string_view::npos || cut < earliest || cut > kMaxLine) {
+                // Nowhere to fold within 998 octets (a long token or URL): cut at 998 and start the
+                // continuation with a space, as Postfix's smtp_line_length_limit does. Unfolded, the
+                // value has one space more; left whole, Exchange refuses the message the client was
+                // told is accepted.
+                out.append(line.substr(0, kMaxLine)).append("\r\n");
+                rest = " " + std::string(line.substr(kMaxLine));
+                line = rest;
+                earliest = 1;
+                continue;
+            }
             earliest = 1;
             out.append(line.substr(0, cut)).append("\r\n");
             line.remove_prefix(cut);

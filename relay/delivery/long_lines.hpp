@@ -9,7 +9,8 @@
 // short by construction). A message without MIME headers becomes a text/plain part (charset utf-8
 // when its body is valid UTF-8; otherwise no charset is declared, since guessing one would be a lie,
 // and `note` says so). Header lines over 998 octets are folded at whitespace (RFC 5322 2.2.3);
-// one without whitespace to fold at is left for the upstream to judge.
+// one without whitespace within 998 octets is cut there with CRLF SPACE, as Postfix does (its
+// unfolded value then has one space more; left whole, Exchange refuses the whole message).
 //
 // Parsing and encoding MIME is GMime's (the field's standard MIME library, used by Evolution, Geary
 // and notmuch), not a parser of our own: multipart boundaries, nested parts and encodings are where

@@ -200,3 +200,25 @@ def test_received_keeps_an_address_literal_helo(relay, standin):
     fields = sorted(parse_received(data)[1][0] for _, data in messages)
     assert fields[0].startswith("from [192.168.1.20] ([127.0.0.1]) by relay.test "), fields
     assert fields[1].startswith("from [IPv6:fe80::1] ([127.0.0.1]) by relay.test "), fields
+
+
+def test_long_header_lines_are_folded_so_the_upstream_takes_them(relay, standin):
+    """A Subject of 1,500 characters folds at its spaces (the reader sees the same subject); a header
+    with no space in its first 998 octets (a long token or URL) is cut there with CRLF SPACE, as
+    Postfix does. It used to be sent whole: the stand-in, like Exchange, refused it and the message
+    the client had been told was accepted failed."""
+    relay.start()
+    subject = " ".join(f"report-{i:03d}" for i in range(140))
+    assert len(subject) > 1400
+    token = "".join(f"{i:04x}" for i in range(500))   # 2,000 characters without a space
+    send(relay, ["boss@example.com"], f"From: {MAILBOX}\r\nSubject: {subject}\r\n\r\nx\r\n".encode())
+    send(relay, ["boss@example.com"], f"From: {MAILBOX}\r\nSubject: token\r\nX-Job-Token: {token}\r\n\r\nx\r\n".encode())
+    messages = wait_messages(standin, 2)
+    assert relay.failed_files() == []
+    for _, data in messages:
+        assert all(len(line) <= 998 for line in data.split(b"\r\n")), "a line over 998 octets left the relay"
+    by_subject = {email.message_from_bytes(d, policy=email.policy.compat32)["Subject"]: d for _, d in messages}
+    unfolded = {k.replace("\r\n", "") if k else k: v for k, v in by_subject.items()}
+    assert subject in unfolded, list(by_subject)   # folded at whitespace: unfolding gives it back
+    parsed = email.message_from_bytes(unfolded["token"], policy=email.policy.compat32)
+    assert parsed["X-Job-Token"].replace("\r\n", "").replace(" ", "") == token

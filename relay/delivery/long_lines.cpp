@@ -43,12 +43,38 @@ std::string to_crlf(std::string_view text) {
     return out;
 }
 
-// Where the header ends: the offset just past the empty line (or the end, for a header-only message).
-std::size_t body_start(std::string_view message) {
-    if (message.starts_with("\r\n")) return 2;
-    const auto end = message.find("\r\n\r\n");
-    return end == std::string_view::npos ? message.size() : end + 4;
+// A header field's first line: a name of printable ASCII but ':' (RFC 5322 3.6.8), then ':'.
+bool is_field(std::string_view line) {
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    for (char c : line.substr(0, colon))
+        if (c <= 32 || c >= 127) return false;
+    return true;
 }
+
+// Where the header ends: just past the empty line that ends it, or the end of a header-only message;
+// for a header that runs straight into text without the empty line, the first line that is neither
+// a field nor a continuation, where readers (and Postfix's cleanup) start the body. `separated`: the
+// empty line is there.
+struct HeaderEnd {
+    std::size_t at;
+    bool separated;
+};
+HeaderEnd header_end(std::string_view message) {
+    std::size_t at = 0;
+    while (at < message.size()) {
+        const std::size_t eol = message.find("\r\n", at);
+        const std::string_view line = message.substr(at, eol == std::string_view::npos ? std::string_view::npos : eol - at);
+        if (line.empty()) return {at + 2, true};
+        const bool continuation = at > 0 && (line.front() == ' ' || line.front() == '\t');
+        if (!continuation && !is_field(line)) return {at, false};
+        if (eol == std::string_view::npos) break;
+        at = eol + 2;
+    }
+    return {message.size(), false};
+}
+
+std::size_t body_start(std::string_view message) { return header_end(message).at; }
 
 bool valid_utf8(std::string_view text) {
     return g_utf8_validate(text.data(), static_cast<gssize>(text.size()), nullptr);
@@ -150,8 +176,14 @@ std::string fold_long_header_lines(std::string_view message) {
     return out;
 }
 
-LongLineFix fix_long_lines(std::string_view message) {
+LongLineFix fix_long_lines(std::string_view original) {
     LongLineFix fix;
+    // Text right after the fields, without the empty line: it gets one, or its long line would be
+    // folded as if it were a field (and GMime would not see it as the body it is).
+    std::string separated(original);
+    if (const HeaderEnd end = header_end(original); !end.separated && end.at < original.size())
+        separated.insert(end.at, "\r\n");
+    const std::string_view message = separated;
     const std::size_t header_end = body_start(message);
     const std::string_view header = message.substr(0, header_end);
     const std::string_view body = message.substr(header_end);

@@ -124,6 +124,23 @@ TEST(LongLines, LongHeaderLinesAreFoldedAtWhitespace) {
     EXPECT_EQ(fold_long_header_lines(body_only), body_only);
 }
 
+// Fields followed straight by text (no empty line): the text is the body, as readers and Postfix's
+// cleanup take it; it gets the empty line and its long line is re-encoded, never folded as a field.
+TEST(LongLines, TextRightAfterTheFieldsIsTheBody) {
+    const std::string html = "<p>" + std::string(1200, 'h') + " x</p>";
+    const auto fix = fix_long_lines("From: a@b\r\nSubject: s\r\n" + html + "\r\n");
+    EXPECT_EQ(fix.parts_reencoded, 1);
+    EXPECT_FALSE(fix.headers_folded);
+    EXPECT_TRUE(all_lines_short(fix.message));
+    EXPECT_TRUE(fix.message.starts_with("From: a@b\r\nSubject: s\r\n")) << fix.message.substr(0, 200);
+    EXPECT_NE(fix.message.find("Content-Transfer-Encoding: quoted-printable"), std::string::npos);
+    // A long field followed by text: the field folds, the text stays below the empty line.
+    const std::string to = "To: " + std::string(600, 't') + "@x, " + std::string(600, 'u') + "@y";
+    const auto both = fix_long_lines("Subject: s\r\n" + to + "\r\nshort text\r\n");
+    EXPECT_TRUE(both.headers_folded);
+    EXPECT_TRUE(both.message.ends_with("@y\r\n\r\nshort text\r\n")) << both.message;
+}
+
 // The seam both transports use: without long lines no rewrite (the queue file streams as it is),
 // and an 8-bit body is declared BODY=8BITMIME even when the client did not say so.
 TEST(UpstreamMessage, EightBitDataIsDeclaredAndShortLinedMessagesAreNotRewritten) {

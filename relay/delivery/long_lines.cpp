@@ -99,11 +99,38 @@ struct Walk {
     int reencoded = 0;
 };
 
+std::string_view view(GByteArray* bytes) { return {reinterpret_cast<const char*>(bytes->data), bytes->len}; }
+
+// A base64 or quoted-printable part written as unwrapped lines (some scripts put a whole attachment
+// on one base64 line): decoded and encoded again the same way, which GMime wraps at 76 columns.
+// Decoding gives back the same octets, so the attachment is unchanged.
+bool rewrap_if_long(GMimePart* part, GMimeContentEncoding encoding) {
+    GMimeDataWrapper* content = g_mime_part_get_content(part);
+    GMimeStream* raw = content ? g_mime_data_wrapper_get_stream(content) : nullptr;
+    if (!raw) return false;
+    Ref<GMimeStream> encoded(g_mime_stream_mem_new());
+    g_mime_stream_reset(raw);
+    g_mime_stream_write_to_stream(raw, encoded.get());
+    g_mime_stream_reset(raw);
+    if (!has_long_line(view(g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(encoded.get()))))) return false;
+    Ref<GMimeStream> decoded(g_mime_stream_mem_new());
+    g_mime_data_wrapper_write_to_stream(content, decoded.get());
+    g_mime_stream_reset(decoded.get());
+    Ref<GMimeDataWrapper> plain(g_mime_data_wrapper_new_with_stream(decoded.get(), GMIME_CONTENT_ENCODING_DEFAULT));
+    g_mime_part_set_content(part, plain.get());
+    g_mime_part_set_content_encoding(part, encoding);
+    return true;
+}
+
 // g_mime_message_foreach visits every part, multiparts included; only leaves carry content.
 void reencode_if_long(GMimeObject*, GMimeObject* object, gpointer data) {
     if (!GMIME_IS_PART(object)) return;
     GMimePart* part = GMIME_PART(object);
     const GMimeContentEncoding encoding = g_mime_part_get_content_encoding(part);
+    if (encoding == GMIME_CONTENT_ENCODING_BASE64 || encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
+        if (rewrap_if_long(part, encoding)) ++static_cast<Walk*>(data)->reencoded;
+        return;
+    }
     if (encoding != GMIME_CONTENT_ENCODING_DEFAULT && encoding != GMIME_CONTENT_ENCODING_7BIT &&
         encoding != GMIME_CONTENT_ENCODING_8BIT && encoding != GMIME_CONTENT_ENCODING_BINARY)
         return;

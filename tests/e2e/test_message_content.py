@@ -224,3 +224,23 @@ def test_long_header_lines_are_folded_so_the_upstream_takes_them(relay, standin)
     assert subject in unfolded, list(by_subject)   # folded at whitespace: unfolding gives it back
     parsed = email.message_from_bytes(unfolded["token"], policy=email.policy.compat32)
     assert parsed["X-Job-Token"].replace("\r\n", "").replace(" ", "") == token
+
+
+def test_an_attachment_written_as_one_base64_line_is_wrapped_and_arrives_intact(relay, standin):
+    """Some scripts put a whole attachment on one base64 line. It used to be sent as it was, refused
+    upstream (a line over 998 octets) and failed after the client had its 250; the part is now encoded
+    again in short lines and the recipient gets the same octets."""
+    import base64
+    relay.start()
+    blob = bytes((i * 7919) % 256 for i in range(6000))
+    message = (f"From: {MAILBOX}\r\nTo: boss@example.com\r\nSubject: pdf\r\nMIME-Version: 1.0\r\n"
+               'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n'
+               "see attached\r\n--B\r\nContent-Type: application/pdf; name=a.pdf\r\n"
+               "Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(blob).decode() + "\r\n--B--\r\n")
+    send(relay, ["boss@example.com"], message.encode())
+    (_, data), = wait_messages(standin, 1)
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    [attachment] = list(parsed.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf" and attachment.get_content() == blob
+    assert relay.failed_files() == []

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "relay/core/base64.hpp"
 #include "relay/delivery/long_lines.hpp"
 #include "relay/delivery/upstream_message.hpp"
 
@@ -139,6 +140,33 @@ TEST(LongLines, TextRightAfterTheFieldsIsTheBody) {
     const auto both = fix_long_lines("Subject: s\r\n" + to + "\r\nshort text\r\n");
     EXPECT_TRUE(both.headers_folded);
     EXPECT_TRUE(both.message.ends_with("@y\r\n\r\nshort text\r\n")) << both.message;
+}
+
+// Some scripts write a whole attachment as one base64 line (or QP without soft breaks): the part is
+// decoded and encoded again the same way, in short lines; its octets are unchanged.
+TEST(LongLines, UnwrappedBase64AndQuotedPrintableAreWrappedAgain) {
+    std::string blob;
+    for (int i = 0; i < 6000; ++i) blob += static_cast<char>((i * 7919) % 256);
+    const std::string qp_text = std::string(1500, 'q') + "=3D end";   // legal QP, no soft line breaks
+    const std::string message =
+        "Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        "--B\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + qp_text +
+        "\r\n--B\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+        core::base64_encode(blob) + "\r\n--B--\r\n";
+    const auto fix = fix_long_lines(message);
+    EXPECT_EQ(fix.parts_reencoded, 2);
+    EXPECT_TRUE(fix.note.empty()) << fix.note;
+    EXPECT_TRUE(all_lines_short(fix.message));
+    const auto pdf = fix.message.find("base64\r\n\r\n") + 10;
+    std::string b64 = fix.message.substr(pdf, fix.message.find("\r\n--B--") - pdf);
+    std::erase(b64, '\r');
+    std::erase(b64, '\n');
+    const auto decoded = core::base64_decode(b64);
+    ASSERT_TRUE(decoded) << b64.substr(0, 80) << " ... " << b64.substr(b64.size() - 80);
+    EXPECT_TRUE(*decoded == blob) << decoded->size();
+    const auto text = fix.message.find("quoted-printable\r\n\r\n") + 20;
+    EXPECT_EQ(qp_decode(fix.message.substr(text, fix.message.find("\r\n--B\r\n", text) - text)),
+              std::string(1500, 'q') + "= end");
 }
 
 // The seam both transports use: without long lines no rewrite (the queue file streams as it is),

@@ -63,8 +63,14 @@ void ServerSession::State::command_line(std::string_view line) {
         return;
     }
     if ((verb->flags & needs_helo) && stage == Stage::need_helo) {
-        reply(replies::kNeedHelo);
-        return;
+        // Postfix's default (smtpd_helo_required = no) takes MAIL without a greeting, and old devices
+        // and scripts skip it: a trusted client is served (HELO "unknown" in Received), others get 503.
+        // After STARTTLS the client must greet again (RFC 3207 4.2), trusted or not.
+        if (!policy.lenient || verb->name != "MAIL" || tls_active) {
+            reply(replies::kNeedHelo);
+            return;
+        }
+        stage = Stage::ready;
     }
     if ((verb->flags & no_transaction) && tx.open) {
         reply(replies::kTransactionInProgress);

@@ -332,3 +332,24 @@ def test_refusal_lines_in_json_log(relay2, standin):
     assert first["from"] == MAILBOX and first["reply"] == "530 5.7.0 Authentication required"
     assert events[1]["command"] == "RCPT" and events[1]["to"] == "boss@example.com"
     assert events[2]["reply"].startswith("500 5.5.2")
+
+
+# ---- MAIL without HELO (Postfix's default smtpd_helo_required = no) ------------------------------
+
+def test_mail_without_helo_is_served_for_lenient_clients_only(relay2, standin):
+    """A script or old device that starts with MAIL FROM: Postfix takes it by default; the relay got
+    503 5.5.1 from everyone, so `printf 'MAIL FROM:...\\r\\n...' | nc` lost its mail."""
+    relay2.start()
+    lenient = client_from(relay2, LENIENT)
+    assert lenient.command(f"MAIL FROM:<{MAILBOX}>").startswith("250 2.1.0")
+    assert lenient.command("RCPT TO:<boss@example.com>").startswith("250 2.1.5")
+    assert lenient.command("DATA").startswith("354")
+    lenient.send("Subject: no helo\r\n\r\nhi\r\n.\r\n")
+    assert lenient.reply().startswith("250 2.0.0")
+    lenient.close()
+    _, raw = standin.wait_for_messages(1, timeout=20)[0]
+    assert raw.startswith(b"Received: from unknown ([127.0.0.1])\r\n\tby relay.test (smtp-oauth2-relay) with SMTP id ")
+
+    strict = client_from(relay2, STRICT)
+    assert strict.command(f"MAIL FROM:<{MAILBOX}>").startswith("503 5.5.1")
+    strict.close()

@@ -167,6 +167,26 @@ S: 501 5.1.3 Bad recipient address syntax: the address must be in angle brackets
 )");
 }
 
+// Postfix's default (smtpd_helo_required = no): a trusted device that skips HELO is served.
+TEST(SmtpSessionLenient, MailWithoutHeloFromLenientClientsOnly) {
+    Conversation lenient(lenient_policy());
+    expect_golden(lenient, R"(
+S: 220 mx.test ESMTP smtp-oauth2-relay ready
+C: RCPT TO:<boss@corp.example>
+S: 503 5.5.1 Error: send HELO/EHLO first
+C: MAIL FROM:<printer@corp.example>
+S: 250 2.1.0 Ok
+C: RCPT TO:<boss@corp.example>
+S: 250 2.1.5 Ok
+)");
+    Conversation strict(strict_policy());
+    expect_golden(strict, R"(
+S: 220 mx.test ESMTP smtp-oauth2-relay ready
+C: MAIL FROM:<printer@corp.example>
+S: 503 5.5.1 Error: send HELO/EHLO first
+)");
+}
+
 TEST(SmtpSessionLenient, NulBytesAreRefusedInEveryMode) {
     for (bool lenient : {false, true}) {
         SCOPED_TRACE(lenient);

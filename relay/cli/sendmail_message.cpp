@@ -198,6 +198,8 @@ Prepared prepare(std::string_view input, const Options& options, std::string_vie
         auto dot = std::find(lines.begin(), lines.end(), std::string_view("."));
         lines.erase(dot, lines.end());
     }
+    // A leading mbox "From sender date" line is no header field: Postfix's sendmail drops it too.
+    if (!lines.empty() && lines.front().starts_with("From ")) lines.erase(lines.begin());
     // The header is everything before the first empty line (RFC 5322 section 2.1), or before the
     // first line that is neither a field nor a field's continuation: `echo hello | sendmail root`
     // is all body, and Postfix's cleanup starts the body there too (an empty line is put before it).

@@ -353,3 +353,37 @@ def test_mail_without_helo_is_served_for_lenient_clients_only(relay2, standin):
     strict = client_from(relay2, STRICT)
     assert strict.command(f"MAIL FROM:<{MAILBOX}>").startswith("503 5.5.1")
     strict.close()
+
+
+# ---- a whole session in one write ------------------------------------------------------------------
+
+BLAST = (b"HELO script.lan\r\nMAIL FROM:<" + MAILBOX.encode() + b">\r\nRCPT TO:<boss@example.com>\r\nDATA\r\n"
+         b"Subject: blast\r\n\r\nwritten without reading a reply\r\n.\r\nQUIT\r\n")
+
+
+def blast(relay, source):
+    """`printf 'HELO ...\\r\\nMAIL FROM:...\\r\\n...QUIT\\r\\n' | nc`: everything sent at once, replies read after."""
+    s = socket.create_connection(("127.0.0.1", relay.port), timeout=10, source_address=(source, 0))
+    s.sendall(BLAST)
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.decode()
+
+
+def test_a_whole_session_in_one_write_is_served_for_lenient_clients(relay2, standin):
+    """Debian 12's Postfix serves such a script; the relay answered 554 5.5.0 and closed, and the
+    mail was lost. A client outside lenient_networks keeps the pipelining rule."""
+    relay2.start()
+    replies = blast(relay2, LENIENT)
+    assert "354 " in replies and "250 2.0.0 Ok: queued as" in replies and replies.rstrip().endswith("221 2.0.0 Bye"), replies
+    _, raw = standin.wait_for_messages(1, timeout=20)[0]
+    assert raw.endswith(b"Subject: blast\r\n\r\nwritten without reading a reply\r\n")
+    replies = blast(relay2, STRICT)
+    assert "554 5.5.0" in replies and "354" not in replies, replies
+    time.sleep(0.5)
+    assert len(standin.messages()) == 1

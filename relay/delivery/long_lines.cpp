@@ -124,6 +124,12 @@ bool rewrap_if_long(GMimePart* part, GMimeContentEncoding encoding) {
 
 // g_mime_message_foreach visits every part, multiparts included; only leaves carry content.
 void reencode_if_long(GMimeObject*, GMimeObject* object, gpointer data) {
+    // A forwarded message (message/rfc822) is one object to the walk: its own parts are walked too.
+    if (GMIME_IS_MESSAGE_PART(object)) {
+        if (GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object)))
+            g_mime_message_foreach(inner, reencode_if_long, data);
+        return;
+    }
     if (!GMIME_IS_PART(object)) return;
     GMimePart* part = GMIME_PART(object);
     const GMimeContentEncoding encoding = g_mime_part_get_content_encoding(part);

@@ -244,3 +244,20 @@ def test_an_attachment_written_as_one_base64_line_is_wrapped_and_arrives_intact(
     [attachment] = list(parsed.iter_attachments())
     assert attachment.get_content_type() == "application/pdf" and attachment.get_content() == blob
     assert relay.failed_files() == []
+
+
+def test_a_forwarded_message_with_a_long_html_line_arrives_intact(relay, standin):
+    """A message forwarded as an attachment (message/rfc822) whose HTML is one long line: its part is
+    re-encoded like any other. It used to be sent as it was and fail upstream after the 250."""
+    relay.start()
+    inner = f"From: erp@contoso.com\r\nSubject: inner\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{HTML}\r\n"
+    message = (f"From: {MAILBOX}\r\nTo: boss@example.com\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"
+               'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n'
+               f"see below\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n{inner}--B--\r\n")
+    send(relay, ["boss@example.com"], message.encode())
+    (_, data), = wait_messages(standin, 1)
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    [forwarded] = [p for p in parsed.walk() if p.get_content_type() == "message/rfc822"]
+    text, _ = html_of(forwarded.get_payload(0).as_bytes())
+    assert text.rstrip("\r\n") == HTML

@@ -169,6 +169,20 @@ TEST(LongLines, UnwrappedBase64AndQuotedPrintableAreWrappedAgain) {
               std::string(1500, 'q') + "= end");
 }
 
+// A forwarded message (message/rfc822) with a long line: its own part is re-encoded.
+TEST(LongLines, PartsOfAForwardedMessageAreReencodedToo) {
+    const std::string message =
+        "Subject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        "--B\r\nContent-Type: text/plain\r\n\r\nforwarded\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n"
+        "From: a@b\r\nSubject: inner\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html_line() + "\r\n--B--\r\n";
+    const auto fix = fix_long_lines(message);
+    EXPECT_EQ(fix.parts_reencoded, 1);
+    EXPECT_TRUE(fix.note.empty()) << fix.note;
+    EXPECT_TRUE(all_lines_short(fix.message));
+    const auto start = fix.message.find("quoted-printable\r\n\r\n") + 20;
+    EXPECT_EQ(qp_decode(fix.message.substr(start, fix.message.find("\r\n--B--") - start)), html_line());
+}
+
 // The seam both transports use: without long lines no rewrite (the queue file streams as it is),
 // and an 8-bit body is declared BODY=8BITMIME even when the client did not say so.
 TEST(UpstreamMessage, EightBitDataIsDeclaredAndShortLinedMessagesAreNotRewritten) {

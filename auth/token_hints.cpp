@@ -7,8 +7,6 @@
 namespace relay::auth {
 namespace {
 
-bool contains(const std::string& text, std::string_view what) { return text.find(what) != std::string::npos; }
-
 // "AADSTS700082" out of "AADSTS700082: The refresh token ...", for the cause line.
 std::string aadsts_code(const std::string& description) {
     const auto at = description.find("AADSTS");

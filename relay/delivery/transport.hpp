@@ -55,11 +55,11 @@ namespace relay {
 // A failure that concerns the account (connect, TLS, AUTH, token), not one message.
 struct AccountFailure {
     std::string reason;                        // for the log and the deferred message's last reply
-    std::optional<std::string> hold_action;    // set when a person must act: hold the account
+    std::optional<std::string> hold_action{};  // set when a person must act: hold the account
     // Set when the token endpoint failed in a way its own retry schedule handles (token_retry.hpp):
     // the account waits for the token manager's on_recovered instead of the SMTP backoff, and looks
     // again on its own after this long at the latest (issue 11, item 4).
-    std::optional<std::chrono::seconds> token_wait;
+    std::optional<std::chrono::seconds> token_wait{};
 };
 
 // The AccountFailure for a failed token request: a hold with the hint table's fix when a person

@@ -43,9 +43,9 @@ public:
 
     struct AuthResult {
         bool ok = false;
-        std::string account;    // the user's upstream account when ok
+        std::string account{};  // the user's upstream account when ok
         bool needs_slow_check = false;  // only authenticate_slow() can tell (a password hash KDF)
-        std::string refusal;    // not checked at all (lockout, too many checks running): this reply line
+        std::string refusal{};  // not checked at all (lockout, too many checks running): this reply line
     };
     // Checks a local user's password (AUTH PLAIN/LOGIN), cheaply: on the I/O thread.
     virtual AuthResult authenticate(std::string_view user, std::string_view password) = 0;
@@ -79,12 +79,12 @@ public:
     // client must handle, not a refusal). At most one call per reply, so max_errors bounds a
     // session's lines. Views are valid during the call only; never carries AUTH data.
     struct Refusal {
-        std::string_view command;      // "MAIL", "RCPT", "END-OF-DATA", "AUTH", ...; empty: a broken line
-        std::string_view reply;        // the reply line without CRLF
-        std::string_view helo;         // empty before EHLO/HELO
-        std::optional<std::string_view> from;   // the sender once known ("" is the null sender)
-        std::string_view to;           // the refused recipient, or the message's recipients at END-OF-DATA
-        std::string_view argument;     // a MAIL/RCPT argument that did not parse, else empty
+        std::string_view command{};    // "MAIL", "RCPT", "END-OF-DATA", "AUTH", ...; empty: a broken line
+        std::string_view reply{};      // the reply line without CRLF
+        std::string_view helo{};       // empty before EHLO/HELO
+        std::optional<std::string_view> from{};   // the sender once known ("" is the null sender)
+        std::string_view to{};         // the refused recipient, or the message's recipients at END-OF-DATA
+        std::string_view argument{};   // a MAIL/RCPT argument that did not parse, else empty
     };
     virtual void refused(const Refusal& refusal) {}
 

@@ -1,7 +1,7 @@
 """Issue 13 end to end: each attack of the adversarial probe, replayed against the real relay and the
 Microsoft stand-in. AUTH guesses in parallel and by timing, intake stalled behind hashing and a
-hanging token endpoint, a nonsense or huge token response, files planted in the spool, bytes that
-act on terminals, descriptor exhaustion, and sidecars left behind."""
+hanging token endpoint, files planted in the spool, bytes that act on terminals, descriptor
+exhaustion, and sidecars left behind. A nonsense or huge token response: test_token_responses.py."""
 import base64
 import json
 import os
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, ROOT, binary_is_sanitized
+from conftest import BINARY, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, ROOT
 from test_hostile import RawClient, auth_plain
 
 HASHED_USER = "printer"
@@ -192,92 +192,6 @@ def test_hanging_token_endpoint_does_not_delay_the_end_of_data_reply(relay, stan
     worst = max(t for _, t in replies)
     assert worst < 3.0, worst   # before: until the token requests returned (12 s here, ~29 s in the probe)
     standin.control(token_delay_ms=0)
-
-
-# ---- item 3: expires_in validated and clamped; nonsense in the store repaired ----------------------
-
-def token_requests(standin):
-    return sum(sum(outcomes.values()) for outcomes in standin.stats()["token_requests"].values())
-
-
-def stored_lifetime(relay, account="office"):
-    with open(os.path.join(relay.state_dir, "tokens", f"{account}.json")) as f:
-        tokens = json.load(f)
-    return tokens["access_expires_at"] - tokens["access_obtained_at"], tokens
-
-
-@pytest.mark.parametrize("expires_in", ["1e10", '"99999999999"', "9223372036854775807", "-5"])
-def test_a_nonsense_expires_in_neither_loops_nor_is_stored(relay, standin, expires_in):
-    standin.control(token_expires_in_json=expires_in)
-    relay.start()
-    for i in range(3):
-        reply, _ = send_timed(relay, body=f"Subject: n{i}\r\n\r\nx\r\n")
-        assert reply.startswith("250"), reply
-    standin.wait_for_messages(3, timeout=30)
-    before = token_requests(standin)
-    logins_before = standin.stats()["auth"].get("XOAUTH2", {}).get("success", 0)
-    time.sleep(3)
-    # Before: ~140 token requests and ~260 logins a second, nothing delivered.
-    assert token_requests(standin) - before <= 1
-    assert standin.stats()["auth"].get("XOAUTH2", {}).get("success", 0) - logins_before <= 3
-    lifetime, _ = stored_lifetime(relay)
-    assert 0 < lifetime <= 86400, lifetime
-
-
-def test_a_stored_nonsense_expiry_is_repaired_at_start(relay, standin):
-    relay.import_token()
-    path = os.path.join(relay.state_dir, "tokens", "office.json")
-    with open(path) as f:
-        tokens = json.load(f)
-    tokens["access_expires_at"] = tokens["access_obtained_at"] - 7_000_000_000   # what an overflow left
-    with open(path, "w") as f:
-        json.dump(tokens, f)
-    standin.control(token_mode="server_error")   # no refresh can paper over it: only the repair can
-    relay.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with open(path) as f:
-            repaired = json.load(f)
-        if repaired["access_expires_at"] >= 0:
-            break
-        time.sleep(0.1)
-    assert repaired["access_expires_at"] == 0 and repaired["access_token"] == "", repaired
-    assert repaired["refresh_token"] == tokens["refresh_token"]
-    standin.control(token_mode="ok")
-    relay.run("queue", "retry", "--all")
-    reply, _ = send_timed(relay)
-    assert reply.startswith("250"), reply
-    standin.wait_for_messages(1, timeout=30)
-    lifetime, _ = stored_lifetime(relay)
-    assert 0 < lifetime <= 86400
-
-
-# ---- item 4: token responses are capped ------------------------------------------------------------
-
-def peak_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def test_a_50_mb_token_response_is_refused_without_holding_it(relay, standin):
-    standin.control(token_lifetime=1)
-    relay.import_token()
-    time.sleep(1.5)
-    standin.control(token_padding_bytes=50_000_000)
-    relay.start()
-    reply, _ = send_timed(relay)
-    assert reply.startswith("250"), reply
-    lines = relay.wait_for_log("token_refresh_failed", timeout=30)
-    assert any("larger than" in line for line in lines), lines
-    if not binary_is_sanitized():
-        assert peak_rss_kib(relay.process.pid) < 100 * 1024   # before: 283 MB
-    # The endpoint recovers: the message goes out.
-    standin.control(token_padding_bytes=0, token_lifetime=3600)
-    relay.run("queue", "retry", "--all")
-    standin.wait_for_messages(1, timeout=30)
 
 
 # ---- item 6: files the relay does not trust ----------------------------------------------------------

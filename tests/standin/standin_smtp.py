@@ -3,20 +3,15 @@
 One asyncio task per connection. What it insists on, because the real service does: AUTH only after
 STARTTLS (RFC 3207, RFC 4954 section 4), XOAUTH2 tokens that the stand-in's own token endpoint
 issued for this user and that have not expired, a sender the mailbox may send as (Exchange's SendAs
-rule: the mailbox or an address granted in the send_as switch; envelope and From: header both, see
-send_as_check), at most N concurrent authenticated sessions per mailbox. It implements
-PIPELINING (RFC 2920) by reading command by command from one buffer, discards plaintext pipelined
+rule: the mailbox or an address granted in the send_as switch; envelope and From: header both), at
+most N concurrent authenticated sessions per mailbox. It implements PIPELINING (RFC 2920) by
+reading command by command from one buffer, discards plaintext pipelined
 after STARTTLS (RFC 3207 section 4.2, the CVE-2011-0411 injection), un-stuffs dots (RFC 5321
 section 4.5.2) and only takes CRLF.CRLF as the end of data (no SMTP smuggling via bare LF), and
 takes BDAT chunks (RFC 3030). Failure modes come from Settings at the moment they matter.
 
-Content rules of a strict server (issue 11), checked at the end of data so the relay's re-encoding is
-what makes a message pass: a text line longer than 998 octets (RFC 5321 4.5.3.1.6) gets
-LINE_TOO_LONG, and 8-bit octets in a transaction that did not declare BODY=8BITMIME (RFC 6152 3:
-without it the body must be 7-bit; the stand-in advertises 8BITMIME, so a client has no excuse)
-get UNDECLARED_8BIT. Both are 554 with an X.6.0 "media" code: permanent refusals of this content,
-not of the sender or the session (RFC 5321 4.2.2 uses 554 for a failed transaction, RFC 3463 X.6.x
-for content); a real strict server answers these with wording of its own.
+What a message itself may contain, and whom it may claim to be from, is checked at the end of data
+by standin_message_rules.py.
 """
 import asyncio
 import email.utils
@@ -26,6 +21,7 @@ import sys
 import time
 
 from standin_mailstore import MailStore
+from standin_message_rules import content_refusal, header_senders, send_as_denied
 from standin_sasl import (decode_response, google_failure_challenge, parse_oauthbearer,
                           parse_xoauth2)
 
@@ -60,9 +56,6 @@ FLAVORS = {
 }
 GOOGLE_BAD_CREDENTIALS = ("535-5.7.8 Username and Password not accepted. Learn more at\r\n"
                           "535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp")
-LINE_TOO_LONG = "554 5.6.0 Message refused: a text line is longer than 998 characters (RFC 5321 4.5.3.1.6)"
-EIGHT_BIT = re.compile(rb"[\x80-\xff]")
-UNDECLARED_8BIT = "554 5.6.0 Message refused: 8-bit data without BODY=8BITMIME (RFC 6152)"
 CONTINUOUS_ERRORS = ("550 5.2.251 Submission blocked: continuous errors from this mailbox "
                      "(stand-in model of Exchange's continuous-error throttling)")
 CONCURRENCY_LIMIT = ("432 4.3.2 Concurrent connections limit exceeded. Visit "
@@ -71,24 +64,6 @@ CONCURRENCY_LIMIT = ("432 4.3.2 Concurrent connections limit exceeded. Visit "
 
 def log(text):
     print(f"ms_standin: {text}", file=sys.stderr, flush=True)
-
-
-def header_senders(body):
-    """The From: addresses Exchange checks (Resent-From of a resent message), [] when there is none."""
-    header = body.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").replace("\r\n ", " ").replace("\r\n\t", " ")
-    fields = {}
-    for line in header.split("\r\n"):
-        name, colon, value = line.partition(":")
-        if colon and name.strip().lower() in ("from", "resent-from"):
-            fields.setdefault(name.strip().lower(), value)
-    value = fields.get("resent-from", fields.get("from"))
-    return [a for _, a in email.utils.getaddresses([value]) if a] if value else []
-
-
-def send_as_denied(mailbox, sender):
-    return (f"554 5.2.252 SendAsDenied; {mailbox} not allowed to send as {sender or '<>'}; "
-            "STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; "
-            "Failed to process message due to a permanent exception with message Cannot submit message.")
 
 
 class Disconnect(Exception):
@@ -319,16 +294,7 @@ class Session:
             log(f"auth {mechanism} failed for {user!r}: {reason}")
             await self._auth_failed(mechanism)
             return
-        if not self.server.stats.try_begin_session(user, self.server.settings.get("max_sessions_per_user")):
-            self.server.stats.auth_attempt(mechanism, False)
-            log(f"auth {mechanism} refused for {user!r}: concurrent session limit")
-            await self.reply(CONCURRENCY_LIMIT)
-            raise Disconnect()
-        self._counted_user = user
-        self.auth_user, self.auth_mechanism = user, mechanism
-        self.server.stats.auth_attempt(mechanism, True)
-        log(f"auth {mechanism} ok for {user!r}")
-        await self.reply(self.text["auth_ok"])
+        await self._auth_succeeded(mechanism, user)
 
     async def _auth_basic(self, mechanism, initial):
         """AUTH PLAIN (RFC 4616) or LOGIN with the password set by basic_auth_password."""
@@ -351,8 +317,14 @@ class Session:
             log(f"auth {mechanism} failed for {user!r}: wrong password")
             await self.reply("535 5.7.3 Authentication unsuccessful")
             return
+        await self._auth_succeeded(mechanism, user)
+
+    async def _auth_succeeded(self, mechanism, user):
+        """Credentials checked (token or password): the session counts against max_sessions_per_user,
+        Exchange's concurrency limit, before the 235."""
         if not self.server.stats.try_begin_session(user, self.server.settings.get("max_sessions_per_user")):
             self.server.stats.auth_attempt(mechanism, False)
+            log(f"auth {mechanism} refused for {user!r}: concurrent session limit")
             await self.reply(CONCURRENCY_LIMIT)
             raise Disconnect()
         self._counted_user = user
@@ -460,21 +432,10 @@ class Session:
         else:
             await self.reply(f"250 2.0.0 BDAT {len(chunk)} octets received")
 
-    def _content_refusal(self, body, transfer):
-        """The strict server's content rules (module docstring); None when the body passes."""
-        if transfer != "DATA":
-            return None  # BDAT is for BINARYMIME too (RFC 3030): no line or 8-bit rule
-        if any(len(line.rstrip(b"\r")) > 998 for line in body.split(b"\n")):
-            return LINE_TOO_LONG
-        declared = [p.upper() for p in (self.mail_params or "").split()]
-        if EIGHT_BIT.search(body) and not ({"BODY=8BITMIME", "BODY=BINARYMIME"} & set(declared)):
-            return UNDECLARED_8BIT
-        return None
-
     async def _finish(self, body, transfer):
         settings = self.server.settings
         fail_with = settings.get("fail_mail_with")
-        refusal = self._content_refusal(body, transfer)
+        refusal = content_refusal(body, transfer, self.mail_params)
         refused = [s for s in [self.mail_from] + header_senders(body)
                    if self.server.flavor == "microsoft" and not settings.may_send_as(self.auth_user, s)]
         if fail_with:

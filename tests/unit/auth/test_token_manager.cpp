@@ -1,154 +1,28 @@
 // TokenManager with a fake HTTP client (scripted, thread-safe, counting) and a fake clock: cache
 // reuse across restarts, refresh margin, single flight under 100 concurrent callers, rotation saved
 // before use, invalid_grant fail-fast, temporary backoff, token_rejected, and no secrets in logs.
+// The harness is token_manager_harness.hpp; upkeep has its own file (test_token_upkeep.cpp).
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <csignal>
 #include <sys/resource.h>
-#include <deque>
 #include <filesystem>
 #include <future>
-#include <mutex>
-#include <thread>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include "auth/token_manager.hpp"
 #include "relay/core/log.hpp"
+#include "token_manager_harness.hpp"
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace relay::auth;
 using namespace std::chrono_literals;
-
-namespace {
-
-struct FakeHttp : HttpClient {
-    std::mutex mutex;
-    std::deque<HttpResponse> script;
-    std::vector<FormFields> requests;
-    std::chrono::milliseconds delay{0};
-    std::function<void()> on_request;  // runs on the pool thread before answering
-
-    void push(long status, std::string body) {
-        std::lock_guard lock(mutex);
-        script.push_back({status, std::move(body)});
-    }
-    void push_token(const std::string& access, int expires_in, const std::string& refresh = "") {
-        std::string body = R"({"token_type":"Bearer","access_token":")" + access + R"(","expires_in":)" +
-                           std::to_string(expires_in);
-        if (!refresh.empty()) body += R"(,"refresh_token":")" + refresh + '"';
-        push(200, body + "}");
-    }
-    std::size_t count() {
-        std::lock_guard lock(mutex);
-        return requests.size();
-    }
-    std::string refresh_token_sent(std::size_t i) {
-        std::lock_guard lock(mutex);
-        for (auto& [k, v] : requests.at(i))
-            if (k == "refresh_token") return v;
-        return {};
-    }
-    HttpResponse post_form(const std::string& url, const FormFields& form) override {
-        if (delay.count()) std::this_thread::sleep_for(delay);
-        if (on_request) on_request();
-        std::lock_guard lock(mutex);
-        requests.push_back(form);
-        if (script.empty()) throw HttpError("POST " + url + " failed: no scripted response");
-        HttpResponse r = script.front();
-        script.pop_front();
-        return r;
-    }
-};
-
-std::string invalid_grant_body() {
-    return R"({"error":"invalid_grant","error_description":"AADSTS70008: The refresh token has expired due to )"
-           R"(inactivity.\r\nTrace ID: 1\r\nCorrelation ID: 2","error_codes":[70008]})";
-}
-
-struct Harness {
-    fs::path dir;
-    TokenStore store;
-    FakeHttp http;
-    asio::io_context io;
-    asio::thread_pool pool{2};
-    std::atomic<long long> now_ms{1'700'000'000'000};
-    relay::conf::Account account;
-    std::unique_ptr<TokenManager> manager;
-
-    Harness() : dir(make_dir()), store(dir) {
-        account.name = "office";
-        account.client_id = "client-id";
-        account.scope = "https://outlook.office.com/SMTP.Send offline_access";
-        account.token_url = "https://login.example/token";
-        manager = make_manager();
-    }
-    ~Harness() {
-        pool.join();
-        fs::remove_all(dir);
-    }
-    static fs::path make_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "relay-tm-XXXXXX").string();
-        return ::mkdtemp(tmpl.data());
-    }
-    std::unique_ptr<TokenManager> make_manager() {
-        return std::make_unique<TokenManager>(account, store, http, io.get_executor(), pool,
-                                              [this] { return now(); });
-    }
-    Clock::time_point now() const { return Clock::time_point(std::chrono::milliseconds(now_ms.load())); }
-    void advance(std::chrono::milliseconds d) { now_ms += d.count(); }
-
-    void store_tokens(const std::string& refresh, const std::string& access = "",
-                      std::chrono::seconds age = 0s, std::chrono::seconds lifetime = 0s) {
-        StoredTokens t;
-        t.refresh_token = refresh;
-        t.access_token = access;
-        auto obtained = std::chrono::time_point_cast<std::chrono::seconds>(now()) - age;
-        t.access_obtained_at = obtained;
-        t.access_expires_at = obtained + lifetime;
-        store.save(account.name, t);
-    }
-
-    // Runs the io_context until every future is ready. (restart(): the previous drive's guard
-    // reaching zero work stopped the context.)
-    template <class T>
-    void drive(std::vector<std::future<T>>& futures) {
-        io.restart();
-        auto guard = asio::make_work_guard(io);
-        for (auto& f : futures)
-            while (f.wait_for(0s) != std::future_status::ready) io.run_one_for(10ms);
-    }
-    std::string get(TokenManager& m) {
-        std::vector<std::future<std::string>> f;
-        f.push_back(asio::co_spawn(io, m.access_token(), asio::use_future));
-        drive(f);
-        return f[0].get();
-    }
-    std::string get() { return get(*manager); }
-    std::string rejected(const std::string& token) {
-        std::vector<std::future<std::string>> f;
-        f.push_back(asio::co_spawn(io, manager->token_rejected(token), asio::use_future));
-        drive(f);
-        return f[0].get();
-    }
-    TokenError get_error() {
-        try {
-            get();
-        } catch (const TokenError& e) {
-            return e;
-        }
-        ADD_FAILURE() << "expected TokenError";
-        return TokenError(TokenFailure::other, "", "", 0);
-    }
-};
-
-}  // namespace
+using namespace token_testing;
 
 TEST(RefreshMargin, TenMinutesOrAFifth) {
     EXPECT_EQ(refresh_margin(3600s), 600s);
@@ -386,7 +260,7 @@ TEST(TokenManager, LogsNeverContainTokens) {
     EXPECT_EQ(log.find("SECRET"), std::string::npos) << log;
 }
 
-// --- issue 3: app-only accounts and refresh token upkeep ------------------------------------------
+// --- issue 3: app-only accounts (refresh token upkeep: test_token_upkeep.cpp) ----------------------
 
 namespace {
 
@@ -394,20 +268,6 @@ std::string field(const FormFields& form, const std::string& key) {
     for (auto& [k, v] : form)
         if (k == key) return v;
     return "(absent)";
-}
-
-void run_upkeep(Harness& h) {
-    std::vector<std::future<void>> f;
-    f.push_back(asio::co_spawn(h.io, h.manager->upkeep(), asio::use_future));
-    h.drive(f);
-    f[0].get();
-}
-
-void store_refreshed(Harness& h, std::chrono::hours ago) {
-    StoredTokens t;
-    t.refresh_token = "RT-1";
-    t.last_refresh = std::chrono::time_point_cast<std::chrono::seconds>(h.now() - ago);
-    h.store.save(h.account.name, t);
 }
 
 }  // namespace
@@ -445,55 +305,6 @@ TEST(TokenManager, ClientCredentialsShareOneRequestAndWriteNoTokenFile) {
     EXPECT_EQ(h.http.count(), 3u);
 }
 
-TEST(TokenManager, UpkeepRefreshesAnIdleTokenOnlyWhenDue) {
-    Harness h;
-    store_refreshed(h, 24h);  // refreshed yesterday; keepalive is 7 days
-    run_upkeep(h);
-    EXPECT_EQ(h.http.count(), 0u);
-
-    store_refreshed(h, 8 * 24h);
-    h.http.push_token("AT-kept-alive", 3600);
-    testing::internal::CaptureStderr();
-    run_upkeep(h);
-    std::string log = testing::internal::GetCapturedStderr();
-    EXPECT_EQ(h.http.count(), 1u);
-    EXPECT_NE(log.find("token_keepalive account=office idle_s=691200"), std::string::npos) << log;
-    EXPECT_EQ(log.find("refresh_token_aging"), std::string::npos) << log;
-    EXPECT_EQ(h.manager->status().last_refresh, h.now());
-}
-
-TEST(TokenManager, UpkeepWarnsWhenTheRefreshTokenIsOldAndCannotBeRefreshed) {
-    Harness h;
-    store_refreshed(h, 61 * 24h);
-    h.http.push(400, invalid_grant_body());
-    testing::internal::CaptureStderr();
-    run_upkeep(h);
-    std::string log = testing::internal::GetCapturedStderr();
-    EXPECT_NE(log.find("token_refresh_failed"), std::string::npos) << log;
-    EXPECT_NE(log.find("refresh_token_aging account=office days_since_refresh=61 warn_days=60"), std::string::npos) << log;
-
-    // App-only accounts have no refresh token to keep alive or warn about.
-    Harness app;
-    app.account.auth = relay::conf::AuthMode::client_credentials;
-    app.manager = app.make_manager();
-    store_refreshed(app, 100 * 24h);
-    testing::internal::CaptureStderr();
-    run_upkeep(app);
-    EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
-    EXPECT_EQ(app.http.count(), 0u);
-}
-
-TEST(TokenManager, UpkeepRefreshesATokenFileWithoutLastRefresh) {
-    Harness h;
-    h.store_tokens("RT-1", "AT-old", 1min, 60min);  // no last_refresh, as a hand-written file
-    h.http.push_token("AT-new", 3600);
-    testing::internal::CaptureStderr();
-    run_upkeep(h);
-    std::string log = testing::internal::GetCapturedStderr();
-    EXPECT_NE(log.find("token_keepalive account=office idle_s=unknown"), std::string::npos) << log;
-    EXPECT_EQ(h.http.count(), 1u);
-    EXPECT_EQ(h.store.load("office")->last_refresh, std::chrono::time_point_cast<std::chrono::seconds>(h.now()));
-}
 
 // --- issue 13, item 9: a rotated refresh token is used only once it is stored ----------------------
 

@@ -56,7 +56,9 @@ Result decode(std::string_view input, const std::vector<std::size_t>& cuts, Data
     for (std::size_t end : ends) {
         if (decoder.finished()) break;
         const std::size_t used = decoder.feed(input.substr(from, end - from), out);
-        if (!decoder.finished()) EXPECT_EQ(used, end - from);
+        if (!decoder.finished()) {
+            EXPECT_EQ(used, end - from);
+        }
         r.consumed += used;
         from = end;
     }
@@ -176,10 +178,16 @@ TEST(DataDecoder, SmugglingSequencesNeverEndTheData) {
         EXPECT_TRUE(fixed.finished);
         EXPECT_EQ(fixed.consumed, real_end);
         EXPECT_EQ(fixed.error, has_nul ? DataError::nul_byte : DataError::none);
-        if (!has_nul) EXPECT_NE(fixed.message.find(injected), std::string::npos);
+        if (!has_nul) {
+            EXPECT_NE(fixed.message.find(injected), std::string::npos);
+        }
         for (std::size_t i = 0; i < fixed.message.size(); ++i) {   // only CRLF pairs survive
-            if (fixed.message[i] == '\r') EXPECT_EQ(fixed.message[i + 1], '\n') << i;
-            if (fixed.message[i] == '\n') EXPECT_EQ(fixed.message[i - 1], '\r') << i;
+            if (fixed.message[i] == '\r') {
+                EXPECT_EQ(fixed.message[i + 1], '\n') << i;
+            }
+            if (fixed.message[i] == '\n') {
+                EXPECT_EQ(fixed.message[i - 1], '\r') << i;
+            }
         }
         EXPECT_EQ(decode_bytewise(input, normalize), fixed);
     }

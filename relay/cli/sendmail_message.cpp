@@ -227,10 +227,20 @@ Prepared prepare(std::string_view input, const Options& options, std::string_vie
         auto dot = std::find(lines.begin(), lines.end(), std::string_view("."));
         lines.erase(dot, lines.end());
     }
-    // The header is everything before the first empty line (RFC 5322 section 2.1).
+    // A leading mbox "From sender date" line is no header field: Postfix's sendmail drops it too.
+    if (!lines.empty() && lines.front().starts_with("From ")) lines.erase(lines.begin());
+    // The header is everything before the first empty line (RFC 5322 section 2.1), or before the
+    // first line that is neither a field nor a field's continuation: `echo hello | sendmail root`
+    // is all body, and Postfix's cleanup starts the body there too (an empty line is put before it).
+    const auto is_field = [](std::string_view line) {
+        const auto colon = line.find(':');
+        return colon != std::string_view::npos && colon > 0 &&
+               std::all_of(line.begin(), line.begin() + static_cast<long>(colon), [](char c) { return c > 32 && c < 127; });
+    };
     std::size_t body_start = lines.size();
     for (std::size_t i = 0; i < lines.size(); ++i) {
-        if (lines[i].empty()) {
+        const bool continuation = i > 0 && (lines[i][0] == ' ' || lines[i][0] == '\t');
+        if (lines[i].empty() || (!continuation && !is_field(lines[i]))) {
             body_start = i;
             break;
         }
@@ -290,6 +300,7 @@ Prepared prepare(std::string_view input, const Options& options, std::string_vie
     }
     if (!have_date) m += "Date: " + std::string(date) + "\r\n";
     for (auto line : kept) m += std::string(line) + "\r\n";
+    if (body_start < lines.size() && !lines[body_start].empty()) m += "\r\n";   // the body began without one
     for (std::size_t i = body_start; i < lines.size(); ++i) m += std::string(lines[i]) + "\r\n";
     if (body_start == lines.size()) m += "\r\n";  // header only: keep the header/body separator
     // Deduplicate, first occurrence wins (case-insensitively: one mailbox, one RCPT).

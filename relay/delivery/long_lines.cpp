@@ -43,12 +43,38 @@ std::string to_crlf(std::string_view text) {
     return out;
 }
 
-// Where the header ends: the offset just past the empty line (or the end, for a header-only message).
-std::size_t body_start(std::string_view message) {
-    if (message.starts_with("\r\n")) return 2;
-    const auto end = message.find("\r\n\r\n");
-    return end == std::string_view::npos ? message.size() : end + 4;
+// A header field's first line: a name of printable ASCII but ':' (RFC 5322 3.6.8), then ':'.
+bool is_field(std::string_view line) {
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    for (char c : line.substr(0, colon))
+        if (c <= 32 || c >= 127) return false;
+    return true;
 }
+
+// Where the header ends: just past the empty line that ends it, or the end of a header-only message;
+// for a header that runs straight into text without the empty line, the first line that is neither
+// a field nor a continuation, where readers (and Postfix's cleanup) start the body. `separated`: the
+// empty line is there.
+struct HeaderEnd {
+    std::size_t at;
+    bool separated;
+};
+HeaderEnd header_end(std::string_view message) {
+    std::size_t at = 0;
+    while (at < message.size()) {
+        const std::size_t eol = message.find("\r\n", at);
+        const std::string_view line = message.substr(at, eol == std::string_view::npos ? std::string_view::npos : eol - at);
+        if (line.empty()) return {at + 2, true};
+        const bool continuation = at > 0 && (line.front() == ' ' || line.front() == '\t');
+        if (!continuation && !is_field(line)) return {at, false};
+        if (eol == std::string_view::npos) break;
+        at = eol + 2;
+    }
+    return {message.size(), false};
+}
+
+std::size_t body_start(std::string_view message) { return header_end(message).at; }
 
 bool valid_utf8(std::string_view text) {
     return g_utf8_validate(text.data(), static_cast<gssize>(text.size()), nullptr);
@@ -73,11 +99,44 @@ struct Walk {
     int reencoded = 0;
 };
 
+std::string_view view(GByteArray* bytes) { return {reinterpret_cast<const char*>(bytes->data), bytes->len}; }
+
+// A base64 or quoted-printable part written as unwrapped lines (some scripts put a whole attachment
+// on one base64 line): decoded and encoded again the same way, which GMime wraps at 76 columns.
+// Decoding gives back the same octets, so the attachment is unchanged.
+bool rewrap_if_long(GMimePart* part, GMimeContentEncoding encoding) {
+    GMimeDataWrapper* content = g_mime_part_get_content(part);
+    GMimeStream* raw = content ? g_mime_data_wrapper_get_stream(content) : nullptr;
+    if (!raw) return false;
+    Ref<GMimeStream> encoded(g_mime_stream_mem_new());
+    g_mime_stream_reset(raw);
+    g_mime_stream_write_to_stream(raw, encoded.get());
+    g_mime_stream_reset(raw);
+    if (!has_long_line(view(g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(encoded.get()))))) return false;
+    Ref<GMimeStream> decoded(g_mime_stream_mem_new());
+    g_mime_data_wrapper_write_to_stream(content, decoded.get());
+    g_mime_stream_reset(decoded.get());
+    Ref<GMimeDataWrapper> plain(g_mime_data_wrapper_new_with_stream(decoded.get(), GMIME_CONTENT_ENCODING_DEFAULT));
+    g_mime_part_set_content(part, plain.get());
+    g_mime_part_set_content_encoding(part, encoding);
+    return true;
+}
+
 // g_mime_message_foreach visits every part, multiparts included; only leaves carry content.
 void reencode_if_long(GMimeObject*, GMimeObject* object, gpointer data) {
+    // A forwarded message (message/rfc822) is one object to the walk: its own parts are walked too.
+    if (GMIME_IS_MESSAGE_PART(object)) {
+        if (GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object)))
+            g_mime_message_foreach(inner, reencode_if_long, data);
+        return;
+    }
     if (!GMIME_IS_PART(object)) return;
     GMimePart* part = GMIME_PART(object);
     const GMimeContentEncoding encoding = g_mime_part_get_content_encoding(part);
+    if (encoding == GMIME_CONTENT_ENCODING_BASE64 || encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
+        if (rewrap_if_long(part, encoding)) ++static_cast<Walk*>(data)->reencoded;
+        return;
+    }
     if (encoding != GMIME_CONTENT_ENCODING_DEFAULT && encoding != GMIME_CONTENT_ENCODING_7BIT &&
         encoding != GMIME_CONTENT_ENCODING_8BIT && encoding != GMIME_CONTENT_ENCODING_BINARY)
         return;
@@ -113,6 +172,7 @@ std::string fold_long_header_lines(std::string_view message) {
     while (at < header_end) {
         std::size_t end = message.find("\r\n", at);
         if (end == std::string_view::npos || end > header_end) end = header_end;
+        std::string rest;   // what is left of a line cut where it had no whitespace, with its space
         std::string_view line = message.substr(at, end - at);
         // Fold at the last space or tab that keeps the piece within 998 octets; the whitespace starts
         // the continuation line, so unfolding (RFC 5322 2.2.3) gives back the original line.
@@ -122,7 +182,17 @@ std::string fold_long_header_lines(std::string_view message) {
         while (line.size() > kMaxLine) {
             std::size_t cut = line.find_last_of(" \t", kMaxLine);
             if (cut == std::string_view::npos || cut < earliest) cut = line.find_first_of(" \t", kMaxLine);
-            if (cut == std::string_view::npos || cut < earliest) break;   // nowhere to fold: the upstream decides
+            if (cut == std::string_view::npos || cut < earliest || cut > kMaxLine) {
+                // Nowhere to fold within 998 octets (a long token or URL): cut at 998 and start the
+                // continuation with a space, as Postfix's smtp_line_length_limit does. Unfolded, the
+                // value has one space more; left whole, Exchange refuses the message the client was
+                // told is accepted.
+                out.append(line.substr(0, kMaxLine)).append("\r\n");
+                rest = " " + std::string(line.substr(kMaxLine));
+                line = rest;
+                earliest = 1;
+                continue;
+            }
             earliest = 1;
             out.append(line.substr(0, cut)).append("\r\n");
             line.remove_prefix(cut);
@@ -139,8 +209,14 @@ std::string fold_long_header_lines(std::string_view message) {
     return out;
 }
 
-LongLineFix fix_long_lines(std::string_view message) {
+LongLineFix fix_long_lines(std::string_view original) {
     LongLineFix fix;
+    // Text right after the fields, without the empty line: it gets one, or its long line would be
+    // folded as if it were a field (and GMime would not see it as the body it is).
+    std::string separated(original);
+    if (const HeaderEnd end = header_end(original); !end.separated && end.at < original.size())
+        separated.insert(end.at, "\r\n");
+    const std::string_view message = separated;
     const std::size_t header_end = body_start(message);
     const std::string_view header = message.substr(0, header_end);
     const std::string_view body = message.substr(header_end);

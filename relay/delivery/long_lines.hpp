@@ -5,11 +5,12 @@
 // every octet: a decoder gives back exactly the original line.
 //
 // Which parts: leaves whose Content-Transfer-Encoding is 7bit, 8bit, binary or absent and that have a
-// line over 998 octets; every other part goes through unchanged (base64 and quoted-printable lines are
-// short by construction). A message without MIME headers becomes a text/plain part (charset utf-8
-// when its body is valid UTF-8; otherwise no charset is declared, since guessing one would be a lie,
-// and `note` says so). Header lines over 998 octets are folded at whitespace (RFC 5322 2.2.3);
-// one without whitespace to fold at is left for the upstream to judge.
+// line over 998 octets; every other part goes through unchanged, except a base64 or quoted-printable
+// part written as unwrapped lines, which is decoded and encoded again (same encoding, same octets).
+// A message without MIME headers becomes a text/plain part (charset utf-8 when its body is valid
+// UTF-8; otherwise no charset is declared, since guessing one would be a lie, and `note` says so). Header lines over 998 octets are folded at whitespace (RFC 5322 2.2.3);
+// one without whitespace within 998 octets is cut there with CRLF SPACE, as Postfix does (its
+// unfolded value then has one space more; left whole, Exchange refuses the whole message).
 //
 // Parsing and encoding MIME is GMime's (the field's standard MIME library, used by Evolution, Geary
 // and notmuch), not a parser of our own: multipart boundaries, nested parts and encodings are where

@@ -72,7 +72,9 @@ void log_rewrite(const QueuedMessage& message, const UpstreamMessage& prepared) 
     log::info("long_lines_reencoded",
               {{"queue_id", message.id}, {"parts", prepared.parts_reencoded},
                {"headers_folded", prepared.headers_folded ? "yes" : "no"},
-               {"detail", prepared.note.empty() ? std::string("quoted-printable: recipients see the same text") : prepared.note}});
+               {"detail", !prepared.note.empty()          ? prepared.note
+                          : prepared.parts_reencoded > 0 ? std::string("quoted-printable: recipients see the same text")
+                                                         : std::string("only header lines folded")}});
 }
 
 std::unique_ptr<BodyReader> upstream_body(const QueuedMessage& message, const UpstreamMessage& prepared) {

@@ -55,22 +55,38 @@ void ServerSession::State::command_line(std::string_view line) {
         reply(replies::kUnknownCommand);
         return;
     }
-    if ((verb->flags & last_in_group) && more_follows && verb->name != "QUIT" && verb->name != "STARTTLS") {
-        hooks.note("pipelining_violation", "client=" + client_address + " command=" + command.verb);
-        step->replies.append(replies::kPipeliningViolation).append("\r\n");
-        refused(replies::kPipeliningViolation);
-        close();
-        return;
-    }
+    // A trusted client's whole session in one write (`printf 'HELO x\r\nMAIL FROM:...' | nc`, a
+    // script that never reads replies) is served in order, as Debian 12's Postfix (3.7: no
+    // smtpd_forbid_unauth_pipelining) serves it. Not AUTH (it may wait for the password check), and
+    // not a DATA that is refused: the text after it would be run as commands (below).
+    const bool pipelined_ok = policy.lenient && verb->name != "AUTH";
+    if ((verb->flags & last_in_group) && more_follows && verb->name != "QUIT" && verb->name != "STARTTLS" &&
+        !pipelined_ok)
+        return pipelining_violation(command.verb);
     if ((verb->flags & needs_helo) && stage == Stage::need_helo) {
-        reply(replies::kNeedHelo);
-        return;
+        // Postfix's default (smtpd_helo_required = no) takes MAIL without a greeting, and old devices
+        // and scripts skip it: a trusted client is served (HELO "unknown" in Received), others get 503.
+        // After STARTTLS the client must greet again (RFC 3207 4.2), trusted or not.
+        if (!policy.lenient || verb->name != "MAIL" || tls_active) {
+            reply(replies::kNeedHelo);
+            return;
+        }
+        stage = Stage::ready;
     }
     if ((verb->flags & no_transaction) && tx.open) {
         reply(replies::kTransactionInProgress);
         return;
     }
+    const bool body_follows = verb->name == "DATA" && more_follows;
     (this->*verb->handler)(command.argument);
+    if (body_follows && stage != Stage::data && !closed) pipelining_violation(command.verb);
+}
+
+void ServerSession::State::pipelining_violation(std::string_view verb) {
+    hooks.note("pipelining_violation", "client=" + client_address + " command=" + std::string(verb));
+    step->replies.append(replies::kPipeliningViolation).append("\r\n");
+    refused(replies::kPipeliningViolation);
+    close();
 }
 
 void ServerSession::State::run(std::string_view input) {

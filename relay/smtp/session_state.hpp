@@ -135,6 +135,7 @@ struct ServerSession::State {
     static const Verb* find_verb(std::string_view name);
 
     void command_line(std::string_view line);
+    void pipelining_violation(std::string_view verb);   // 554 5.5.0, logged, and the connection closed
 
     // ---- handlers -------------------------------------------------------------------------
     void greet(std::string_view argument);

@@ -1,6 +1,7 @@
 // The Received header; see received_header.hpp.
 #include "relay/spool/received_header.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -35,11 +36,36 @@ std::string address_literal(std::string_view address) {
     return a.find(':') != std::string::npos ? "[IPv6:" + a + "]" : "[" + a + "]";
 }
 
+// An RFC 5321 4.1.3 address literal: "[192.0.2.1]" or "[IPv6:2001:db8::1]". Many devices say
+// EHLO with one (smtplib, Thunderbird and printers without a host name do); it is kept as it is,
+// as Postfix writes it, rather than shown as "_192.0.2.1_".
+bool is_address_literal(std::string_view helo) {
+    if (helo.size() < 3 || helo.size() > kMaxHelo || helo.front() != '[' || helo.back() != ']') return false;
+    const std::string_view inner = helo.substr(1, helo.size() - 2);
+    return std::all_of(inner.begin(), inner.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '.' || c == ':' ||
+               c == 'I' || c == 'P' || c == 'v';
+    });
+}
+
 }  // namespace
 
 std::string sanitize_helo(std::string_view helo) {
+    if (is_address_literal(helo)) return std::string(helo);
     std::string out = clean(helo, kMaxHelo, false);
     return out.empty() ? "unknown" : out;
+}
+
+std::optional<bool> starts_with_header(std::string_view data) {
+    if (data.empty()) return std::nullopt;
+    if (data.front() == '\r') return data.size() < 2 ? std::nullopt : std::optional<bool>(data[1] == '\n');
+    // A field name (RFC 5322 3.6.8: printable ASCII but ':') of at most a line's length, then ':'.
+    for (std::size_t i = 0; i < data.size() && i <= 998; ++i) {
+        const char c = data[i];
+        if (c == ':') return i > 0;
+        if (!printable(c)) return false;
+    }
+    return data.size() > 998 ? std::optional<bool>(false) : std::nullopt;
 }
 
 std::string rfc5322_date(std::chrono::system_clock::time_point when) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,7 +21,14 @@ namespace relay {
 
 // The HELO as it may appear in the header: printable ASCII only, without the characters that would
 // change the field's structure ( ( ) ; \ [ ] ), at most 64 characters; "unknown" when nothing is left.
+// An address literal ("[192.0.2.1]", "[IPv6:::1]") is kept as it is.
 std::string sanitize_helo(std::string_view helo);
+
+// Whether a client's message (its first bytes, `data`) begins with a header: true for a field name
+// and ':' or for an empty line (the header's end); false for anything else, whose body starts at
+// once: a field prepended to it needs an empty line after it, or the body's first line would be
+// read as a broken header field (Postfix's cleanup adds that line too). nullopt: too few bytes to tell.
+std::optional<bool> starts_with_header(std::string_view data);
 
 // RFC 5322 3.3 date-time in UTC ("Mon, 30 Nov 2026 14:34:41 +0000"); no locale involved.
 std::string rfc5322_date(std::chrono::system_clock::time_point when);

@@ -189,6 +189,8 @@ public:
     bool active() const { return fd_ >= 0; }
 
 private:
+    void append_data(std::string_view bytes);
+    void release_first_bytes(bool header);
     void flush();
 
     Spool& spool_;
@@ -197,6 +199,10 @@ private:
     std::string buffer_;
     TraceOptions trace_;
     BodyScan scan_;
+    // The client's first bytes, held while a Received field waits to learn whether the message
+    // starts with a header (else an empty line goes between them: starts_with_header).
+    std::string first_bytes_;
+    bool header_pending_ = false;
     std::uint64_t size_offset_ = 0;     // where the size record's digits sit
     std::uint64_t written_ = 0;         // bytes written so far (the file's final length at finish)
     bool write_failed_ = false;

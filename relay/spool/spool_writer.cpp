@@ -93,6 +93,8 @@ SpoolWriter::~SpoolWriter() { message_abort(); }
 void SpoolWriter::message_begin(const Envelope& envelope) {
     message_abort();
     message_ = QueuedMessage{};
+    first_bytes_.clear();
+    header_pending_ = false;
     message_.id = make_queue_id();
     message_.envelope = envelope;
     message_.received = SystemClock::now();
@@ -118,11 +120,30 @@ void SpoolWriter::message_begin(const Envelope& envelope) {
         const std::string received = received_header(envelope, trace_.hostname, message_.id, message_.received);
         message_.size += received.size();
         buffer_ += received;
+        header_pending_ = true;
     }
 }
 
 void SpoolWriter::message_data(std::string_view bytes) {
     if (fd_ < 0 || write_failed_) return;
+    if (!header_pending_) return append_data(bytes);
+    first_bytes_.append(bytes);
+    if (const auto header = starts_with_header(first_bytes_)) release_first_bytes(*header);
+}
+
+void SpoolWriter::release_first_bytes(bool header) {
+    header_pending_ = false;
+    // A message that is all body (a script's bare text): the empty line ends the Received field's
+    // header, so the first line stays text and is not read as a broken header field.
+    if (!header) {
+        buffer_ += "\r\n";
+        message_.size += 2;
+    }
+    const std::string held = std::exchange(first_bytes_, {});
+    append_data(held);
+}
+
+void SpoolWriter::append_data(std::string_view bytes) {
     message_.size += bytes.size();
     scan_.feed(bytes);
     if (buffer_.size() + bytes.size() < 256 * 1024) {
@@ -166,6 +187,8 @@ void SpoolWriter::message_abort() {
 
 std::pair<SpoolCommitter::Pending, QueuedMessage> SpoolWriter::finish() {
     if (fd_ >= 0 && !write_failed_) {
+        if (header_pending_ && !first_bytes_.empty()) release_first_bytes(false);   // no ':' came: text
+        header_pending_ = false;
         flush();
         message_.eight_bit_data = scan_.eight_bit;
         message_.long_lines = scan_.long_line;

@@ -3,6 +3,8 @@ lines, paths without angle brackets, LF-only message text, long text lines) and 
 same bytes get from a client outside it; SMTP smuggling in every mode; talking before the banner; NUL bytes; one `reject` log line
 per refusal in text and JSON logs. The strict client is a second loopback address: the relay is
 told lenient_networks = ["127.0.0.1/32"] and the client binds 127.0.0.2 (all of 127/8 is loopback)."""
+import email
+import email.policy
 import json
 import re
 import smtplib
@@ -210,8 +212,10 @@ def test_a_5000_character_html_line_from_a_lenient_client_is_accepted(relay2, st
         client.ehlo("erp.lan")
         assert client.sendmail(MAILBOX, ["boss@example.com"], data) == {}
     assert relay2.wait_for_log("received")
-    # How it travels upstream (folded or re-encoded) is delivery's business; it must arrive.
-    standin.wait_for_messages(1, timeout=30)
+    # However it travels upstream, the recipient reads the same line (test_message_content.py has more).
+    _, raw = standin.wait_for_messages(1, timeout=30)[0]
+    part = email.message_from_bytes(raw, policy=email.policy.default).get_body(preferencelist=("html",))
+    assert part.get_content().rstrip("\r\n") == HTML_LINE
 
     with smtp_from(relay2, STRICT) as client:
         client.ehlo("erp.example")
@@ -332,3 +336,58 @@ def test_refusal_lines_in_json_log(relay2, standin):
     assert first["from"] == MAILBOX and first["reply"] == "530 5.7.0 Authentication required"
     assert events[1]["command"] == "RCPT" and events[1]["to"] == "boss@example.com"
     assert events[2]["reply"].startswith("500 5.5.2")
+
+
+# ---- MAIL without HELO (Postfix's default smtpd_helo_required = no) ------------------------------
+
+def test_mail_without_helo_is_served_for_lenient_clients_only(relay2, standin):
+    """A script or old device that starts with MAIL FROM: Postfix takes it by default; the relay got
+    503 5.5.1 from everyone, so `printf 'MAIL FROM:...\\r\\n...' | nc` lost its mail."""
+    relay2.start()
+    lenient = client_from(relay2, LENIENT)
+    assert lenient.command(f"MAIL FROM:<{MAILBOX}>").startswith("250 2.1.0")
+    assert lenient.command("RCPT TO:<boss@example.com>").startswith("250 2.1.5")
+    assert lenient.command("DATA").startswith("354")
+    lenient.send("Subject: no helo\r\n\r\nhi\r\n.\r\n")
+    assert lenient.reply().startswith("250 2.0.0")
+    lenient.close()
+    _, raw = standin.wait_for_messages(1, timeout=20)[0]
+    assert raw.startswith(b"Received: from unknown ([127.0.0.1])\r\n\tby relay.test (smtp-oauth2-relay) with SMTP id ")
+
+    strict = client_from(relay2, STRICT)
+    assert strict.command(f"MAIL FROM:<{MAILBOX}>").startswith("503 5.5.1")
+    strict.close()
+
+
+# ---- a whole session in one write ------------------------------------------------------------------
+
+BLAST = (b"HELO script.lan\r\nMAIL FROM:<" + MAILBOX.encode() + b">\r\nRCPT TO:<boss@example.com>\r\nDATA\r\n"
+         b"Subject: blast\r\n\r\nwritten without reading a reply\r\n.\r\nQUIT\r\n")
+
+
+def blast(relay, source):
+    """`printf 'HELO ...\\r\\nMAIL FROM:...\\r\\n...QUIT\\r\\n' | nc`: everything sent at once, replies read after."""
+    s = socket.create_connection(("127.0.0.1", relay.port), timeout=10, source_address=(source, 0))
+    s.sendall(BLAST)
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.decode()
+
+
+def test_a_whole_session_in_one_write_is_served_for_lenient_clients(relay2, standin):
+    """Debian 12's Postfix serves such a script; the relay answered 554 5.5.0 and closed, and the
+    mail was lost. A client outside lenient_networks keeps the pipelining rule."""
+    relay2.start()
+    replies = blast(relay2, LENIENT)
+    assert "354 " in replies and "250 2.0.0 Ok: queued as" in replies and replies.rstrip().endswith("221 2.0.0 Bye"), replies
+    _, raw = standin.wait_for_messages(1, timeout=20)[0]
+    assert raw.endswith(b"Subject: blast\r\n\r\nwritten without reading a reply\r\n")
+    replies = blast(relay2, STRICT)
+    assert "554 5.5.0" in replies and "354" not in replies, replies
+    time.sleep(0.5)
+    assert len(standin.messages()) == 1

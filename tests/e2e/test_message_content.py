@@ -166,3 +166,98 @@ def test_size_beyond_the_provider_is_warned_about_and_ehlo_offers_the_effective_
     del relay.accounts["graphy"]
     relay.users.pop()
     assert "warning: relay.max_message_size" not in relay.run("config", "--check", "--quiet").stderr
+
+
+def test_a_message_without_header_keeps_its_text_below_the_received_field(relay, standin):
+    """A script that sends bare text (no header at all, as `printf 'DATA\\r\\nhello\\r\\n.\\r\\n' | nc`
+    does), and sendmail fed bare text (`echo hello | sendmail root`): the relay's own fields go above
+    an empty line, as Postfix's cleanup puts them, so the text stays the body. Without it the first
+    line was read as a broken header field and the recipient saw an empty message."""
+    from test_senders import sendmail
+    relay.start()
+    send(relay, ["boss@example.com"], b"hello world\r\nsecond line\r\n")
+    send(relay, ["boss@example.com"], f"{HTML}\r\n".encode())           # a long line too: re-encoded
+    assert sendmail(relay, ["boss@example.com"], b"disk full on /var\n").returncode == 0
+    # Fields, then the long text without the empty line: the text is the body, never folded as a field.
+    send(relay, ["boss@example.com"], f"From: {MAILBOX}\r\nSubject: no blank line\r\n{HTML}\r\n".encode())
+    messages = wait_messages(standin, 4)
+    bodies = []
+    for _, data in messages:
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        assert not parsed.defects, (parsed.defects, data[:400])
+        assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+        bodies.append(parsed.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n"))
+    assert "hello world\nsecond line\n" in bodies
+    assert bodies.count(HTML + "\n") == 2
+    assert "disk full on /var\n" in bodies
+
+
+def test_received_keeps_an_address_literal_helo(relay, standin):
+    """smtplib, Thunderbird and printers without a host name say EHLO [address]; Postfix writes it as
+    it is ("from [192.168.1.20] (host [192.168.1.20])"), it must not become "_192.168.1.20_"."""
+    relay.start()
+    send(relay, ["boss@example.com"], f"From: {MAILBOX}\r\nSubject: lit\r\n\r\nx\r\n".encode(), helo="[192.168.1.20]")
+    send(relay, ["boss@example.com"], f"From: {MAILBOX}\r\nSubject: lit6\r\n\r\nx\r\n".encode(), helo="[IPv6:fe80::1]")
+    messages = wait_messages(standin, 2)
+    fields = sorted(parse_received(data)[1][0] for _, data in messages)
+    assert fields[0].startswith("from [192.168.1.20] ([127.0.0.1]) by relay.test "), fields
+    assert fields[1].startswith("from [IPv6:fe80::1] ([127.0.0.1]) by relay.test "), fields
+
+
+def test_long_header_lines_are_folded_so_the_upstream_takes_them(relay, standin):
+    """A Subject of 1,500 characters folds at its spaces (the reader sees the same subject); a header
+    with no space in its first 998 octets (a long token or URL) is cut there with CRLF SPACE, as
+    Postfix does. It used to be sent whole: the stand-in, like Exchange, refused it and the message
+    the client had been told was accepted failed."""
+    relay.start()
+    subject = " ".join(f"report-{i:03d}" for i in range(140))
+    assert len(subject) > 1400
+    token = "".join(f"{i:04x}" for i in range(500))   # 2,000 characters without a space
+    send(relay, ["boss@example.com"], f"From: {MAILBOX}\r\nSubject: {subject}\r\n\r\nx\r\n".encode())
+    send(relay, ["boss@example.com"], f"From: {MAILBOX}\r\nSubject: token\r\nX-Job-Token: {token}\r\n\r\nx\r\n".encode())
+    messages = wait_messages(standin, 2)
+    assert relay.failed_files() == []
+    for _, data in messages:
+        assert all(len(line) <= 998 for line in data.split(b"\r\n")), "a line over 998 octets left the relay"
+    by_subject = {email.message_from_bytes(d, policy=email.policy.compat32)["Subject"]: d for _, d in messages}
+    unfolded = {k.replace("\r\n", "") if k else k: v for k, v in by_subject.items()}
+    assert subject in unfolded, list(by_subject)   # folded at whitespace: unfolding gives it back
+    parsed = email.message_from_bytes(unfolded["token"], policy=email.policy.compat32)
+    assert parsed["X-Job-Token"].replace("\r\n", "").replace(" ", "") == token
+
+
+def test_an_attachment_written_as_one_base64_line_is_wrapped_and_arrives_intact(relay, standin):
+    """Some scripts put a whole attachment on one base64 line. It used to be sent as it was, refused
+    upstream (a line over 998 octets) and failed after the client had its 250; the part is now encoded
+    again in short lines and the recipient gets the same octets."""
+    import base64
+    relay.start()
+    blob = bytes((i * 7919) % 256 for i in range(6000))
+    message = (f"From: {MAILBOX}\r\nTo: boss@example.com\r\nSubject: pdf\r\nMIME-Version: 1.0\r\n"
+               'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n'
+               "see attached\r\n--B\r\nContent-Type: application/pdf; name=a.pdf\r\n"
+               "Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(blob).decode() + "\r\n--B--\r\n")
+    send(relay, ["boss@example.com"], message.encode())
+    (_, data), = wait_messages(standin, 1)
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    [attachment] = list(parsed.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf" and attachment.get_content() == blob
+    assert relay.failed_files() == []
+
+
+def test_a_forwarded_message_with_a_long_html_line_arrives_intact(relay, standin):
+    """A message forwarded as an attachment (message/rfc822) whose HTML is one long line: its part is
+    re-encoded like any other. It used to be sent as it was and fail upstream after the 250."""
+    relay.start()
+    inner = f"From: erp@contoso.com\r\nSubject: inner\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{HTML}\r\n"
+    message = (f"From: {MAILBOX}\r\nTo: boss@example.com\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"
+               'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n'
+               f"see below\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n{inner}--B--\r\n")
+    send(relay, ["boss@example.com"], message.encode())
+    (_, data), = wait_messages(standin, 1)
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    [forwarded] = [p for p in parsed.walk() if p.get_content_type() == "message/rfc822"]
+    text, _ = html_of(forwarded.get_payload(0).as_bytes())
+    assert text.rstrip("\r\n") == HTML

@@ -51,4 +51,19 @@ TEST(Sendmail, WithoutDashIALoneDotEndsTheInput) {
     EXPECT_EQ(sendmail::dot_stuff("no newline"), "no newline\r\n.\r\n");
 }
 
+TEST(Sendmail, ABodyWithoutHeaderStaysTheBody) {
+    sendmail::Options o;
+    o.recipients = {"root"};
+    // `echo hello | sendmail root`: the text was a broken header field after the added From:/Date:.
+    EXPECT_EQ(sendmail::prepare("hello world\n", o, "me@host", "now").message,
+              "From: me@host\r\nDate: now\r\n\r\nhello world\r\n");
+    // Fields, then text without the empty line: the body starts at the first line that is no field.
+    EXPECT_EQ(sendmail::prepare("Subject: s\n folded\ndisk full on /var\n", o, "me@host", "now").message,
+              "From: me@host\r\nDate: now\r\nSubject: s\r\n folded\r\n\r\ndisk full on /var\r\n");
+    EXPECT_EQ(sendmail::prepare("From root Mon Nov 30 10:00:00 2026\nSubject: s\n\nb\n", o, "me@host", "now").message,
+              "From: me@host\r\nDate: now\r\nSubject: s\r\n\r\nb\r\n");   // the mbox line goes, as in Postfix
+    EXPECT_EQ(sendmail::prepare(" indented\n", o, "me@host", "now").message,
+              "From: me@host\r\nDate: now\r\n\r\n indented\r\n");
+}
+
 }  // namespace

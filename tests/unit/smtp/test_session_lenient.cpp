@@ -167,6 +167,26 @@ S: 501 5.1.3 Bad recipient address syntax: the address must be in angle brackets
 )");
 }
 
+// Postfix's default (smtpd_helo_required = no): a trusted device that skips HELO is served.
+TEST(SmtpSessionLenient, MailWithoutHeloFromLenientClientsOnly) {
+    Conversation lenient(lenient_policy());
+    expect_golden(lenient, R"(
+S: 220 mx.test ESMTP smtp-oauth2-relay ready
+C: RCPT TO:<boss@corp.example>
+S: 503 5.5.1 Error: send HELO/EHLO first
+C: MAIL FROM:<printer@corp.example>
+S: 250 2.1.0 Ok
+C: RCPT TO:<boss@corp.example>
+S: 250 2.1.5 Ok
+)");
+    Conversation strict(strict_policy());
+    expect_golden(strict, R"(
+S: 220 mx.test ESMTP smtp-oauth2-relay ready
+C: MAIL FROM:<printer@corp.example>
+S: 503 5.5.1 Error: send HELO/EHLO first
+)");
+}
+
 TEST(SmtpSessionLenient, NulBytesAreRefusedInEveryMode) {
     for (bool lenient : {false, true}) {
         SCOPED_TRACE(lenient);
@@ -226,6 +246,28 @@ TEST(SmtpSessionLenient, ABareLineFeedEndsAnAuthExchangeOfAStrictClient) {
     lenient.send("czNjcmV0LXB3\n");   // "s3cret-pw"
     EXPECT_TRUE(lenient.session.authenticated()) << lenient.transcript;
     EXPECT_TRUE(lenient.hooks.refusals.empty());
+}
+
+// `printf 'HELO x\r\nMAIL FROM:...\r\n...' | nc`: a trusted script's whole session in one write is
+// served in order (Debian 12's Postfix does); a refused DATA still closes, so its text is never run.
+TEST(SmtpSessionLenient, AWholeSessionInOneWriteIsServedForLenientClients) {
+    Conversation conv(lenient_policy());
+    conv.send("HELO script\r\nMAIL FROM:<a@corp.example>\r\nRCPT TO:<b@corp.example>\r\nDATA\r\n"
+              "Subject: blast\r\n\r\nbody\r\n.\r\n");
+    EXPECT_EQ(conv.transcript, "S: 220 mx.test ESMTP smtp-oauth2-relay ready\nS: 250 mx.test\nS: 250 2.1.0 Ok\n"
+                               "S: 250 2.1.5 Ok\nS: 354 End data with <CR><LF>.<CR><LF>\nS: 250 2.0.0 Ok: queued as Q1\n");
+    EXPECT_FALSE(conv.closed);
+
+    Conversation refused(lenient_policy());
+    refused.send("HELO script\r\nMAIL FROM:<a@corp.example>\r\nDATA\r\nMAIL FROM:<x@corp.example>\r\n");
+    EXPECT_NE(refused.transcript.find("S: 554 5.5.0 Error: SMTP protocol synchronization"), std::string::npos)
+        << refused.transcript;
+    EXPECT_TRUE(refused.closed);
+    EXPECT_EQ(refused.hooks.routes.size(), 1u);   // the MAIL after the refused DATA never ran
+
+    Conversation strict(strict_policy());
+    strict.send("HELO script\r\nMAIL FROM:<a@corp.example>\r\n");
+    EXPECT_TRUE(strict.closed);
 }
 
 TEST(SmtpSessionLenient, APipeliningViolationIsReportedOnce) {

@@ -47,6 +47,11 @@ TEST(ReceivedHeader, HeloIsSanitisedAndBounded) {
     EXPECT_EQ(sanitize_helo(std::string(500, 'h')).size(), 64u);
     EXPECT_EQ(sanitize_helo(""), "unknown");
     EXPECT_EQ(sanitize_helo("\x01\x02"), "??");
+    // Address literals (smtplib's and many printers' EHLO) are kept, as Postfix writes them.
+    EXPECT_EQ(sanitize_helo("[192.168.1.20]"), "[192.168.1.20]");
+    EXPECT_EQ(sanitize_helo("[IPv6:fe80::1]"), "[IPv6:fe80::1]");
+    EXPECT_EQ(sanitize_helo("[1.2.3.4];(x)"), "_1.2.3.4___x_");
+    EXPECT_EQ(sanitize_helo("[evil host]"), "_evil?host_");
     Envelope e = envelope();
     e.helo = "x\r\n\r\nInjected: yes";
     const std::string h = received_header(e, "relay", "ID", kWhen);
@@ -66,6 +71,19 @@ TEST(ReceivedHeader, LocalSubmissionReadsFromLocal) {
 
 TEST(ReceivedHeader, DateIsRfc5322InUtc) {
     EXPECT_EQ(rfc5322_date(std::chrono::system_clock::time_point{}), "Thu, 01 Jan 1970 00:00:00 +0000");
+}
+
+TEST(ReceivedHeader, StartsWithHeaderTellsFieldsFromBareText) {
+    EXPECT_EQ(starts_with_header("Subject: x\r\n"), true);
+    EXPECT_EQ(starts_with_header("\r\nbody\r\n"), true);   // the empty line already separates
+    EXPECT_EQ(starts_with_header("hello world\r\n"), false);
+    EXPECT_EQ(starts_with_header(" indented\r\n"), false);    // would continue the Received field
+    EXPECT_EQ(starts_with_header(":x\r\n"), false);
+    EXPECT_EQ(starts_with_header("<html>\r\n"), false);
+    EXPECT_EQ(starts_with_header("X-Long-Name"), std::nullopt);   // more bytes needed
+    EXPECT_EQ(starts_with_header("\r"), std::nullopt);
+    EXPECT_EQ(starts_with_header(""), std::nullopt);
+    EXPECT_EQ(starts_with_header(std::string(999, 'a')), false);  // no field name is a line long
 }
 
 }  // namespace

@@ -50,13 +50,14 @@ std::string read_body(const relay::QueuedMessage& m) {
 }
 
 // Writes and commits one message through the real committer; returns it as queued.
-relay::QueuedMessage spool_message(relay::Spool& spool, const std::string& body, relay::TraceOptions trace = {}) {
+relay::QueuedMessage spool_message(relay::Spool& spool, const std::string& body, relay::TraceOptions trace = {},
+                                   std::size_t chunk = 1000) {
     asio::io_context io;
     asio::thread_pool pool(1);
     relay::SpoolCommitter committer(spool, io.get_executor(), pool);
     relay::SpoolWriter writer(spool, trace);
     writer.message_begin(sample_envelope());
-    for (std::size_t i = 0; i < body.size(); i += 1000) writer.message_data(std::string_view(body).substr(i, 1000));
+    for (std::size_t i = 0; i < body.size(); i += chunk) writer.message_data(std::string_view(body).substr(i, chunk));
     auto [pending, queued] = writer.finish();
     bool committed = false;
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
@@ -123,6 +124,29 @@ TEST(Spool, TraceHeaderAndBodyScanAreStoredWithTheMessage) {
     EXPECT_FALSE(limit.eight_bit_data);
     auto over = relay::Spool::read(spool.queue_dir() / spool_message(spool, std::string(999, 'b') + "\r\n").id);
     EXPECT_TRUE(over.long_lines);
+}
+
+// A message that is all body (a script's bare text, no header at all) gets an empty line after the
+// Received field, else its first line would be read as a broken header field and vanish from view.
+TEST(Spool, TraceHeaderIsSeparatedFromAMessageWithoutHeader) {
+    TempDir dir;
+    relay::Spool spool(dir.path);
+    const relay::TraceOptions trace{true, "relay.contoso.com"};
+    const auto stored = [&](const std::string& body, std::size_t chunk) {
+        auto back = relay::Spool::read(spool.queue_dir() / spool_message(spool, body, trace, chunk).id);
+        std::string text = read_body(back);
+        EXPECT_EQ(back.size, text.size());
+        return text.substr(text.find("\r\n", text.find(" +0000")) + 2);   // what follows the Received field
+    };
+    for (std::size_t chunk : {1, 3, 1000}) {
+        EXPECT_EQ(stored("hello world\r\n", chunk), "\r\nhello world\r\n") << chunk;
+        EXPECT_EQ(stored(" indented\r\n", chunk), "\r\n indented\r\n") << chunk;
+        EXPECT_EQ(stored("Subject: x\r\n\r\nbody\r\n", chunk), "Subject: x\r\n\r\nbody\r\n") << chunk;
+        EXPECT_EQ(stored("\r\nbody\r\n", chunk), "\r\nbody\r\n") << chunk;
+    }
+    const std::string html = "<html>" + std::string(3000, 'h') + "\r\n";
+    EXPECT_EQ(stored(html, 1000), "\r\n" + html);
+    EXPECT_EQ(stored(std::string(2000, 'a') + "\r\n", 1000), "\r\n" + std::string(2000, 'a') + "\r\n");
 }
 
 TEST(Spool, RecoverSkipsTornFilesAndDropsUnacknowledgedOnes) {

@@ -234,3 +234,14 @@ def relay(tmp_path, standin):
     code = instance.stop()
     if code not in (None, 0):
         pytest.fail(f"relay exited with status {code} on SIGTERM:\n{instance.log()}")
+
+
+def sendmail(relay, args, data, name="sendmail", **env_extra):
+    """Runs the binary under the name `name` (as /usr/sbin/sendmail, mailq or newaliases would run) with
+    the relay's config from the environment, as Debian's programs find it; returns CompletedProcess."""
+    link = os.path.join(relay.workdir, name)
+    if not os.path.exists(link):
+        os.symlink(os.path.abspath(BINARY), link)
+    relay.write_config()
+    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path, **env_extra)
+    return subprocess.run([link, *args], input=data, capture_output=True, env=env, timeout=30)

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
-from conftest import BINARY, CLIENT_SECRET, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, render_config
+from conftest import BINARY, CLIENT_SECRET, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, render_config, sendmail
 from harness import free_port
 from test_service import message, send
 
@@ -99,15 +99,6 @@ def test_status_without_a_running_relay_exits_1(relay):
 
 
 # --- sendmail -------------------------------------------------------------------------------------
-
-def sendmail(relay, args, data, name="sendmail"):
-    """Runs the binary under the name `name` (as /usr/sbin/sendmail would) with the config from the env."""
-    link = os.path.join(relay.workdir, name)
-    if not os.path.exists(link):
-        os.symlink(os.path.abspath(BINARY), link)
-    relay.write_config()
-    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path)
-    return subprocess.run([link, *args], input=data, capture_output=True, env=env, timeout=30)
 
 
 def test_sendmail_t_delivers_through_the_relay_with_bcc_removed(relay, standin):

@@ -4,7 +4,6 @@ user, as the package runs it. The test creates a system user (useradd -r), runs 
 fix, root's request files (0600 root) were unreadable for the relay: `queue delete` said "deleted",
 exit 0, and the message later turned up anyway; `token import`/`authorize` left a root-owned token.
 A chown of the token file must wake a held account within seconds."""
-import grp
 import os
 import pwd
 import shutil
@@ -147,6 +146,20 @@ def test_queue_command_by_a_user_the_relay_cannot_read_is_an_error(relay_as_user
     assert queue_ids(relay) == [qid]
 
 
+def authorize_on_a_device(relay, standin):
+    """`sudo smtp-oauth2-relay authorize --device`, the code approved in the stand-in's sign-in page."""
+    standin.control(device_interval=1)
+    cli = subprocess.Popen([BINARY, "authorize", "--account", "office", "--device", "--config", relay.config_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    line = ""
+    deadline = time.monotonic() + 15
+    while "enter the code" not in line and time.monotonic() < deadline:
+        line = cli.stdout.readline()
+    standin.device_decision(line.split("enter the code")[1].split()[0], "approve")
+    out, err = cli.communicate(timeout=30)
+    assert cli.returncode == 0, out + err
+
+
 def test_authorize_as_root_checks_it_can_store_before_the_url(relay_as_user, standin, service_user):
     relay = relay_as_user
     relay.accounts["office"].update(authorize_url=standin.sign_in_url("authorize"),
@@ -159,17 +172,7 @@ def test_authorize_as_root_checks_it_can_store_before_the_url(relay_as_user, sta
     assert refused.returncode == 1 and "cannot store tokens" in refused.stderr, refused.stdout + refused.stderr
     assert "enter the code" not in refused.stdout and "http" not in refused.stdout
     os.chmod(tokens, 0o700)
-    standin.control(device_interval=1)
-    cli = subprocess.Popen([BINARY, "authorize", "--account", "office", "--device", "--config", relay.config_path],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-    line = ""
-    deadline = time.monotonic() + 15
-    while "enter the code" not in line and time.monotonic() < deadline:
-        line = cli.stdout.readline()
-    user_code = line.split("enter the code")[1].split()[0]
-    standin.device_decision(user_code, "approve")
-    out, err = cli.communicate(timeout=30)
-    assert cli.returncode == 0, out + err
+    authorize_on_a_device(relay, standin)
     assert owner(os.path.join(tokens, "office.json")) == service_user.pw_name
 
 
@@ -236,16 +239,7 @@ def test_authorize_as_root_makes_a_private_tokens_directory(relay_as_user, stand
     relay.accounts["office"].update(authorize_url=standin.sign_in_url("authorize"),
                                     devicecode_url=standin.sign_in_url("devicecode"))
     relay.write_config()
-    standin.control(device_interval=1)
-    cli = subprocess.Popen([BINARY, "authorize", "--account", "office", "--device", "--config", relay.config_path],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-    line = ""
-    deadline = time.monotonic() + 15
-    while "enter the code" not in line and time.monotonic() < deadline:
-        line = cli.stdout.readline()
-    standin.device_decision(line.split("enter the code")[1].split()[0], "approve")
-    out, err = cli.communicate(timeout=30)
-    assert cli.returncode == 0, out + err
+    authorize_on_a_device(relay, standin)
     # sudo's umask (022) made it 0755, and the relay's first start warned permissions_fixed.
     assert oct(os.stat(os.path.join(relay.state_dir, "tokens")).st_mode & 0o777) == "0o700"
     relay.start(import_token=False)

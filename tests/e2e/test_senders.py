@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, LOCAL_PASSWORD, LOCAL_USER, MAILBOX, Relay
+from conftest import LOCAL_PASSWORD, LOCAL_USER, MAILBOX, Relay, sendmail
 
 STRANGER = "ceo@contoso.com"
 
@@ -157,15 +157,6 @@ def test_refuse_unknown_senders_answers_553_at_mail_from(relay, standin):
     relay.wait_for_log("delivered")   # the queue file goes once the 250 is in
     assert relay.queue_files() == [] and relay.failed_files() == []
     assert standin.stats().get("send_as_denied", {}) == {}
-
-
-def sendmail(relay, args, data):
-    link = os.path.join(relay.workdir, "sendmail")
-    if not os.path.exists(link):
-        os.symlink(os.path.abspath(BINARY), link)
-    relay.write_config()
-    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path)
-    return subprocess.run([link, *args], input=data, capture_output=True, env=env, timeout=30)
 
 
 def test_rewrite_sender_unallowed_delivers_cron_and_null_sender_mail_as_the_mailbox(relay, standin):

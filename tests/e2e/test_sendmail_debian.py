@@ -6,16 +6,8 @@ account's domain, and the stand-in shows where each message really went."""
 import os
 import subprocess
 
-from conftest import BINARY, MAILBOX
+from conftest import BINARY, MAILBOX, sendmail
 
-
-def sendmail(relay, args, data, name="sendmail", **env_extra):
-    link = os.path.join(relay.workdir, name)
-    if not os.path.exists(link):
-        os.symlink(os.path.abspath(BINARY), link)
-    relay.write_config()
-    env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path, **env_extra)
-    return subprocess.run([link, *args], input=data, capture_output=True, env=env, timeout=30)
 
 
 def with_aliases(relay):

@@ -36,6 +36,11 @@ bool wanted(const conf::Account& account, std::string_view address) {
     return conf::is_known_sender(account, address);
 }
 
+bool sender_allowed(const conf::Account& account, std::string_view value) {
+    const auto list = graph::parse_address_list(value);
+    return list.size() == 1 && wanted(account, list.front().address);
+}
+
 // The display name of a From: value ("CronDaemon" <root@host> -> "CronDaemon"), "" when none.
 std::string display_name(std::string_view value) {
     const auto list = graph::parse_address_list(value);
@@ -124,6 +129,10 @@ std::optional<HeaderRewrite> rewrite_from_header(const conf::Account& account, s
     const bool has_reply_to = std::any_of(fields.begin(), fields.end(), [](const Field& f) { return f.name == "reply-to"; });
     const Field* original = from == fields.end() ? nullptr : &*from;
     for (const auto& f : fields) {
+        // A Sender: the mailbox may not use goes with the old From: (Postfix's generic maps rewrite it
+        // too). Left, it tells Exchange the message is sent on behalf of the From: by that address;
+        // after the rewrite the From: is the one sender, and RFC 5322 3.6.2 needs no Sender: then.
+        if (f.name == "sender" && !sender_allowed(account, value_of(f))) continue;
         if (&f != original) {
             out.header += f.raw;
             continue;

@@ -3,7 +3,7 @@
 // From: header as well as the envelope (PROVIDERS.md), so both are rewritten to the account's email,
 // as Postfix's smtp_generic_maps is used for: cron's root@host, the null sender <>, a device with a
 // fixed wrong From. The original From: is kept in a Reply-To: when the message has none, so a reply
-// still reaches whoever wrote it.
+// still reaches whoever wrote it; a Sender: the mailbox may not use is dropped with the old From:.
 //
 // Done at delivery on a copy, never in the spool: the stored message stays what the client sent
 // (a config change applies to queued mail too), and only the header block is rebuilt; the body

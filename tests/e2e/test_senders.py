@@ -174,8 +174,8 @@ def test_rewrite_sender_unallowed_delivers_cron_and_null_sender_mail_as_the_mail
     assert result.returncode == 0, result.stderr
     # The null sender, as a device's bounce or a monitoring script sends it.
     with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as client:
-        client.sendmail("", ["it@example.com"], b"From: MAILER-DAEMON@printer.lan\r\nTo: it@example.com\r\n"
-                                                b"Subject: toner low\r\n\r\nreplace the toner\r\n")
+        client.sendmail("", ["it@example.com"], b"From: MAILER-DAEMON@printer.lan\r\nSender: daemon@printer.lan\r\n"
+                                                b"To: it@example.com\r\nSubject: toner low\r\n\r\nreplace the toner\r\n")
     messages = standin.wait_for_messages(3)
     for envelope, body in messages:
         assert envelope["mail_from"] == MAILBOX and envelope["rcpt_to"] == ["it@example.com"], envelope
@@ -186,6 +186,7 @@ def test_rewrite_sender_unallowed_delivers_cron_and_null_sender_mail_as_the_mail
     assert f'From: "CronDaemon" <{MAILBOX}>'.encode() in plain and b"Reply-To" not in plain
     assert f'From: "CronDaemon" <{MAILBOX}>\r\nReply-To: "CronDaemon" <root@host.lan>\r\n'.encode() in rewritten
     assert f"From: {MAILBOX}\r\nReply-To: MAILER-DAEMON@printer.lan\r\n".encode() in null
+    assert b"Sender:" not in null   # it went with the old From: (else "on behalf of" a stranger)
     assert b"line one" in rewritten and b"replace the toner" in null
     assert len(relay.log_lines("sender_rewritten")) == 2
     assert relay.failed_files() == [] and standin.stats().get("send_as_denied", {}) == {}

@@ -49,6 +49,19 @@ TEST(SenderRewrite, CronMailGetsTheMailboxAndKeepsTheOriginalInReplyTo) {
     EXPECT_EQ(sent(a, with_reply), "From: Printer <scanner@contoso.com>\r\nReply-To: desk@contoso.com\r\n\r\nbody\r\n");
 }
 
+TEST(SenderRewrite, ASenderTheMailboxMayNotUseGoesWithTheOldFrom) {
+    const auto a = account(conf::RewriteSender::unallowed);
+    // A Java mail service's fixed header: From and Sender both the application's own address.
+    const std::string app = "From: erp@app.lan\r\nSender: erp-daemon@app.lan\r\nTo: a@b\r\n\r\nx\r\n";
+    EXPECT_EQ(sent(a, app), "From: scanner@contoso.com\r\nReply-To: erp@app.lan\r\nTo: a@b\r\n\r\nx\r\n");
+    // A Sender: the mailbox may use stays; so does any Sender: when the From: needs no rewrite.
+    const std::string own_sender = "From: erp@app.lan\r\nSender: invoices@contoso.com\r\n\r\nx\r\n";
+    EXPECT_EQ(sent(a, own_sender),
+              "From: scanner@contoso.com\r\nReply-To: erp@app.lan\r\nSender: invoices@contoso.com\r\n\r\nx\r\n");
+    const std::string fine_from = "From: invoices@contoso.com\r\nSender: someone@else\r\n\r\nx\r\n";
+    EXPECT_FALSE(rewrite_from_header(a, fine_from, true));
+}
+
 TEST(SenderRewrite, KnownSendersAreLeftAloneUnlessAlways) {
     const std::string own = "From: Scanner <SCANNER@contoso.com>\r\nTo: a@b\r\n\r\nx\r\n";
     const std::string send_as = "From: invoices@contoso.com\r\nTo: a@b\r\n\r\nx\r\n";

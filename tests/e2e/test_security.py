@@ -76,12 +76,15 @@ def test_parallel_guesses_never_exceed_auth_max_failures(relay, standin):
         answers[i] = clients[i].command(auth_plain(HASHED_USER, password))
 
     threads = []
-    for i in range(len(clients)):   # 40 wrong guesses 3 ms apart, then the right password
+    for i in range(40):   # 40 wrong guesses 3 ms apart, all in flight together
         threads.append(threading.Thread(target=guess, args=(i,)))
         threads[-1].start()
         time.sleep(0.003)
     for t in threads:
         t.join(120)
+    # Then the right password, once the guesses are answered (sent among them, it may arrive before
+    # the tenth is counted, and then 235 is right: CI's loaded machine did that).
+    guess(40)
     for c in clients:
         c.close()
     assert all(a is not None for a in answers), answers
@@ -89,7 +92,12 @@ def test_parallel_guesses_never_exceed_auth_max_failures(relay, standin):
     checked = [a for a in wrong if a.startswith("535 5.7.8")]
     assert len(checked) <= 10, wrong
     assert all(a.startswith("535 5.7.8") or a.startswith("454 4.7.0") for a in wrong), wrong
-    assert not answers[40].startswith("235"), answers[40]   # before: 235, the lockout was outrun
+    # Busy refusals (too many checks in flight from one address) are not failures: the lockout
+    # comes only with the tenth checked guess. Before the fix, 40 were checked and 235 came anyway.
+    if len(checked) == 10:
+        assert answers[40].startswith("454 4.7.0"), (answers[40], wrong)
+    else:
+        assert answers[40].startswith("235"), (answers[40], wrong)
     assert len(relay.log_lines("auth_failed")) <= 10
     # More guesses, one at a time, until the lockout: never more than 10 checked in all.
     client = greeted_client(relay)

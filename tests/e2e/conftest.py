@@ -245,3 +245,15 @@ def sendmail(relay, args, data, name="sendmail", **env_extra):
     relay.write_config()
     env = dict(os.environ, SMTP_OAUTH2_RELAY_CONFIG=relay.config_path, **env_extra)
     return subprocess.run([link, *args], input=data, capture_output=True, env=env, timeout=30)
+
+
+def read_until_closed(sock):
+    """Everything the relay says until it closes the connection (then closes ours)."""
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    return data

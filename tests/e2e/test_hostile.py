@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import LOCAL_PASSWORD, LOCAL_USER, MAILBOX
+from conftest import LOCAL_PASSWORD, LOCAL_USER, MAILBOX, read_until_closed
 
 # The documented fail2ban filter (README, "Hostile clients"): it must match the relay's line.
 FAIL2BAN_REGEX = r"^\S+ warning auth_failed client=(?P<host>[0-9a-fA-F.:]+) "
@@ -227,13 +227,7 @@ def test_client_outside_allow_networks_hears_554_and_is_logged(relay, standin):
     relay.settings["allow_networks"] = ["10.0.0.0/8"]
     relay.start()
     s = socket.create_connection(("127.0.0.1", relay.port), timeout=5)
-    data = b""
-    while True:
-        chunk = s.recv(512)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = read_until_closed(s)
     assert data == b"554 5.7.1 Error: client host rejected: access denied\r\n"   # then closed, no greeting
     line = relay.wait_for_log("reject", count=2)[-1]   # the first is start()'s probe connection
     assert "client=127.0.0.1 command=CONNECT" in line and "reply=\"554 5.7.1 " in line
@@ -399,13 +393,7 @@ def test_talking_before_the_greeting_is_refused(relay, standin):
     relay.start()
     s = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
     s.sendall(b"EHLO impatient.test\r\nMAIL FROM:<a@example.com>\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(512)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = read_until_closed(s)
     assert data == b"554 5.5.0 relay.test Error: SMTP protocol synchronization\r\n"
     assert relay.log_lines("pregreet_traffic")
     # A patient client is greeted after the pause.

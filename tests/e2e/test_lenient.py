@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import MAILBOX
+from conftest import MAILBOX, read_until_closed
 from test_hostile import RawClient, start_transaction, wait_idle_queue
 
 LENIENT = "127.0.0.1"
@@ -369,13 +369,7 @@ def blast(relay, source):
     """`printf 'HELO ...\\r\\nMAIL FROM:...\\r\\n...QUIT\\r\\n' | nc`: everything sent at once, replies read after."""
     s = socket.create_connection(("127.0.0.1", relay.port), timeout=10, source_address=(source, 0))
     s.sendall(BLAST)
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = read_until_closed(s)
     return data.decode()
 
 

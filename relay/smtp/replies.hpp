@@ -35,6 +35,7 @@ inline constexpr std::string_view kClientNotAllowed = "554 5.7.1 Error: client h
 // ---- command framing and dispatch ---------------------------------------------------------------
 inline constexpr std::string_view kLineTooLong = "500 5.5.2 Error: line too long";
 inline constexpr std::string_view kBadLineEnding = "500 5.5.2 Error: bad syntax; command lines must end with CRLF";
+inline constexpr std::string_view kNulInCommand = "500 5.5.2 Error: NUL byte in command line";
 // Postfix's text for the same case (smtpd_forbid_bare_newline), answered at the LF, not at a CRLF.
 inline constexpr std::string_view kBareLfCommand = "500 5.5.2 Error: bare <LF> received; command lines must end with CRLF";
 inline constexpr std::string_view kUnknownCommand = "500 5.5.2 Error: command not recognized";

@@ -44,7 +44,11 @@ const ServerSession::State::Verb* ServerSession::State::find_verb(std::string_vi
 void ServerSession::State::command_line(std::string_view line) {
     // A CR inside a line means the client ends lines with something other than CRLF (RFC 5321
     // 2.3.8); a NUL is never valid. (run() already ended the line at its first LF.)
-    if (line.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+    if (line.find('\0') != std::string_view::npos) {
+        reply(replies::kNulInCommand);
+        return;
+    }
+    if (line.find_first_of("\r\n") != std::string_view::npos) {
         reply(replies::kBadLineEnding);
         return;
     }

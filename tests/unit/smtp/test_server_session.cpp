@@ -314,6 +314,15 @@ TEST(SmtpSession, LongCommandLines) {
     EXPECT_EQ(conv.transcript, "S: 500 5.5.2 Error: line too long\nS: 250 2.0.0 Ok\n");
 }
 
+TEST(SmtpSession, ANulInACommandIsNamedAsSuch) {
+    Conversation conv(base_policy());
+    conv.send("HELO c\r\n");
+    conv.transcript.clear();
+    conv.send(std::string("MAIL FROM:<a@corp.example>\0\r\n", 29));
+    EXPECT_EQ(conv.transcript, "S: 500 5.5.2 Error: NUL byte in command line\n");
+    EXPECT_TRUE(conv.hooks.routes.empty());
+}
+
 TEST(SmtpSession, BareLineFeedsNeverEndACommandOfAStrictClient) {
     Conversation conv(base_policy());
     conv.send("HELO c\r\n");

@@ -33,6 +33,8 @@ constexpr const char* kQueueHelp = R"(usage: smtp-oauth2-relay queue SUBCOMMAND 
 
   queue list                      every queued and failed message: id, age, account, sender,
                                   recipients, size, attempts, next try, status, last reply
+  queue list --mailq              the queue in Postfix's mailq format (what `mailq` and
+                                  `sendmail -bp` print): monitoring that parses mailq works
   queue show ID [--raw]           one message: envelope, state, failure reason, header; control
                                   bytes and invalid UTF-8 from the client are shown as \xNN
                                   unless --raw (the exact bytes)
@@ -156,6 +158,39 @@ int list(const Spool& spool) {
     return kOk;
 }
 
+// Postfix's showq layout, which monitoring (check_mailq, munin's postfix_mailqueue) parses: a row
+// per message (id, flag '*' active / '!' held, size, arrival time, sender), the last reply in
+// parentheses for a deferred one, the recipients still to do, and "-- N Kbytes in M Requests.".
+// Failed messages are not shown: Postfix has bounced those. `queue list` has everything.
+int list_as_mailq(const Spool& spool) {
+    auto entries = load_dir(spool.queue_dir(), false);
+    std::erase_if(entries, [](const Entry& e) { return !e.broken.empty(); });
+    if (entries.empty()) {
+        std::puts("Mail queue is empty");
+        return kOk;
+    }
+    std::puts("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------");
+    std::uint64_t bytes = 0;
+    for (const auto& e : entries) {
+        const auto& m = e.message;
+        bytes += m.size;
+        char arrival[32] = "?";
+        const std::time_t t = SystemClock::to_time_t(m.received);
+        std::tm local{};
+        if (m.received != SystemClock::time_point{} && ::localtime_r(&t, &local))
+            std::strftime(arrival, sizeof arrival, "%a %b %e %H:%M:%S", &local);
+        std::printf("%s%c%8llu %-20s %s\n", m.id.c_str(), e.held ? '!' : ' ', static_cast<unsigned long long>(m.size),
+                    arrival, m.envelope.mail_from.empty() ? "MAILER-DAEMON" : shown(m.envelope.mail_from).c_str());
+        if (e.state && !e.state->last_reply.empty()) std::printf("(%s)\n", shown(e.state->last_reply).c_str());
+        const auto& rcpts = e.state && !e.state->rcpt_left.empty() ? e.state->rcpt_left : m.envelope.rcpt_to;
+        for (const auto& r : rcpts) std::printf("%41s%s\n", "", shown(r).c_str());
+        std::puts("");
+    }
+    std::printf("-- %llu Kbytes in %zu Request%s.\n", static_cast<unsigned long long>((bytes + 1023) / 1024),
+                entries.size(), entries.size() == 1 ? "" : "s");
+    return kOk;
+}
+
 std::optional<Entry> find(const Spool& spool, const std::string& id) {
     if (fs::exists(spool.queue_path(id))) return load(spool.queue_path(id), false);
     if (fs::exists(spool.failed_path(id))) return load(spool.failed_path(id), true);
@@ -266,7 +301,7 @@ int act(const Spool& spool, const std::string& sub, const ParsedOptions& o) {
 }  // namespace
 
 int run_queue(const std::vector<std::string>& args) {
-    auto options = parse_options("queue", args, {{"--all", false}, {"--failed", false}, {"--raw", false}}, kQueueHelp);
+    auto options = parse_options("queue", args, {{"--all", false}, {"--failed", false}, {"--raw", false}, {"--mailq", false}}, kQueueHelp);
     if (!options) return kUsageError;
     if (options->help) return kOk;
     const auto& pos = options->positional;
@@ -281,6 +316,7 @@ int run_queue(const std::vector<std::string>& args) {
     else if ((options->has("--all") || options->has("--failed")) && sub != "retry") problem = "--all and --failed go with retry";
     else if (options->has("--all") && options->has("--failed")) problem = "use --all or --failed, not both";
     else if (options->has("--raw") && sub != "show") problem = "--raw goes with show";
+    else if (options->has("--mailq") && sub != "list") problem = "--mailq goes with list";
     if (!problem.empty()) {
         std::fprintf(stderr, "smtp-oauth2-relay queue: %s\n\n%s", problem.c_str(), kQueueHelp);
         return kUsageError;
@@ -296,7 +332,7 @@ int run_queue(const std::vector<std::string>& args) {
     }
     try {
         Spool spool(config->relay.spool_dir);
-        if (sub == "list") return list(spool);
+        if (sub == "list") return options->has("--mailq") ? list_as_mailq(spool) : list(spool);
         if (sub == "show") return show(spool, pos[1], options->has("--raw"));
         return act(spool, sub, *options);
     } catch (const std::exception& e) {

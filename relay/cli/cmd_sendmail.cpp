@@ -96,7 +96,7 @@ int run_sendmail(const std::vector<std::string>& args) {
                     "(/etc/aliases by default) each time a message is submitted\n", config_path.c_str());
         return kOk;
     }
-    if (options.mode == Mode::list_queue) return run_queue({"list", "--config", config_path});
+    if (options.mode == Mode::list_queue) return run_queue({"list", "--mailq", "--config", config_path});
     // An ordinary user's cron job usually may not read the config (0640: it holds secrets). That
     // is no reason to lose its mail: the maildrop takes it without the config.
     std::optional<conf::Config> config;

@@ -247,3 +247,22 @@ def test_config_check_warns_when_the_hosts_own_mail_would_be_refused(relay):
     relay.settings["allow_networks"] = ["192.168.0.0/16"]
     lan_only = relay.run("config", "--check", "--quiet")
     assert lan_only.returncode == 0 and 'add "127.0.0.0/8"' in lan_only.stderr, lan_only.stderr
+
+
+def test_mailq_prints_postfixs_format_for_monitoring(relay, standin):
+    # check_mailq and munin's postfix_mailqueue parse mailq's last line or its "empty" line.
+    relay.start()
+    empty = sendmail(relay, [], b"", name="mailq")
+    assert empty.returncode == 0 and empty.stdout == b"Mail queue is empty\n", empty.stdout
+    standin.set_smtp_up(False)
+    assert sendmail(relay, ["-i", "boss@example.com", "clerk@example.com"], b"Subject: waits\n\nbody\n").returncode == 0
+    relay.wait_for_log("deferred")
+    lines = sendmail(relay, [], b"", name="mailq").stdout.decode().splitlines()
+    assert lines[0] == "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------", lines
+    qid, size = lines[1].split()[:2]
+    assert len(qid) == 16 and int(size) > 0 and lines[1].endswith(f"  {MAILBOX}"), lines
+    assert lines[2].startswith("(") and lines[2].endswith(")"), lines       # the last reply
+    assert [line.strip() for line in lines[3:5]] == ["boss@example.com", "clerk@example.com"]
+    assert lines[3].startswith(" " * 41)
+    assert lines[-1] == f"-- {(int(size) + 1023) // 1024} Kbytes in 1 Request.", lines
+    assert sendmail(relay, ["-bp"], b"").stdout.decode().splitlines() == lines
